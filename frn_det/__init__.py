@@ -1,0 +1,13 @@
+"""frn_det: Filter Response Normalization for detectron2.
+
+Importing this package registers what it adds to detectron2: the "FRN" and "FRN_NoTLU" norm names
+in get_norm, the "cosine" warmup method.
+"""
+from .config import add_frn_config
+from .layers import FRN, TLU, frn_reference, register_frn_norm
+from .solver import register_cosine_warmup
+
+register_frn_norm()
+register_cosine_warmup()
+
+__version__ = "0.1.0"

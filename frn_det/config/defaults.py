@@ -1,0 +1,18 @@
+from detectron2.config import CfgNode as CN
+
+
+def add_frn_config(cfg):
+    """Adds frn_det's keys to a detectron2 config (call before merge_from_file)."""
+    cfg.MODEL.FRN = CN()
+    # Fixed eps of eq. 1 (the paper's 1e-6), or learnable: eps = 1e-6 + |eps_l|, eps_l init 1e-4.
+    cfg.MODEL.FRN.EPS = 1e-6
+    cfg.MODEL.FRN.LEARNABLE_EPS = False
+    # SOLVER.WARMUP_METHOD also accepts "cosine" (the paper's cosine ramp-up, section 4.1).
+    return cfg
+
+
+def apply_frn_options(cfg):
+    """Makes FRN layers built through get_norm use cfg.MODEL.FRN."""
+    from frn_det.layers import set_frn_options
+
+    set_frn_options(eps=cfg.MODEL.FRN.EPS, learnable_eps=cfg.MODEL.FRN.LEARNABLE_EPS)

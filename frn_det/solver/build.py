@@ -1,0 +1,61 @@
+import torch
+from detectron2.solver import build as d2_build
+from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping, reduce_param_groups
+
+from frn_det.layers import FRN, TLU
+
+from .lr_scheduler import WarmupParamScheduler
+
+FRN_MODULE_TYPES = (FRN, TLU)
+
+
+def get_frn_optimizer_params(model, base_lr=None, weight_decay=None, weight_decay_norm=None,
+                             bias_lr_factor=1.0, weight_decay_bias=None, overrides=None):
+    """detectron2's get_default_optimizer_params, with FRN/TLU parameters (weight, bias, tau, eps_l)
+    treated as norm parameters: detectron2 only recognises torch's norm classes."""
+    groups = get_default_optimizer_params(
+        model, base_lr=base_lr, weight_decay=weight_decay, weight_decay_norm=weight_decay_norm,
+        bias_lr_factor=bias_lr_factor, weight_decay_bias=weight_decay_bias, overrides=overrides,
+    )
+    if weight_decay_norm is None:
+        return groups
+    # Same precedence as detectron2: the norm value, unless a per-name override sets weight decay.
+    overridden = {name for name, o in (overrides or {}).items() if "weight_decay" in o}
+    if weight_decay_bias is not None:
+        overridden.add("bias")
+    frn_params = {
+        p
+        for m in model.modules() if isinstance(m, FRN_MODULE_TYPES)
+        for name, p in m.named_parameters(recurse=False) if name not in overridden
+    }
+    expanded = [{**g, "params": [p]} for g in groups for p in g["params"]]
+    for g in expanded:
+        if g["params"][0] in frn_params:
+            g["weight_decay"] = weight_decay_norm
+    return reduce_param_groups(expanded)
+
+
+def build_optimizer(cfg, model):
+    """detectron2's SGD build_optimizer with FRN-aware norm weight decay."""
+    params = get_frn_optimizer_params(
+        model,
+        base_lr=cfg.SOLVER.BASE_LR,
+        weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
+        bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR,
+        weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
+    )
+    return maybe_add_gradient_clipping(cfg, torch.optim.SGD)(
+        params,
+        lr=cfg.SOLVER.BASE_LR,
+        momentum=cfg.SOLVER.MOMENTUM,
+        nesterov=cfg.SOLVER.NESTEROV,
+        weight_decay=cfg.SOLVER.WEIGHT_DECAY,
+    )
+
+
+def register_cosine_warmup():
+    """Lets detectron2's own build_lr_scheduler take SOLVER.WARMUP_METHOD "cosine"."""
+    d2_build.WarmupParamScheduler = WarmupParamScheduler
+
+
+build_lr_scheduler = d2_build.build_lr_scheduler

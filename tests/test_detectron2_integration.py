@@ -1,0 +1,102 @@
+"""FRN reached through detectron2's own code: get_norm, FPN/ResNet builders, optimizer, LR schedule."""
+import math
+
+import pytest
+import torch
+from detectron2.config import get_cfg
+from detectron2.layers import ShapeSpec, get_norm
+from detectron2.modeling.backbone.fpn import build_resnet_fpn_backbone
+from detectron2.solver import build_lr_scheduler as d2_build_lr_scheduler
+
+import frn_det
+from frn_det.layers import FRN, TLU
+from frn_det.solver import build_optimizer
+
+
+def _cfg(**overrides):
+    cfg = frn_det.add_frn_config(get_cfg())
+    for k, v in overrides.items():
+        cfg.merge_from_list([k, v])
+    return cfg
+
+
+def test_stock_fpn_builds_with_frn():
+    cfg = _cfg(**{"MODEL.FPN.NORM": "FRN_NoTLU", "MODEL.RESNETS.NORM": "FRN", "MODEL.RESNETS.DEPTH": 18,
+                  "MODEL.RESNETS.RES2_OUT_CHANNELS": 64, "MODEL.RESNETS.OUT_FEATURES": ["res2", "res3", "res4", "res5"],
+                  "MODEL.FPN.IN_FEATURES": ["res2", "res3", "res4", "res5"]})
+    fpn = build_resnet_fpn_backbone(cfg, ShapeSpec(channels=3))
+    # detectron2's FPN: lateral + output conv per level; ResNet-18: stem + 2 convs * 8 blocks + 3 shortcuts
+    assert sum(1 for n, m in fpn.named_modules() if isinstance(m, FRN) and "bottom_up" not in n) == 8
+    assert sum(1 for n, m in fpn.named_modules() if isinstance(m, FRN) and "bottom_up" in n) == 1 + 16 + 3
+    assert all(m.tau is None for n, m in fpn.named_modules() if isinstance(m, FRN) and "bottom_up" not in n)
+    out = fpn(torch.randn(1, 3, 64, 64))
+    assert set(out) == {"p2", "p3", "p4", "p5", "p6"} and all(torch.isfinite(v).all() for v in out.values())
+
+
+def test_get_norm_names_and_options():
+    assert isinstance(get_norm("FRN", 4), FRN) and get_norm("FRN", 4).tau is not None
+    assert get_norm("FRN_NoTLU", 4).tau is None
+    assert isinstance(get_norm("GN", 64), torch.nn.GroupNorm)  # detectron2's names still work
+    assert get_norm("", 4) is None
+    cfg = _cfg(**{"MODEL.FRN.LEARNABLE_EPS": True, "MODEL.FRN.EPS": 1e-5})
+    from frn_det.config.defaults import apply_frn_options
+
+    try:
+        apply_frn_options(cfg)
+        layer = get_norm("FRN", 4)
+        assert layer.eps_l is not None and layer.eps == 1e-5
+    finally:
+        apply_frn_options(_cfg())
+    assert get_norm("FRN", 4).eps_l is None
+
+
+def test_unknown_norm_lists_valid_names():
+    with pytest.raises(ValueError) as e:
+        get_norm("FNR", 8)
+    for name in ("'FNR'", "'FRN'", "'FRN_NoTLU'", "'GN'", "'BN'", "'SyncBN'"):
+        assert name in str(e.value)
+
+
+def test_frn_parameters_get_norm_weight_decay():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), FRN(4, learnable_eps=True),
+                                torch.nn.Conv2d(4, 4, 1), torch.nn.GroupNorm(2, 4), TLU(4))
+    cfg = _cfg(**{"SOLVER.WEIGHT_DECAY": 4e-4, "SOLVER.WEIGHT_DECAY_NORM": 0.0})
+    opt = build_optimizer(cfg, model)
+    decay = {p: g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    frn, tlu, gn = model[1], model[4], model[3]
+    for p in [frn.weight, frn.bias, frn.tau, frn.eps_l, tlu.tau, gn.weight, gn.bias]:
+        assert decay[p] == 0.0
+    for p in [model[0].weight, model[0].bias, model[2].weight]:
+        assert decay[p] == 4e-4
+    assert len(decay) == len(list(model.parameters()))
+
+
+def test_weight_decay_bias_still_wins_for_frn_bias():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), FRN(4))
+    cfg = _cfg(**{"SOLVER.WEIGHT_DECAY": 1e-4, "SOLVER.WEIGHT_DECAY_NORM": 0.0, "SOLVER.WEIGHT_DECAY_BIAS": 5e-5})
+    decay = {p: g["weight_decay"] for g in build_optimizer(cfg, model).param_groups for p in g["params"]}
+    assert decay[model[1].bias] == 5e-5 and decay[model[0].bias] == 5e-5 and decay[model[1].tau] == 0.0
+
+
+def test_cosine_warmup_through_detectron2_build_lr_scheduler():
+    cfg = _cfg(**{"SOLVER.WARMUP_METHOD": "cosine", "SOLVER.WARMUP_ITERS": 100, "SOLVER.WARMUP_FACTOR": 0.0,
+                  "SOLVER.MAX_ITER": 1000, "SOLVER.LR_SCHEDULER_NAME": "WarmupCosineLR", "SOLVER.BASE_LR": 0.1})
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    sched = d2_build_lr_scheduler(cfg, opt)
+    lrs = []
+    for _ in range(1000):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    peak = 0.1 * 0.5 * (1 + math.cos(math.pi * 100 / 1000))  # the cosine decay's value at the end of warmup
+    for it in (0, 25, 50, 99):
+        assert lrs[it] == pytest.approx(peak * 0.5 * (1 - math.cos(math.pi * it / 100)), abs=1e-9)
+    for it in (100, 500, 999):
+        assert lrs[it] == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * it / 1000)), abs=1e-9)
+
+
+def test_unknown_warmup_method_is_a_clear_error():
+    cfg = _cfg(**{"SOLVER.WARMUP_METHOD": "cosin"})
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    with pytest.raises(ValueError, match="'cosin'.*constant, linear, cosine"):
+        d2_build_lr_scheduler(cfg, opt)
