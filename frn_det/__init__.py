@@ -6,6 +6,8 @@ in get_norm, the "cosine" warmup method.
 from .config import add_frn_config
 from .layers import FRN, TLU, frn_reference, register_frn_norm
 from .solver import register_cosine_warmup
+from . import modeling  # noqa: F401  (registers backbones and RetinaNetFRN)
+from . import engine  # noqa: F401  (CPU-capable create_ddp_model for DefaultTrainer)
 
 register_frn_norm()
 register_cosine_warmup()

@@ -7,7 +7,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
 py_base="${FRN_PYTHON:-python3}"
 stamp="$venv/.frn_det_setup"
-want="$(cat "$root/requirements.txt" "$root/setup.py" "$root/tools/setup_env.sh" | sha256sum | cut -d' ' -f1)"
+# Everything that changes what gets installed or built (the C++ kernel included).
+want="$(cat "$root/requirements.txt" "$root/setup.py" "$root/tools/setup_env.sh" "$root"/frn_det/layers/csrc/* 2>/dev/null | sha256sum | cut -d' ' -f1)"
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
   exit 0

@@ -7,6 +7,8 @@ def add_frn_config(cfg):
     # Fixed eps of eq. 1 (the paper's 1e-6), or learnable: eps = 1e-6 + |eps_l|, eps_l init 1e-4.
     cfg.MODEL.FRN.EPS = 1e-6
     cfg.MODEL.FRN.LEARNABLE_EPS = False
+    # Pad every input to this square size (0: off); the paper trains at 1024x1024.
+    cfg.MODEL.FPN.SQUARE_PAD = 0
     # SOLVER.WARMUP_METHOD also accepts "cosine" (the paper's cosine ramp-up, section 4.1).
     return cfg
 

@@ -1,0 +1,34 @@
+import os
+
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+
+
+def _write_atomic(path, write, mode="wb"):
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, mode) as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class AtomicCheckpointer(DetectionCheckpointer):
+    """DetectionCheckpointer that writes each file under a temporary name and then renames it, so a run
+    killed while saving never leaves a half-written checkpoint or a last_checkpoint naming one.
+    (fvcore's Checkpointer writes in place.) For local OUTPUT_DIRs."""
+
+    def save(self, name, **kwargs):
+        if not self.save_dir or not self.save_to_disk:
+            return
+        data = {"model": self.model.state_dict()}
+        data.update({key: obj.state_dict() for key, obj in self.checkpointables.items()})
+        data.update(kwargs)
+        basename = f"{name}.pth"
+        save_file = os.path.join(self.save_dir, basename)
+        self.logger.info(f"Saving checkpoint to {save_file}")
+        _write_atomic(save_file, lambda f: torch.save(data, f))
+        self.tag_last_checkpoint(basename)
+
+    def tag_last_checkpoint(self, last_filename_basename):
+        _write_atomic(os.path.join(self.save_dir, "last_checkpoint"), lambda f: f.write(last_filename_basename), "w")

@@ -1,0 +1,1 @@
+from .results import by_dataset, format_table, headline, write_results

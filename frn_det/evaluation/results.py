@@ -1,0 +1,31 @@
+"""The numbers a run reports: COCO AP, AP50, AP75 per dataset, as a table and a JSON file."""
+import json
+import os
+
+from tabulate import tabulate
+
+HEADLINE = ("AP", "AP50", "AP75")
+
+
+def by_dataset(results, dataset_names):
+    """detectron2's test() returns {dataset: {task: ..}}, flattened to {task: ..} for one dataset."""
+    return {dataset_names[0]: results} if "bbox" in results else results
+
+
+def headline(results):
+    """{dataset: {"AP": .., "AP50": .., "AP75": ..}} from {dataset: {"bbox": {...}}}."""
+    return {name: {k: r["bbox"][k] for k in HEADLINE} for name, r in results.items() if "bbox" in r}
+
+
+def format_table(results):
+    rows = [[name, *(f"{v[k]:.2f}" for k in HEADLINE)] for name, v in headline(results).items()]
+    return tabulate(rows, headers=["dataset", *HEADLINE], tablefmt="pipe")
+
+
+def write_results(results, output_dir, filename="results.json"):
+    path = os.path.join(output_dir, filename)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"headline": headline(results), "all": results}, f, indent=2)
+    os.replace(tmp, path)  # never a half-written file
+    return path

@@ -1,0 +1,6 @@
+from .backbone import (
+    build_resnet_frn_backbone,
+    build_resnet_frn_fpn_backbone,
+    build_retinanet_resnet_frn_fpn_backbone,
+)
+from .meta_arch import RetinaNetFRN, RetinaNetFRNHead

@@ -1,0 +1,2 @@
+from .fpn import build_resnet_frn_fpn_backbone, build_retinanet_resnet_frn_fpn_backbone
+from .resnet import FRNBasicBlock, FRNBottleneckBlock, FRNStem, build_resnet_frn_backbone, make_frn_aware

@@ -1,0 +1,28 @@
+"""FPN backbones over the FRN-aware ResNet, with detectron2's FPN and top blocks.
+
+detectron2's FPN has no activation after its norms (use "FRN_NoTLU" there), and P6/P7 apply ReLU
+to the output of a conv, never to a TLU's.
+"""
+from detectron2.modeling import BACKBONE_REGISTRY
+from detectron2.modeling.backbone.fpn import build_resnet_fpn_backbone, build_retinanet_resnet_fpn_backbone
+
+from .resnet import make_frn_aware
+
+
+@BACKBONE_REGISTRY.register()
+def build_resnet_frn_fpn_backbone(cfg, input_shape):
+    """R-CNN family: res2-res5 + max-pool top block (P2-P6)."""
+    return _frn_fpn(build_resnet_fpn_backbone(cfg, input_shape), cfg)
+
+
+@BACKBONE_REGISTRY.register()
+def build_retinanet_resnet_frn_fpn_backbone(cfg, input_shape):
+    """RetinaNet: res3-res5 + P6/P7 from res5 (P3-P7)."""
+    return _frn_fpn(build_retinanet_resnet_fpn_backbone(cfg, input_shape), cfg)
+
+
+def _frn_fpn(backbone, cfg):
+    make_frn_aware(backbone.bottom_up, cfg.MODEL.RESNETS.NORM)
+    # detectron2's FPN takes square_pad but its yacs builders do not pass it
+    backbone._square_pad = cfg.MODEL.FPN.get("SQUARE_PAD", 0)
+    return backbone

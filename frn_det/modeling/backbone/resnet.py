@@ -1,0 +1,108 @@
+"""FRN-aware ResNetV1 for detectron2.
+
+detectron2's ResNet blocks call ReLU after every norm, which would clip FRN+TLU's output at 0
+(max(max(y, tau), 0)). The classes here are detectron2's blocks with FRN's placement:
+stem conv -> FRN+TLU -> max-pool; conv1, conv2 -> FRN+TLU; conv3 and shortcut -> FRN (no TLU);
+residual add -> TLU. With any other norm they behave exactly like detectron2's (norm + ReLU).
+State names are detectron2's (plus `tlu.tau` per block), so checkpoints move between them.
+"""
+import torch.nn.functional as F
+from detectron2.layers import get_norm
+from detectron2.modeling import BACKBONE_REGISTRY
+from detectron2.modeling.backbone.resnet import BasicBlock, BasicStem, BottleneckBlock, build_resnet_backbone
+
+from frn_det.layers import TLU
+
+FRN_WITH_TLU = "FRN"
+
+
+def uses_tlu(norm):
+    return isinstance(norm, str) and norm == FRN_WITH_TLU
+
+
+class _FRNAware:
+    """Activation placement shared by the stem and the blocks."""
+
+    convs_without_activation = ()  # convs whose norm is followed by a residual add, not an activation
+    has_residual = True
+
+    def _setup_activations(self, norm):
+        self.use_tlu = uses_tlu(norm)
+        if not self.use_tlu:
+            return
+        for name in self.convs_without_activation:
+            conv = getattr(self, name)
+            if conv is not None:  # e.g. no projection shortcut
+                conv.norm = get_norm("FRN_NoTLU", conv.out_channels)
+        if self.has_residual:
+            self.tlu = TLU(self.out_channels)
+
+    def _act(self, x):
+        # FRN+TLU already is "norm + activation"
+        return x if self.use_tlu else F.relu_(x)
+
+    def _residual_act(self, x):
+        return self.tlu(x) if self.use_tlu else F.relu_(x)
+
+
+class FRNStem(_FRNAware, BasicStem):
+    has_residual = False
+
+    def __init__(self, in_channels=3, out_channels=64, norm=FRN_WITH_TLU):
+        super().__init__(in_channels, out_channels, norm=norm)
+        self._setup_activations(norm)
+
+    def forward(self, x):
+        return F.max_pool2d(self._act(self.conv1(x)), kernel_size=3, stride=2, padding=1)
+
+
+class FRNBasicBlock(_FRNAware, BasicBlock):
+    convs_without_activation = ("conv2", "shortcut")
+
+    def __init__(self, in_channels, out_channels, *, stride=1, norm=FRN_WITH_TLU):
+        super().__init__(in_channels, out_channels, stride=stride, norm=norm)
+        self._setup_activations(norm)
+
+    def forward(self, x):
+        out = self.conv2(self._act(self.conv1(x)))
+        shortcut = self.shortcut(x) if self.shortcut is not None else x
+        return self._residual_act(out + shortcut)
+
+
+class FRNBottleneckBlock(_FRNAware, BottleneckBlock):
+    convs_without_activation = ("conv3", "shortcut")
+
+    def __init__(self, in_channels, out_channels, *, norm=FRN_WITH_TLU, **kwargs):
+        super().__init__(in_channels, out_channels, norm=norm, **kwargs)
+        self._setup_activations(norm)
+
+    def forward(self, x):
+        out = self._act(self.conv1(x))
+        out = self.conv3(self._act(self.conv2(out)))
+        shortcut = self.shortcut(x) if self.shortcut is not None else x
+        return self._residual_act(out + shortcut)
+
+
+_FRN_CLASSES = {BasicStem: FRNStem, BasicBlock: FRNBasicBlock, BottleneckBlock: FRNBottleneckBlock}
+
+
+def make_frn_aware(resnet, norm):
+    """Turns a ResNet built by detectron2's build_resnet_backbone into the FRN-aware one, in place.
+
+    Reusing detectron2's builder keeps every RESNETS config key working; the modules' classes are
+    swapped for the subclasses above, which only change where activations go.
+    """
+    for module in resnet.modules():
+        if type(module).__name__ == "DeformBottleneckBlock":
+            raise ValueError("MODEL.RESNETS.DEFORM_ON_PER_STAGE is not supported by the FRN ResNet")
+        cls = _FRN_CLASSES.get(type(module))
+        if cls is not None:
+            module.__class__ = cls
+            module._setup_activations(norm)
+    return resnet
+
+
+@BACKBONE_REGISTRY.register()
+def build_resnet_frn_backbone(cfg, input_shape):
+    """detectron2's build_resnet_backbone with FRN's activation placement (any MODEL.RESNETS.NORM)."""
+    return make_frn_aware(build_resnet_backbone(cfg, input_shape), cfg.MODEL.RESNETS.NORM)

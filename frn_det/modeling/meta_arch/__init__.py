@@ -1,0 +1,1 @@
+from .retinanet import RetinaNetFRN, RetinaNetFRNHead

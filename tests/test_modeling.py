@@ -1,0 +1,158 @@
+"""FRN ResNet/FPN builders, RetinaNetFRN, and the paper-protocol configs."""
+import glob
+import os
+
+import pytest
+import torch
+from detectron2.config import get_cfg
+from detectron2.layers import ShapeSpec
+from detectron2.modeling import build_backbone, build_model
+
+import frn_det
+from frn_det.config.protocol import paper_solver
+from frn_det.layers import FRN, TLU
+from frn_det.modeling.backbone import FRNBottleneckBlock, FRNStem
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PAPER_CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "retinanet_*img.yaml")))
+
+
+def load_cfg(path=None, **overrides):
+    cfg = frn_det.add_frn_config(get_cfg())
+    if path:
+        cfg.merge_from_file(path)
+    cfg.MODEL.DEVICE = "cpu"
+    for k, v in overrides.items():
+        cfg.merge_from_list([k, v])
+    return cfg
+
+
+def small(cfg, depth=50):
+    cfg.MODEL.RESNETS.DEPTH = depth
+    if depth < 50:
+        cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
+    return cfg
+
+
+def test_paper_rule():
+    # Table 6: M in {64, 32, 16}; steps = 125000 * 64 / M; lr = base_lr * M / 64
+    for m, steps in [(8, 125000), (4, 250000), (2, 500000)]:
+        s = paper_solver(m, 8, base_lr=0.1)
+        assert s["IMS_PER_BATCH"] == 8 * m and s["MAX_ITER"] == steps
+        assert s["BASE_LR"] == pytest.approx(0.1 * 8 * m / 64)
+        assert s["REFERENCE_WORLD_SIZE"] == 8
+        assert s["MAX_ITER"] * s["IMS_PER_BATCH"] == 125000 * 64  # same number of images seen
+    with pytest.raises(ValueError):
+        paper_solver(0)
+
+
+def test_auto_scale_workers_keeps_images_per_gpu_and_the_rule():
+    from detectron2.engine import DefaultTrainer
+
+    cfg = load_cfg(os.path.join(ROOT, "configs", "retinanet_frn_2img.yaml"))
+    one_gpu = DefaultTrainer.auto_scale_workers(cfg, 1)
+    s = paper_solver(2, 1)
+    assert one_gpu.SOLVER.IMS_PER_BATCH == 2
+    assert one_gpu.SOLVER.MAX_ITER == s["MAX_ITER"] and one_gpu.SOLVER.BASE_LR == pytest.approx(s["BASE_LR"])
+
+
+def test_committed_configs_are_the_generator_output(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_configs", os.path.join(ROOT, "tools", "make_configs.py"))
+    make_configs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_configs)
+    written = make_configs.write_configs(str(tmp_path))
+    assert len(written) == 9 and len(PAPER_CONFIGS) == 9
+    for path in written:
+        committed = os.path.join(ROOT, "configs", os.path.basename(path))
+        text = open(path).read().replace(os.path.relpath(os.path.join(ROOT, "configs"), str(tmp_path)) + "/", "")
+        assert open(committed).read() == text, f"{committed} differs from tools/make_configs.py's output"
+
+
+@pytest.mark.parametrize("path", PAPER_CONFIGS, ids=os.path.basename)
+def test_every_config_builds(path):
+    cfg = load_cfg(path)
+    assert cfg.MODEL.RESNETS.DEPTH == 101 and cfg.MODEL.WEIGHTS == "" and cfg.MODEL.BACKBONE.FREEZE_AT == 0
+    assert cfg.SOLVER.MOMENTUM == 0.9 and cfg.SOLVER.WEIGHT_DECAY == 4e-4 and cfg.SOLVER.WARMUP_METHOD == "cosine"
+    assert cfg.INPUT.MAX_SIZE_TRAIN == 1024 and cfg.MODEL.FPN.SQUARE_PAD == 1024
+    model = build_model(cfg)
+    norm = cfg.MODEL.RESNETS.NORM
+    n_frn = sum(isinstance(m, FRN) for m in model.modules())
+    if norm == "FRN":
+        assert n_frn > 100 and not any(isinstance(m, torch.nn.ReLU) for m in model.head.modules())
+    else:
+        assert n_frn == 0
+    assert model.backbone.padding_constraints["square_size"] == 1024
+
+
+def test_bottleneck_activation_placement():
+    cfg = small(load_cfg(os.path.join(ROOT, "configs", "retinanet_frn_2img.yaml")))
+    bottom_up = build_backbone(cfg).bottom_up
+    assert isinstance(bottom_up.stem, FRNStem) and bottom_up.stem.conv1.norm.tau is not None
+    block = bottom_up.res2[0]
+    assert isinstance(block, FRNBottleneckBlock)
+    assert block.conv1.norm.tau is not None and block.conv2.norm.tau is not None
+    assert block.conv3.norm.tau is None and block.shortcut.norm.tau is None
+    assert isinstance(block.tlu, TLU)
+
+
+def test_negative_tlu_threshold_reaches_backbone_outputs():
+    # With no ReLU after TLU, a threshold below 0 shows up in the outputs: z = max(y, tau) = tau < 0.
+    cfg = small(load_cfg(os.path.join(ROOT, "configs", "retinanet_frn_2img.yaml")), depth=18)
+    backbone = build_backbone(cfg)
+    with torch.no_grad():
+        for m in backbone.bottom_up.modules():
+            if isinstance(m, TLU):
+                m.tau.fill_(-0.5)
+            if isinstance(m, FRN) and m.tau is not None:
+                m.tau.fill_(-0.5)
+        feats = backbone.bottom_up(torch.randn(1, 3, 64, 64))
+    for name in ("res3", "res4", "res5"):
+        assert feats[name].min().item() == pytest.approx(-0.5)
+    # detectron2's stock ResNet (ReLU after the norm) clips it at 0
+    stock = load_cfg(**{"MODEL.RESNETS.NORM": "FRN", "MODEL.RESNETS.DEPTH": 18,
+                        "MODEL.RESNETS.RES2_OUT_CHANNELS": 64, "MODEL.RESNETS.OUT_FEATURES": ["res5"]})
+    stock_model = build_backbone(stock)
+    with torch.no_grad():
+        for m in stock_model.modules():
+            if isinstance(m, FRN):
+                m.tau.fill_(-0.5)
+        assert stock_model(torch.randn(1, 3, 64, 64))["res5"].min().item() == 0.0
+
+
+@pytest.mark.parametrize("norm", ["FRN", "GN"])
+def test_state_dicts_move_between_retinanet_and_rcnn_builders(norm, tmp_path):
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    overrides = {"MODEL.RESNETS.NORM": norm, "MODEL.FPN.NORM": "FRN_NoTLU" if norm == "FRN" else norm}
+    retina = build_backbone(small(load_cfg(os.path.join(ROOT, "configs", "Base-RetinaNet-FRN.yaml"), **overrides)))
+    rcnn_cfg = small(load_cfg(**overrides))
+    rcnn_cfg.MODEL.BACKBONE.NAME = "build_resnet_frn_fpn_backbone"
+    rcnn_cfg.MODEL.RESNETS.OUT_FEATURES = rcnn_cfg.MODEL.FPN.IN_FEATURES = ["res2", "res3", "res4", "res5"]
+    rcnn_cfg.MODEL.RESNETS.STRIDE_IN_1X1 = False
+    rcnn = build_backbone(rcnn_cfg)
+    r_keys, c_keys = set(retina.state_dict()), set(rcnn.state_dict())
+    bottom_up = {k for k in r_keys if k.startswith("bottom_up.")}
+    assert bottom_up == {k for k in c_keys if k.startswith("bottom_up.")}
+    assert "bottom_up.res2.0.conv1.weight" in bottom_up
+    # DetectionCheckpointer moves the shared weights across
+    with torch.no_grad():
+        for p in retina.parameters():
+            p.normal_()
+    DetectionCheckpointer(retina, save_dir=str(tmp_path)).save("retina")
+    DetectionCheckpointer(rcnn).load(str(tmp_path / "retina.pth"))
+    for k in bottom_up:
+        assert torch.equal(rcnn.state_dict()[k], retina.state_dict()[k]), k
+
+
+def test_gn_baseline_is_detectron2s_resnet():
+    # Other norms go through the same builders and keep detectron2's behaviour and state names.
+    from detectron2.modeling.backbone.resnet import build_resnet_backbone
+
+    cfg = small(load_cfg(**{"MODEL.RESNETS.NORM": "GN"}))
+    ours = frn_det.modeling.build_resnet_frn_backbone(cfg, ShapeSpec(channels=3))
+    stock = build_resnet_backbone(cfg, ShapeSpec(channels=3))
+    stock.load_state_dict(ours.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    torch.testing.assert_close(ours(x)["res4"], stock(x)["res4"])

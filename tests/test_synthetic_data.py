@@ -1,0 +1,144 @@
+"""The generated shapes dataset: determinism, annotations, COCO / detectron2 loading, idempotency, variation."""
+import json
+import os
+
+import numpy as np
+import pytest
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from pycocotools.coco import COCO
+
+from frn_det.data import (
+    DEFAULT_DATASETS,
+    SHAPE_CLASSES,
+    ensure_generated,
+    generate_shapes_dataset,
+    register_default_datasets,
+    register_shapes_dataset,
+)
+from frn_det.data import synthetic
+
+
+def _unregister(*names):
+    for name in names:
+        if name in DatasetCatalog.list():
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
+        synthetic._REGISTERED.pop(name, None)
+
+
+def test_deterministic(tmp_path):
+    a = generate_shapes_dataset(tmp_path / "a", "train", 6, seed=3)
+    b = generate_shapes_dataset(tmp_path / "b", "train", 6, seed=3)
+    assert open(a, "rb").read() == open(b, "rb").read()
+    for i in range(6):
+        name = f"{i:06d}.png"
+        assert (tmp_path / "a" / "train" / name).read_bytes() == (tmp_path / "b" / "train" / name).read_bytes()
+    c = generate_shapes_dataset(tmp_path / "c", "train", 6, seed=4)
+    assert open(a, "rb").read() != open(c, "rb").read()
+
+
+@pytest.mark.parametrize("variation", ["photo", "uniform"])
+def test_annotations_valid(tmp_path, variation):
+    size = 96  # a non-default size on purpose
+    path = generate_shapes_dataset(tmp_path, "val", 12, image_size=size, variation=variation)
+    coco = COCO(path)
+    assert sorted(coco.getCatIds()) == list(range(1, len(SHAPE_CLASSES) + 1))
+    assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == list(SHAPE_CLASSES)
+    assert len(coco.getImgIds()) == 12 and len(coco.getAnnIds()) >= 12
+    for img in coco.loadImgs(coco.getImgIds()):
+        assert (img["width"], img["height"]) == (size, size)
+        assert (tmp_path / "val" / img["file_name"]).exists()
+        assert 1 <= len(coco.getAnnIds(imgIds=img["id"])) <= 6
+    for ann in coco.loadAnns(coco.getAnnIds()):
+        x, y, w, h = ann["bbox"]
+        assert x >= 0 and y >= 0 and w > 0 and h > 0 and x + w <= size and y + h <= size
+        assert ann["iscrowd"] == 0 and 0 < ann["area"] <= w * h
+        poly = np.array(ann["segmentation"][0]).reshape(-1, 2)
+        assert len(poly) >= 3
+        # the outline lies in the box, up to the anti-aliasing fringe
+        assert (poly >= [x - 1, y - 1]).all() and (poly <= [x + w + 1, y + h + 1]).all()
+
+
+@pytest.mark.parametrize("variation", ["photo", "uniform"])
+def test_boxes_tight(variation):
+    for i in range(20):
+        img, objs = synthetic._render_sample(np.random.default_rng([7, i]), 128, variation, num_objects=1)
+        assert len(objs) == 1
+        x, y, w, h = objs[0]["bbox"]
+        ys, xs = np.nonzero(objs[0]["mask"])
+        # every pixel the object changed is in the box, and the box touches such pixels on all sides
+        assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == (x, y, x + w, y + h)
+        if variation == "uniform":  # independent of the mask: pixels far from the grey background
+            far = np.abs(img.astype(int) - 102).max(-1) > 60
+            assert far.any()
+            fy, fx = np.nonzero(far)
+            assert fx.min() >= x and fx.max() < x + w and fy.min() >= y and fy.max() < y + h
+
+
+def test_objects_do_not_overlap():
+    for i in range(10):
+        _, objs = synthetic._render_sample(np.random.default_rng([5, i]), 128, "photo", num_objects=6)
+        assert (np.sum([o["mask"] for o in objs], axis=0) <= 1).all()
+
+
+def test_photo_statistics_vary_more_than_uniform():
+    def stats(variation):
+        imgs = [synthetic._render_sample(np.random.default_rng([1, i]), 128, variation)[0] / 255.0 for i in range(24)]
+        means = np.array([im.mean() for im in imgs])
+        casts = np.array([im.reshape(-1, 3).mean(0) / im.mean() for im in imgs])  # colour balance
+        return means.std(), casts.std(0).mean()
+
+    photo_mean_std, photo_cast_std = stats("photo")
+    uniform_mean_std, uniform_cast_std = stats("uniform")
+    assert photo_mean_std > 0.1 and photo_mean_std > 4 * uniform_mean_std
+    assert photo_cast_std > 2 * uniform_cast_std
+
+
+def test_idempotent(tmp_path):
+    path = generate_shapes_dataset(tmp_path, "train", 4)
+    files = [path, tmp_path / "annotations" / "manifest_train.json", tmp_path / "train" / "000000.png"]
+    mtimes = [os.stat(f).st_mtime_ns for f in files]
+    assert generate_shapes_dataset(tmp_path, "train", 4) == path
+    assert [os.stat(f).st_mtime_ns for f in files] == mtimes
+    # a different request, or a missing image, regenerates
+    generate_shapes_dataset(tmp_path, "train", 5)
+    assert len(json.load(open(path))["images"]) == 5
+    os.remove(tmp_path / "train" / "000004.png")
+    generate_shapes_dataset(tmp_path, "train", 5)
+    assert (tmp_path / "train" / "000004.png").exists()
+    with pytest.raises(ValueError):
+        generate_shapes_dataset(tmp_path, "train", 5, variation="photos")
+
+
+def test_detectron2_registration(tmp_path):
+    name = "frn_det_test_shapes"
+    _unregister(name)
+    try:
+        register_shapes_dataset(name, tmp_path, "val", 5, seed=2)
+        meta = MetadataCatalog.get(name)
+        assert not os.path.exists(meta.json_file)  # registration is lazy
+        dicts = DatasetCatalog.get(name)
+        coco = json.load(open(meta.json_file))
+        assert len(dicts) == 5
+        for d in dicts:
+            assert os.path.exists(d["file_name"]) and (d["height"], d["width"]) == (128, 128)
+            assert len(d["annotations"]) == sum(a["image_id"] == d["image_id"] for a in coco["annotations"])
+            assert all(0 <= a["category_id"] < len(SHAPE_CLASSES) for a in d["annotations"])
+        assert meta.thing_classes == list(SHAPE_CLASSES) and meta.evaluator_type == "coco"
+        assert ensure_generated(name) == meta.json_file
+        assert ensure_generated("coco_2017_val") is None
+    finally:
+        _unregister(name)
+
+
+def test_register_default_datasets_twice(tmp_path):
+    fresh = [n for n in DEFAULT_DATASETS if n not in DatasetCatalog.list()]
+    try:
+        assert register_default_datasets(tmp_path) == tuple(DEFAULT_DATASETS)
+        assert register_default_datasets(tmp_path) == tuple(DEFAULT_DATASETS)
+        assert set(DEFAULT_DATASETS) <= set(DatasetCatalog.list())
+        assert not any(tmp_path.iterdir())  # nothing generated until used
+        for n in fresh:
+            assert MetadataCatalog.get(n).json_file.startswith(str(tmp_path))
+    finally:
+        _unregister(*fresh)

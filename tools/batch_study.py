@@ -1,0 +1,194 @@
+#!/usr/bin/env python
+"""The shape of the paper's Table 6 at small scale: {BN, GN, FRN} x images per GPU, trained from
+scratch with the same number of images seen, evaluated with COCO AP / AP50 / AP75.
+
+  python tools/batch_study.py                                  # the default study (embedded data, CPU)
+  python tools/batch_study.py --methods frn gn --imgs 2 8      # a subset
+  python tools/batch_study.py --config configs/retinanet_frn_8img.yaml --num-gpus 8 --device cuda
+                                                               # the same study on COCO
+
+Each run follows the rule of the config generator relative to the config's own solver (its
+IMS_PER_BATCH, MAX_ITER, BASE_LR, WARMUP_ITERS): lr in proportion to the batch, steps in inverse
+proportion. Runs go through tools/train_net.py, one process each; a run whose results.json exists
+is skipped, so the study resumes where it stopped. Writes results.json, table.md and plot.png.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from tqdm import tqdm
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from frn_det.config.protocol import METHOD_NORMS, method_opts, scaled_solver  # noqa: E402
+
+DEMO_CONFIG = os.path.join(ROOT, "configs", "demo", "retinanet_frn_R18_shapes.yaml")
+METRICS = ("AP", "AP50", "AP75")
+
+
+def reference_solver(config_file):
+    """The solver the study scales from: the config's, after its _BASE_ chain."""
+    from detectron2.config import get_cfg
+
+    from frn_det.config import add_frn_config
+
+    cfg = add_frn_config(get_cfg())
+    cfg.merge_from_file(config_file)
+    s = cfg.SOLVER
+    return dict(batch=s.IMS_PER_BATCH, steps=s.MAX_ITER, lr=s.BASE_LR, warmup=s.WARMUP_ITERS,
+                checkpoint=s.CHECKPOINT_PERIOD)
+
+
+def plan_runs(methods, imgs, seeds, extra_seeds):
+    runs = []
+    for m in imgs:
+        for seed in sorted(set(seeds) | set(extra_seeds.get(m, []))):
+            for method in methods:
+                runs.append(dict(method=method, imgs=m, seed=seed, name=f"{method}_{m}img_seed{seed}"))
+    return runs
+
+
+def run_one(run, args, ref):
+    """Trains and evaluates one run; returns ({dataset: {AP, AP50, AP75}} or {"failed": why}, skipped)."""
+    out = os.path.join(args.output, run["name"])
+    results_file = os.path.join(out, "results.json")
+    if os.path.exists(results_file):
+        return json.load(open(results_file))["headline"], True
+    solver = scaled_solver(run["imgs"], args.num_gpus, ref["batch"], ref["steps"], ref["lr"], ref["warmup"],
+                           ref["checkpoint"])
+    opts = method_opts(run["method"])
+    for key, value in solver.items():
+        opts += [f"SOLVER.{key}", str(value)]
+    opts += ["SEED", str(run["seed"]), "OUTPUT_DIR", out, "MODEL.DEVICE", args.device, *args.opts]
+    cmd = [sys.executable, os.path.join(ROOT, "tools", "train_net.py"), "--config-file", args.config,
+           "--num-gpus", str(args.num_gpus), "--resume", *opts]
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "study.log"), "w") as log:
+        code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
+    if code != 0 or not os.path.exists(results_file):
+        return {"failed": f"exit code {code}; see {os.path.join(out, 'study.log')}"}, False
+    return json.load(open(results_file))["headline"], False
+
+
+def summarize(records, methods, imgs):
+    """{(method, imgs): {metric: [values over seeds]}} from the finished runs."""
+    cells = {}
+    for r in records:
+        if "failed" in r["result"]:
+            continue
+        (values,) = r["result"].values()  # one test dataset
+        cell = cells.setdefault((r["method"], r["imgs"]), {k: [] for k in METRICS})
+        for k in METRICS:
+            cell[k].append(values[k])
+    return cells
+
+
+def _fmt(values):
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+def markdown_table(cells, methods, imgs):
+    """Table 6's layout: a row per method, AP / AP50 / AP75 for each images-per-GPU column."""
+    cols = sorted(imgs, reverse=True)
+    head = "| method | " + " | ".join(f"{k} @{m}" for k in METRICS for m in cols) + " |"
+    rule = "|---|" + "---|" * (len(METRICS) * len(cols))
+    rows = [
+        f"| {method.upper()} | " + " | ".join(_fmt(cells.get((method, m), {}).get(k, [])) for k in METRICS for m in cols) + " |"
+        for method in methods
+    ]
+    note = "Images per GPU (per process) after @; mean ± std over seeds where a cell has several."
+    return "\n".join([head, rule, *rows, "", note]) + "\n"
+
+
+def plot(cells, methods, imgs, path, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for method in methods:
+        xs = [m for m in sorted(imgs) if cells.get((method, m))]
+        if not xs:
+            continue
+        means = [statistics.mean(cells[(method, m)]["AP"]) for m in xs]
+        errs = [statistics.stdev(cells[(method, m)]["AP"]) if len(cells[(method, m)]["AP"]) > 1 else 0 for m in xs]
+        ax.errorbar(xs, means, yerr=errs, marker="o", capsize=3, label=method.upper())
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(imgs), [str(m) for m in sorted(imgs)])
+    ax.set_xlabel("images per GPU")
+    ax.set_ylabel("AP (COCO, val)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def parse_extra_seeds(items):
+    """["2=1,2"] -> {2: [1, 2]}"""
+    extra = {}
+    for item in items:
+        try:
+            m, seeds = item.split("=")
+            extra[int(m)] = [int(x) for x in seeds.split(",")]
+        except ValueError:
+            raise SystemExit(f"--extra-seeds takes IMGS=SEED,SEED... (e.g. 2=1,2); got {item!r}")
+    return extra
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=DEMO_CONFIG, help="the reference config (default: the demo's)")
+    parser.add_argument("--methods", nargs="+", default=list(METHOD_NORMS), choices=list(METHOD_NORMS))
+    parser.add_argument("--imgs", nargs="+", type=int, default=[1, 2, 4, 8], help="images per GPU")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds for every column")
+    parser.add_argument("--extra-seeds", nargs="*", default=["2=1,2"],
+                        help="more seeds for some columns, as IMGS=SEED,SEED (default: 2=1,2)")
+    parser.add_argument("--num-gpus", type=int, default=1, help="processes per run")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--output", default=os.path.join(ROOT, "output", "batch_study"))
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every run (KEY VALUE ...)")
+    args = parser.parse_args(argv)
+    args.config = os.path.abspath(args.config)
+    os.makedirs(args.output, exist_ok=True)
+
+    ref = reference_solver(args.config)
+    runs = plan_runs(args.methods, args.imgs, args.seeds, parse_extra_seeds(args.extra_seeds))
+    records = []
+    start = time.time()
+    bar = tqdm(runs, desc="batch study", unit="run")
+    for run in bar:
+        bar.set_postfix_str(run["name"])
+        result, skipped = run_one(run, args, ref)
+        records.append({**run, "result": result, "skipped": skipped})
+        if "failed" in result:
+            tqdm.write(f"{run['name']}: FAILED ({result['failed']})")
+    minutes = (time.time() - start) / 60
+
+    cells = summarize(records, args.methods, args.imgs)
+    table = markdown_table(cells, args.methods, args.imgs)
+    with open(os.path.join(args.output, "results.json"), "w") as f:
+        json.dump({"config": args.config, "reference_solver": ref, "num_gpus": args.num_gpus,
+                   "minutes_this_invocation": minutes, "runs": records}, f, indent=2)
+    with open(os.path.join(args.output, "table.md"), "w") as f:
+        f.write(table)
+    plot(cells, args.methods, args.imgs, os.path.join(args.output, "plot.png"),
+         f"{os.path.basename(args.config)}: {ref['steps'] * ref['batch']} images seen")
+    print(table)
+    print(f"{len(runs)} runs ({sum(r['skipped'] for r in records)} skipped) in {minutes:.1f} min; "
+          f"results, table.md and plot.png in {args.output}")
+    return records
+
+
+if __name__ == "__main__":
+    main()
