@@ -135,6 +135,32 @@ def test_tlu_alone():
     assert torch.equal(tlu(x), torch.tensor([[[[-0.5, 0.0]], [[0.25, 1.0]]]]))
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (4, 3)])
+def test_tlu_gradients_match_torch_max(shape):
+    tlu = TLU(3).double()
+    with torch.no_grad():
+        tlu.tau.uniform_(-0.5, 0.5)
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    tau_ref = tlu.tau.detach().clone().requires_grad_()
+    dz = torch.randn(*shape, dtype=torch.float64)
+    tlu(x).backward(dz)
+    torch.max(x_ref, tau_ref.view((1, -1) + (1,) * (len(shape) - 2))).backward(dz)
+    torch.testing.assert_close(x.grad, x_ref.grad)
+    torch.testing.assert_close(tlu.tau.grad, tau_ref.grad)
+
+
+def test_tlu_saves_only_its_output():
+    # the output is saved by whatever consumes it (a conv), so TLU adds no bytes of its own
+    tlu = TLU(4)
+    x = torch.randn(2, 4, 8, 8, requires_grad=True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        z = tlu(x * 1.0)
+    activation_storages = {t.untyped_storage().data_ptr() for t in saved if t.numel() > 4}
+    assert activation_storages == {z.untyped_storage().data_ptr()}
+
+
 def test_batch_independence_in_train_mode():
     x = torch.randn(4, 8, 6, 6) * torch.rand(4, 1, 1, 1) * 10
     frn, bn = FRN(8).train(), nn.Sequential(nn.BatchNorm2d(8), nn.ReLU()).train()

@@ -52,7 +52,9 @@ class TLU(nn.Module):
         self.tau = nn.Parameter(torch.zeros(num_features))
 
     def forward(self, x):
-        return torch.max(x, self.tau.view((1, -1) + (1,) * (x.dim() - 2)).to(x.dtype))
+        from .frn_autograd import TLUFunction
+
+        return TLUFunction.apply(x, self.tau)
 
     def extra_repr(self):
         return f"{self.num_features}"

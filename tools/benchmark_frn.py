@@ -1,0 +1,295 @@
+#!/usr/bin/env python
+"""FRN layer cost against GroupNorm(32)+ReLU and BatchNorm+ReLU: forward+backward time and the bytes
+autograd keeps for backward, at RetinaNet-1024 feature shapes with 2 images.
+
+Methods run round-robin (one timing of each, then the next repeat) so that load from other processes
+hits all of them alike; the table gives medians. Ratios are against GN+ReLU in the same run.
+
+    .venv/bin/python tools/benchmark_frn.py                      # writes benchmarks/frn_layer.md
+    .venv/bin/python tools/benchmark_frn.py --scale 4 --repeats 3 --out /tmp/quick.md
+    .venv/bin/python tools/benchmark_frn.py --models             # + RetinaNet training iterations
+"""
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from frn_det.layers import FRN, frn_impl  # noqa: E402
+
+# RetinaNet FPN levels P3-P7 for a 1024x1024 input, 2 images. Issue 4's targets: P3 and P6, fp32.
+TARGET_SHAPES = [(2, 256, 128, 128), (2, 256, 16, 16)]
+FPN_SHAPES = [(2, 256, 128, 128), (2, 256, 64, 64), (2, 256, 32, 32), (2, 256, 16, 16), (2, 256, 8, 8)]
+# ResNet-50 stage outputs res2-res5 at 1024 (--backbone): large, slow on a CPU.
+BACKBONE_SHAPES = [(2, 256, 256, 256), (2, 512, 128, 128), (2, 1024, 64, 64), (2, 2048, 32, 32)]
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+BASELINE = "GN+ReLU"
+
+
+def frn_method(path):
+    def build(c):
+        layer = FRN(c)
+        fn = frn_impl.PATHS[path]
+        return layer, lambda x: fn(x, layer.weight, layer.bias, layer.tau, layer.eps, layer.eps_l)
+
+    return build
+
+
+def module_method(make):
+    def build(c):
+        layer = make(c)
+        return layer, layer
+
+    return build
+
+
+def methods():
+    """name -> build(channels) -> (module holding the parameters, callable)."""
+    paths = (["cpp"] if frn_impl.cpp_available() else []) + ["python", "reference"]
+    out = {f"FRN+TLU {path}": frn_method(path) for path in paths}
+    out[BASELINE] = module_method(lambda c: nn.Sequential(nn.GroupNorm(32, c), nn.ReLU(inplace=True)))
+    out["BN+ReLU"] = module_method(lambda c: nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=True)))
+    return out
+
+
+def saved_bytes(fn, x, params):
+    """Bytes of the tensors autograd saves for backward, each storage once, parameters not counted."""
+    skip = {p.untyped_storage().data_ptr() for p in params}
+    seen = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        if s.data_ptr() not in skip:
+            seen[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn(x)
+    del out
+    return sum(seen.values())
+
+
+def fwd_bwd(fn, x, params, dz):
+    out = fn(x)
+    torch.autograd.grad(out, [x] + params, dz)
+
+
+def time_once(step, iters):
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        step()
+    return (time.perf_counter() - t0) / iters
+
+
+def bench_case(shape, dtype, builds, repeats, min_time, bar):
+    """Median fwd+bwd seconds and saved bytes per method at one shape and dtype."""
+    x = torch.randn(shape, dtype=dtype).requires_grad_()
+    dz = torch.randn(shape, dtype=dtype)
+    steps, saved = {}, {}
+    for name, build in builds.items():
+        layer, fn = build(shape[1])
+        params = [p for p in layer.parameters() if p.requires_grad]
+        saved[name] = saved_bytes(fn, x, params)
+        steps[name] = lambda fn=fn, params=params: fwd_bwd(fn, x, params, dz)
+    iters = {}
+    for name, step in steps.items():  # warm up; iterations so that one timing lasts >= min_time
+        one = time_once(step, 1)
+        iters[name] = max(1, int(min_time / max(one, 1e-6)))
+    times = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            times[name].append(time_once(step, iters[name]))
+            bar.update(1)
+    return {name: (statistics.median(ts), saved[name]) for name, ts in times.items()}
+
+
+def table(results, input_bytes):
+    lines = [
+        "| shape | dtype | method | fwd+bwd ms | time / GN+ReLU | saved / input bytes |",
+        "| --- | --- | --- | ---: | ---: | ---: |",
+    ]
+    for (shape, dtype), res in results.items():
+        base = res[BASELINE][0]
+        for name, (t, saved) in res.items():
+            lines.append(
+                f"| {'x'.join(map(str, shape))} | {dtype} | {name} | {t * 1e3:.3g} | {t / base:.2f}x "
+                f"| {saved / input_bytes[(shape, dtype)]:.2f}x |"
+            )
+    return "\n".join(lines)
+
+
+def target_summary(results):
+    """Issue 4: fastest FRN path <= 1.00x GN+ReLU time at TARGET_SHAPES in fp32, saved <= 1.00x input."""
+    lines = []
+    for shape in TARGET_SHAPES:
+        res = results.get((shape, "fp32"))
+        if res is None:
+            continue
+        name = min((n for n in res if n.startswith("FRN") and "reference" not in n), key=lambda n: res[n][0])
+        ratio = res[name][0] / res[BASELINE][0]
+        saved = res[name][1] / (torch.Size(shape).numel() * 4)
+        ok = "met" if ratio <= 1.0 and saved <= 1.0 else "NOT met"
+        lines.append(f"- {'x'.join(map(str, shape))} fp32: {name} {ratio:.2f}x GN+ReLU time, "
+                     f"{saved:.2f}x input bytes saved: target {ok}")
+    return "\n".join(lines)
+
+
+MODEL_CONFIGS = {  # name -> (config, FRN_DET_IMPL for its FRN layers)
+    "RetinaNet FRN cpp": ("retinanet_frn_2img.yaml", "cpp"),
+    "RetinaNet FRN reference": ("retinanet_frn_2img.yaml", "reference"),
+    "RetinaNet GN": ("retinanet_gn_2img.yaml", None),
+    "RetinaNet BN": ("retinanet_bn_2img.yaml", None),
+}
+
+
+def benchmark_models(args):
+    """RetinaNet training iterations (forward, losses, backward) with 2 images, FRN against GN and BN,
+    round-robin like the layer benchmark. Returns a markdown table, or None when frn_det.modeling's
+    RetinaNetFRN or the configs are missing."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        from detectron2.config import get_cfg
+        from detectron2.modeling import build_model
+        from detectron2.structures import Boxes, Instances
+        from detectron2.utils.events import EventStorage
+
+        import frn_det
+        from frn_det.modeling import RetinaNetFRN  # noqa: F401  (registers the meta-architecture)
+    except ImportError as e:
+        print(f"benchmark_models: unavailable ({e})")
+        return None
+    names = [n for n, (cfg, impl) in MODEL_CONFIGS.items() if impl != "cpp" or frn_impl.cpp_available()]
+    if not all((root / "configs" / MODEL_CONFIGS[n][0]).exists() for n in names):
+        print("benchmark_models: unavailable (configs/retinanet_*_2img.yaml missing)")
+        return None
+    size, g = args.model_size, torch.Generator().manual_seed(0)
+
+    def build(config):
+        cfg = frn_det.add_frn_config(get_cfg())
+        cfg.merge_from_file(str(root / "configs" / config))
+        cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.RESNETS.DEPTH", args.model_depth,
+                             "MODEL.FPN.SQUARE_PAD", size])
+        return build_model(cfg).train()
+
+    def image():
+        inst = Instances((size, size))
+        xy = torch.rand(4, 2, generator=g) * size * 0.6
+        inst.gt_boxes = Boxes(torch.cat([xy, xy + size * 0.3], dim=1))
+        inst.gt_classes = torch.randint(0, 80, (4,), generator=g)
+        return {"image": torch.randint(0, 256, (3, size, size), generator=g).float(), "instances": inst}
+
+    inputs = [image(), image()]
+    models, saved = {}, {}
+
+    def step(name):
+        model = models[name]
+        with _impl_env(MODEL_CONFIGS[name][1]):
+            sum(model(inputs).values()).backward()
+        model.zero_grad(set_to_none=True)
+
+    times = {n: [] for n in names}
+    with EventStorage(), tqdm(total=len(names) * (args.model_repeats + 1), desc="RetinaNet") as bar:
+        for name in names:
+            config, impl = MODEL_CONFIGS[name]
+            models[name] = build(config)
+            params = list(models[name].parameters())
+            with _impl_env(impl):
+                saved[name] = saved_bytes(lambda x: sum(models[name](x).values()), inputs, params)
+        for rep in range(args.model_repeats + 1):  # the first round warms up
+            for name in names:
+                t0 = time.perf_counter()
+                step(name)
+                if rep:
+                    times[name].append(time.perf_counter() - t0)
+                bar.update(1)
+    base = statistics.median(times["RetinaNet GN"])
+    lines = [
+        f"RetinaNet training iteration, ResNet-{args.model_depth}-FPN, 2 images of {size}x{size}, "
+        f"median of {args.model_repeats} interleaved iterations:\n",
+        "| model | iteration s | time / GN | saved activations MB |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name in names:
+        t = statistics.median(times[name])
+        lines.append(f"| {name} | {t:.2f} | {t / base:.2f}x | {saved[name] / 2**20:.0f} |")
+    return "\n".join(lines)
+
+
+class _impl_env:
+    """FRN_DET_IMPL=impl inside the block (None: unchanged)."""
+
+    def __init__(self, impl):
+        self.impl = impl
+
+    def __enter__(self):
+        self.old = os.environ.get("FRN_DET_IMPL")
+        if self.impl:
+            os.environ["FRN_DET_IMPL"] = self.impl
+
+    def __exit__(self, *exc):
+        os.environ.pop("FRN_DET_IMPL", None)
+        if self.old is not None:
+            os.environ["FRN_DET_IMPL"] = self.old
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=int, default=1, help="divide H and W by this (quicker runs)")
+    ap.add_argument("--backbone", action="store_true", help="also ResNet stage shapes res2-res5")
+    ap.add_argument("--dtypes", default="fp32,bf16", help="comma-separated: fp32,bf16")
+    ap.add_argument("--repeats", type=int, default=7, help="timings per method, median reported")
+    ap.add_argument("--min-time", type=float, default=0.1, help="seconds per timing (several iterations)")
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    ap.add_argument("--out", default="benchmarks/frn_layer.md", help="markdown output ('' for none)")
+    ap.add_argument("--models", action="store_true", help="also RetinaNet training iterations")
+    ap.add_argument("--model-size", type=int, default=512, help="--models: image side (paper: 1024)")
+    ap.add_argument("--model-depth", type=int, default=101, help="--models: ResNet depth (paper: 101)")
+    ap.add_argument("--model-repeats", type=int, default=3, help="--models: timed iterations each")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    shapes = FPN_SHAPES + (BACKBONE_SHAPES if args.backbone else [])
+    shapes = [(n, c, max(1, h // args.scale), max(1, w // args.scale)) for n, c, h, w in shapes]
+    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    builds = methods()
+    results, input_bytes = {}, {}
+    with tqdm(total=len(shapes) * len(dtypes) * len(builds) * args.repeats, desc="fwd+bwd") as bar:
+        for dtype in dtypes:
+            for shape in shapes:
+                res = bench_case(shape, DTYPES[dtype], builds, args.repeats, args.min_time, bar)
+                results[(shape, dtype)] = res
+                input_bytes[(shape, dtype)] = torch.Size(shape).numel() * DTYPES[dtype].itemsize
+    md = table(results, input_bytes)
+    summary = target_summary(results)
+    if summary:
+        md += "\n\n" + summary
+    header = (
+        f"# FRN layer benchmark\n\n"
+        f"`{' '.join(['tools/benchmark_frn.py'] + (argv if argv is not None else sys.argv[1:]))}` on "
+        f"{datetime.date.today()}: {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} thread(s), load average {os.getloadavg()[0]:.1f} at the end, torch "
+        f"{torch.__version__}, default CPU FRN path "
+        f"`{frn_impl.active_impl()}`. Forward+backward (grads of input and parameters), median of "
+        f"{args.repeats} interleaved timings; saved = bytes autograd keeps for backward (each storage "
+        f"once, parameters not counted). ReLUs are in place, as in detectron2.\n\n"
+    )
+    models_md = benchmark_models(args) if args.models else None
+    if models_md:
+        md += "\n\n" + models_md
+    print("\n" + md)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(header + md + "\n")
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
