@@ -213,3 +213,13 @@ def test_gpu_path_agrees_with_reference(dtype, shape):
         x, params, dz = make_case(shape, dtype, learnable_eps=True, tlu=True, device="cuda")
         got = run(frn_impl.PATHS[path], x, params, dz)
         assert_agree(x, params, dz, got, run(frn_reference, x, params, dz))
+
+
+def test_tracing_uses_plain_aten_ops(monkeypatch):
+    monkeypatch.delenv("FRN_DET_IMPL", raising=False)
+
+    layer = FRN(4).eval()
+    traced = torch.jit.trace(layer, torch.randn(1, 4, 5, 5))
+    assert "frn_det::" not in str(traced.graph)  # no custom op in the graph
+    x = torch.randn(2, 4, 6, 3)
+    torch.testing.assert_close(traced(x), frn_reference(x, layer.weight, layer.bias, layer.tau))

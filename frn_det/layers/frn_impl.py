@@ -6,7 +6,8 @@ Paths, each a function (x, weight, bias, tau, eps, eps_l) -> z:
   "python"    the same kernels, eager
   "reference" frn_reference, whose autograd keeps 3x the input
 All but the reference keep only the input for backward. Default: cpp on CPU, compile on CUDA,
-python elsewhere or when the first choice is unavailable. FRN_DET_IMPL=<path> forces a path.
+python elsewhere or when the first choice is unavailable, reference while tracing or exporting to
+ONNX. FRN_DET_IMPL=<path> forces a path.
 """
 import functools
 import logging
@@ -100,6 +101,8 @@ def _choose(device_type, dtype):
         return forced
     if torch.compiler.is_compiling():
         return "python"  # traceable torch ops: the caller's torch.compile fuses them
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return "reference"  # plain aten ops: TorchScript and ONNX can't hold the C++ op or autograd code
     if device_type == "cpu" and dtype in CPP_DTYPES:
         return "cpp" if cpp_available() else "python"
     if device_type == "cuda" and _has_triton():
