@@ -1,10 +1,11 @@
 """Every FRN path (frn_det.layers.frn_impl) against frn_reference: outputs and all gradients."""
+import io
 import os
 
 import pytest
 import torch
 
-from frn_det.layers import FRN, frn_impl, frn_reference
+from frn_det.layers import FRN, TLU, frn_impl, frn_reference
 
 CPU_PATHS = ["python"] + (["cpp"] if frn_impl.cpp_available() else [])
 GPU = torch.cuda.is_available()
@@ -223,3 +224,11 @@ def test_tracing_uses_plain_aten_ops(monkeypatch):
     assert "frn_det::" not in str(traced.graph)  # no custom op in the graph
     x = torch.randn(2, 4, 6, 3)
     torch.testing.assert_close(traced(x), frn_reference(x, layer.weight, layer.bias, layer.tau))
+
+    tlu = TLU(4)
+    with torch.no_grad():
+        tlu.tau.copy_(torch.tensor([-0.5, 0.0, 0.3, 1.0]))
+    buffer = io.BytesIO()  # an autograd.Function in the graph can't be saved
+    torch.jit.save(torch.jit.trace(tlu, torch.randn(1, 4, 5, 5)), buffer)
+    buffer.seek(0)
+    torch.testing.assert_close(torch.jit.load(buffer)(x), torch.max(x, tlu.tau.view(1, 4, 1, 1)))

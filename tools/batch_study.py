@@ -26,18 +26,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from frn_det.config.protocol import METHOD_NORMS, method_opts, scaled_solver  # noqa: E402
 
-DEMO_CONFIG = os.path.join(ROOT, "configs", "demo", "retinanet_frn_R18_shapes.yaml")
+STUDY_CONFIG = os.path.join(ROOT, "configs", "demo", "batch_study_R18_shapes.yaml")
 METRICS = ("AP", "AP50", "AP75")
 
 
-def reference_solver(config_file):
-    """The solver the study scales from: the config's, after its _BASE_ chain."""
+def reference_solver(config_file, opts):
+    """The solver the study scales from: the config's, after its _BASE_ chain and the overrides."""
     from detectron2.config import get_cfg
 
     from frn_det.config import add_frn_config
 
     cfg = add_frn_config(get_cfg())
     cfg.merge_from_file(config_file)
+    cfg.merge_from_list(opts)
     s = cfg.SOLVER
     return dict(batch=s.IMS_PER_BATCH, steps=s.MAX_ITER, lr=s.BASE_LR, warmup=s.WARMUP_ITERS,
                 checkpoint=s.CHECKPOINT_PERIOD)
@@ -60,10 +61,10 @@ def run_one(run, args, ref):
         return json.load(open(results_file))["headline"], True
     solver = scaled_solver(run["imgs"], args.num_gpus, ref["batch"], ref["steps"], ref["lr"], ref["warmup"],
                            ref["checkpoint"])
-    opts = method_opts(run["method"])
+    opts = [*args.opts, *method_opts(run["method"])]  # the study's own keys come last and win
     for key, value in solver.items():
         opts += [f"SOLVER.{key}", str(value)]
-    opts += ["SEED", str(run["seed"]), "OUTPUT_DIR", out, "MODEL.DEVICE", args.device, *args.opts]
+    opts += ["SEED", str(run["seed"]), "OUTPUT_DIR", out, "MODEL.DEVICE", args.device]
     cmd = [sys.executable, os.path.join(ROOT, "tools", "train_net.py"), "--config-file", args.config,
            "--num-gpus", str(args.num_gpus), "--resume", *opts]
     os.makedirs(out, exist_ok=True)
@@ -148,12 +149,13 @@ def parse_extra_seeds(items):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=DEMO_CONFIG, help="the reference config (default: the demo's)")
+    parser.add_argument("--config", default=STUDY_CONFIG,
+                        help="the reference config whose solver every run scales from (default: %(default)s)")
     parser.add_argument("--methods", nargs="+", default=list(METHOD_NORMS), choices=list(METHOD_NORMS))
     parser.add_argument("--imgs", nargs="+", type=int, default=[1, 2, 4, 8], help="images per GPU")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds for every column")
-    parser.add_argument("--extra-seeds", nargs="*", default=["2=1,2"],
-                        help="more seeds for some columns, as IMGS=SEED,SEED (default: 2=1,2)")
+    parser.add_argument("--extra-seeds", nargs="*", default=["2=1"],
+                        help="more seeds for some columns, as IMGS=SEED,SEED (default: 2=1)")
     parser.add_argument("--num-gpus", type=int, default=1, help="processes per run")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--output", default=os.path.join(ROOT, "output", "batch_study"))
@@ -162,7 +164,7 @@ def main(argv=None):
     args.config = os.path.abspath(args.config)
     os.makedirs(args.output, exist_ok=True)
 
-    ref = reference_solver(args.config)
+    ref = reference_solver(args.config, args.opts)
     runs = plan_runs(args.methods, args.imgs, args.seeds, parse_extra_seeds(args.extra_seeds))
     records = []
     start = time.time()

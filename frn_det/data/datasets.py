@@ -1,7 +1,17 @@
-"""Checks that a config's datasets are on disk, with one message saying where they belong."""
+"""Checks that a config's datasets are on disk and well-formed, with one message saying what is wrong
+and where."""
+import functools
 import os
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
+
+# Errors that loading a malformed COCO json raises inside pycocotools / detectron2's load_coco_json
+# (json.JSONDecodeError is a ValueError; an unsupported top level is an AssertionError).
+_LOAD_ERRORS = (ValueError, KeyError, TypeError, IndexError, AssertionError)
+
+
+class MalformedDatasetError(ValueError):
+    pass
 
 
 def check_datasets(names):
@@ -23,3 +33,62 @@ def check_datasets(names):
                 "coco/annotations/instances_{train,val}2017.json, coco/train2017/*.jpg, coco/val2017/*.jpg. "
                 "Set DETECTRON2_DATASETS to the folder that holds coco/."
             )
+        problem = _json_shape_problem(json_file)
+        if problem:
+            raise MalformedDatasetError(f"Dataset {name!r}: {json_file} is not a COCO json file: {problem}")
+        _check_on_load(name, json_file)
+
+
+def _json_shape_problem(path):
+    """What is visibly wrong with a json object file, from its first and last bytes only: parsing
+    COCO's 450 MB train json here would double its loading time. Catches truncated downloads."""
+    size = os.path.getsize(path)
+    if size == 0:
+        return "the file is empty"
+    with open(path, "rb") as f:
+        head = f.read(256).lstrip()[:1]
+        f.seek(max(0, size - 256))
+        tail = f.read().rstrip()[-1:]
+    if head != b"{":
+        return f"it does not start with '{{' (starts with {head!r})"
+    if tail != b"}":
+        return "it does not end with '}' (truncated? download it again)"
+    return None
+
+
+def _check_on_load(name, json_file):
+    """Makes the dataset's loader raise one error naming the json file and the problem when its
+    content is malformed (the loader's own errors name neither, or only the dataset)."""
+    load = DatasetCatalog[name]
+    if getattr(load, "_frn_det_checked", False):
+        return
+
+    @functools.wraps(load)
+    def checked_load():
+        try:
+            dicts = load()
+        except _LOAD_ERRORS as e:
+            raise MalformedDatasetError(
+                f"Dataset {name!r}: {json_file} is not a valid COCO annotation file: {type(e).__name__}: {e}"
+            ) from e
+        problem = _records_problem(dicts)
+        if problem:
+            raise MalformedDatasetError(f"Dataset {name!r}: {json_file} is not a valid COCO annotation file: {problem}")
+        return dicts
+
+    checked_load._frn_det_checked = True
+    DatasetCatalog.remove(name)
+    DatasetCatalog.register(name, checked_load)
+
+
+def _records_problem(dicts):
+    if not dicts:
+        return "it lists no images"
+    for record in dicts:
+        for ann in record.get("annotations", ()):
+            for key in ("bbox", "category_id"):
+                if key not in ann:
+                    return f"an annotation of image {record.get('file_name')} has no {key!r}"
+            if len(ann["bbox"]) != 4:
+                return f"an annotation of image {record.get('file_name')} has bbox {ann['bbox']!r}, not [x, y, w, h]"
+    return None

@@ -54,6 +54,9 @@ class TLU(nn.Module):
     def forward(self, x):
         from .frn_autograd import TLUFunction
 
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            # TorchScript and ONNX can't hold a Python autograd function; the same max, as an aten op
+            return torch.max(x, self.tau.view((1, -1) + (1,) * (x.dim() - 2)).to(x.dtype))
         return TLUFunction.apply(x, self.tau)
 
     def extra_repr(self):
