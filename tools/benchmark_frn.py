@@ -150,16 +150,13 @@ MODEL_CONFIGS = {  # name -> (config, FRN_DET_IMPL for its FRN layers)
 }
 
 
-def benchmark_models(args):
-    """RetinaNet training iterations (forward, losses, backward) with 2 images, FRN against GN and BN,
-    round-robin like the layer benchmark. Returns a markdown table, or None when frn_det.modeling's
-    RetinaNetFRN or the configs are missing."""
-    root = Path(__file__).resolve().parents[1]
+def _model_parts(args, root):
+    """(names, build(name) -> model, inputs, step(models, name)) for the RetinaNet benchmark; None when
+    frn_det.modeling's RetinaNetFRN or the configs are missing."""
     try:
         from detectron2.config import get_cfg
         from detectron2.modeling import build_model
         from detectron2.structures import Boxes, Instances
-        from detectron2.utils.events import EventStorage
 
         import frn_det
         from frn_det.modeling import RetinaNetFRN  # noqa: F401  (registers the meta-architecture)
@@ -172,11 +169,12 @@ def benchmark_models(args):
         return None
     size, g = args.model_size, torch.Generator().manual_seed(0)
 
-    def build(config):
+    def build(name):
         cfg = frn_det.add_frn_config(get_cfg())
-        cfg.merge_from_file(str(root / "configs" / config))
+        cfg.merge_from_file(str(root / "configs" / MODEL_CONFIGS[name][0]))
         cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.RESNETS.DEPTH", args.model_depth,
                              "MODEL.FPN.SQUARE_PAD", size])
+        torch.manual_seed(0)
         return build_model(cfg).train()
 
     def image():
@@ -187,39 +185,93 @@ def benchmark_models(args):
         return {"image": torch.randint(0, 256, (3, size, size), generator=g).float(), "instances": inst}
 
     inputs = [image(), image()]
-    models, saved = {}, {}
 
-    def step(name):
-        model = models[name]
+    def step(model, name):
         with _impl_env(MODEL_CONFIGS[name][1]):
             sum(model(inputs).values()).backward()
         model.zero_grad(set_to_none=True)
 
+    return names, build, inputs, step
+
+
+def _peak_rss_mb():
+    """This process's peak resident set (VmHWM), MB. Not getrusage's ru_maxrss: that one keeps the
+    forking parent's peak across exec."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+
+
+def _peak_child(args, name):
+    """In a fresh process: build `name`, run 2 training iterations, print the peak resident memory
+    before and after them (MB)."""
+    from detectron2.utils.events import EventStorage
+
+    _, build, _, step = _model_parts(args, Path(__file__).resolve().parents[1])
+    model = build(name)
+    before = _peak_rss_mb()
+    with EventStorage():
+        for _ in range(2):
+            step(model, name)
+    print(f"PEAK {before:.1f} {_peak_rss_mb():.1f}")
+
+
+def peak_memory(args, name):
+    """(peak RSS of a process that trains `name` 2 iterations, the part of it the iterations added), MB.
+    A process each: peak RSS never goes down within one."""
+    import subprocess
+
+    cmd = [sys.executable, __file__, "--peak-of", name, "--model-size", str(args.model_size),
+           "--model-depth", str(args.model_depth)]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    before, after = map(float, out.split("PEAK ")[-1].split())
+    return after, after - before
+
+
+def benchmark_models(args):
+    """RetinaNet training iterations (forward, losses, backward) with 2 images, FRN against GN and BN,
+    round-robin like the layer benchmark, and each one's peak memory in a process of its own. Returns a
+    markdown table, or None when the model code or configs are missing."""
+    from detectron2.utils.events import EventStorage
+
+    parts = _model_parts(args, Path(__file__).resolve().parents[1])
+    if parts is None:
+        return None
+    names, build, inputs, step = parts
+    models, saved = {}, {}
     times = {n: [] for n in names}
-    with EventStorage(), tqdm(total=len(names) * (args.model_repeats + 1), desc="RetinaNet") as bar:
+    with EventStorage(), tqdm(total=len(names) * (args.model_repeats + 2), desc="RetinaNet") as bar:
         for name in names:
-            config, impl = MODEL_CONFIGS[name]
-            models[name] = build(config)
+            models[name] = build(name)
             params = list(models[name].parameters())
-            with _impl_env(impl):
+            with _impl_env(MODEL_CONFIGS[name][1]):
                 saved[name] = saved_bytes(lambda x: sum(models[name](x).values()), inputs, params)
         for rep in range(args.model_repeats + 1):  # the first round warms up
             for name in names:
                 t0 = time.perf_counter()
-                step(name)
+                step(models[name], name)
                 if rep:
                     times[name].append(time.perf_counter() - t0)
                 bar.update(1)
+        models.clear()
+        peaks = {}
+        for name in names:
+            peaks[name] = peak_memory(args, name)
+            bar.update(1)
     base = statistics.median(times["RetinaNet GN"])
+    size = args.model_size
     lines = [
         f"RetinaNet training iteration, ResNet-{args.model_depth}-FPN, 2 images of {size}x{size}, "
-        f"median of {args.model_repeats} interleaved iterations:\n",
-        "| model | iteration s | time / GN | saved activations MB |",
-        "| --- | ---: | ---: | ---: |",
+        f"median of {args.model_repeats} interleaved iterations; peak memory: peak resident set of a "
+        "process that builds the model and trains 2 iterations, and the part the iterations added:\n",
+        "| model | iteration s | time / GN | saved activations MB | peak RSS MB | added by training MB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name in names:
         t = statistics.median(times[name])
-        lines.append(f"| {name} | {t:.2f} | {t / base:.2f}x | {saved[name] / 2**20:.0f} |")
+        lines.append(f"| {name} | {t:.2f} | {t / base:.2f}x | {saved[name] / 2**20:.0f} | "
+                     f"{peaks[name][0]:.0f} | {peaks[name][1]:.0f} |")
     return "\n".join(lines)
 
 
@@ -253,9 +305,12 @@ def main(argv=None):
     ap.add_argument("--model-size", type=int, default=512, help="--models: image side (paper: 1024)")
     ap.add_argument("--model-depth", type=int, default=101, help="--models: ResNet depth (paper: 101)")
     ap.add_argument("--model-repeats", type=int, default=3, help="--models: timed iterations each")
+    ap.add_argument("--peak-of", default=None, help=argparse.SUPPRESS)  # child of peak_memory()
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.peak_of:
+        return _peak_child(args, args.peak_of)
     shapes = FPN_SHAPES + (BACKBONE_SHAPES if args.backbone else [])
     shapes = [(n, c, max(1, h // args.scale), max(1, w // args.scale)) for n, c, h, w in shapes]
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
