@@ -2,6 +2,8 @@
 TorchScript and ONNX; TorchScript and onnxruntime give PyTorch's detections on the CPU."""
 import importlib.util
 import os
+import subprocess
+import sys
 from argparse import Namespace
 
 import numpy as np
@@ -98,3 +100,18 @@ def test_torchscript_and_onnxruntime_match_pytorch(exported):
     instances = adapter.outputs_schema(flat)[0]["instances"]
     assert set(instances.get_fields()) == {"pred_boxes", "scores", "pred_classes"}
     assert tuple(int(v) for v in instances.image_size) == tuple(image.shape[1:])
+
+
+def test_export_of_the_demo_model_from_its_own_dataset(tmp_path):
+    """A fresh process: the embedded dataset gives the sample image (generated on first use), and a
+    forced FRN_DET_IMPL=cpp still traces the plain-op path."""
+    env = {**os.environ, "FRN_DET_DATASETS": str(tmp_path / "data"), "FRN_DET_IMPL": "cpp"}
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tools", "export_model.py"), "--config-file",
+         os.path.join(ROOT, "configs", "demo", "retinanet_frn_R18_shapes.yaml"), "--format", "torchscript",
+         "--output", str(tmp_path / "out")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    graph = (tmp_path / "out" / "model_ts_IR.txt").read_text()
+    assert "aten::_convolution" in graph and "frn_det::" not in graph

@@ -92,13 +92,13 @@ def test_gradient_is_orthogonal_to_input_when_eps_is_zero():
 @pytest.mark.parametrize("shape", [(2, 3, 4, 5), (3, 4)])
 @pytest.mark.parametrize("learnable_eps", [False, True])
 def test_gradcheck(shape, learnable_eps):
+    # the layer as users get it: FRN's default path, all parameters included
     layer = _layer(shape[1], learnable_eps, tlu=True)
     x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
-    params = [p for p in layer.parameters()]
+    names, params = zip(*layer.named_parameters())
 
     def f(x, *ps):
-        tau = ps[2]
-        return frn_reference(x, ps[0], ps[1], tau, 1e-6, ps[3] if learnable_eps else None)
+        return torch.func.functional_call(layer, dict(zip(names, ps)), (x,))
 
     assert torch.autograd.gradcheck(f, (x, *params), eps=1e-6, atol=1e-5)
 

@@ -68,6 +68,13 @@ def test_committed_configs_are_the_generator_output(tmp_path):
         committed = os.path.join(ROOT, "configs", os.path.basename(path))
         text = open(path).read().replace(os.path.relpath(os.path.join(ROOT, "configs"), str(tmp_path)) + "/", "")
         assert open(committed).read() == text, f"{committed} differs from tools/make_configs.py's output"
+    # other base_lr values and GPU counts get output folders of their own: no run resumes another's
+    output_dirs = {load_cfg(p).OUTPUT_DIR for p in written}
+    for base_lr, gpus in [(0.1, 8), (0.05, 4)]:
+        variant = make_configs.write_configs(str(tmp_path / f"{base_lr}_{gpus}"), base_lr=base_lr, num_gpus=gpus)
+        dirs = {load_cfg(p).OUTPUT_DIR for p in variant}
+        assert len(dirs) == 9 and not dirs & output_dirs
+        output_dirs |= dirs
 
 
 @pytest.mark.parametrize("path", PAPER_CONFIGS, ids=os.path.basename)
@@ -84,6 +91,23 @@ def test_every_config_builds(path):
     else:
         assert n_frn == 0
     assert model.backbone.padding_constraints["square_size"] == 1024
+
+
+@pytest.mark.parametrize("backbone", ["build_retinanet_resnet_frn_fpn_backbone", "build_resnet_frn_fpn_backbone"])
+def test_model_frn_keys_reach_build_model(backbone):
+    """MODEL.FRN.* hold for a plain build_model(cfg) (no tools/train_net.py set-up), and only there;
+    also for the R-CNN backbone builder on its own."""
+    from detectron2.layers import get_norm
+
+    cfg = small(load_cfg(os.path.join(ROOT, "configs", "retinanet_frn_2img.yaml")), depth=18)
+    cfg.merge_from_list(["MODEL.BACKBONE.NAME", backbone, "MODEL.FRN.EPS", "1e-3", "MODEL.FRN.LEARNABLE_EPS", "True"])
+    model = build_model(cfg) if "retinanet" in backbone else build_backbone(cfg)
+    frns = [m for m in model.modules() if isinstance(m, FRN)]
+    assert len(frns) > 20 and all(m.eps == 1e-3 and m.eps_l is not None for m in frns)
+    if "retinanet" in backbone:
+        assert any(isinstance(m, FRN) for m in model.head.modules())
+    later = get_norm("FRN", 4)  # built after: the defaults again
+    assert later.eps == 1e-6 and later.eps_l is None
 
 
 def test_bottleneck_activation_placement():

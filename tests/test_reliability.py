@@ -17,6 +17,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import register_coco_instances
 from detectron2.engine import default_argument_parser
 from detectron2.modeling import build_backbone, build_model
+from detectron2.solver import build_lr_scheduler
 
 import frn_det
 from coco_tree import ROOT, TINY, TINY_MODEL, make_coco_tree
@@ -24,7 +25,6 @@ from frn_det.data.datasets import MalformedDatasetError, check_datasets
 from frn_det.engine import CPUAMPTrainer, Trainer, check_batch_split, setup_cfg
 from frn_det.engine.checkpoint import AtomicCheckpointer
 from frn_det.engine.trainer import FiniteAtomicCheckpointer
-from frn_det.solver import build_lr_scheduler
 
 CONFIG = os.path.join(ROOT, "configs", "retinanet_frn_2img.yaml")
 TRAIN_NET = os.path.join(ROOT, "tools", "train_net.py")
@@ -102,6 +102,14 @@ def test_images_per_batch_that_do_not_split_across_processes(tmp_path):
     check_batch_split(cfg, 4, 2)
     with pytest.raises(ValueError, match="across 6 processes"):
         check_batch_split(cfg, 3, 2)
+
+
+def test_missing_user_dataset_names_its_paths(tmp_path):
+    json_file = tmp_path / "ann.json"
+    name = register("frn_missing", str(tmp_path), json_file=json_file)
+    with pytest.raises(FileNotFoundError, match=rf"Dataset 'frn_missing' not found: missing {re.escape(str(json_file))}") as e:
+        check_datasets([name])
+    assert "DETECTRON2_DATASETS" not in str(e.value)  # the COCO layout hint is for detectron2's coco_* only
 
 
 def _write_json(path, coco):

@@ -32,14 +32,9 @@ METRICS = ("AP", "AP50", "AP75")
 
 def reference_solver(config_file, opts):
     """The solver the study scales from: the config's, after its _BASE_ chain and the overrides."""
-    from detectron2.config import get_cfg
+    from frn_det.engine import build_cfg
 
-    from frn_det.config import add_frn_config
-
-    cfg = add_frn_config(get_cfg())
-    cfg.merge_from_file(config_file)
-    cfg.merge_from_list(opts)
-    s = cfg.SOLVER
+    s = build_cfg(config_file, opts).SOLVER
     return dict(batch=s.IMS_PER_BATCH, steps=s.MAX_ITER, lr=s.BASE_LR, warmup=s.WARMUP_ITERS,
                 checkpoint=s.CHECKPOINT_PERIOD)
 

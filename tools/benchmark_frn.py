@@ -17,6 +17,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import torch
 from torch import nn
@@ -151,22 +152,14 @@ MODEL_CONFIGS = {  # name -> (config, FRN_DET_IMPL for its FRN layers)
 
 
 def _model_parts(args, root):
-    """(names, build(name) -> model, inputs, step(models, name)) for the RetinaNet benchmark; None when
-    frn_det.modeling's RetinaNetFRN or the configs are missing."""
-    try:
-        from detectron2.config import get_cfg
-        from detectron2.modeling import build_model
-        from detectron2.structures import Boxes, Instances
+    """(names, build(name) -> model, inputs, step(models, name)) for the RetinaNet benchmark."""
+    from detectron2.config import get_cfg
+    from detectron2.modeling import build_model
+    from detectron2.structures import Boxes, Instances
 
-        import frn_det
-        from frn_det.modeling import RetinaNetFRN  # noqa: F401  (registers the meta-architecture)
-    except ImportError as e:
-        print(f"benchmark_models: unavailable ({e})")
-        return None
+    import frn_det
+
     names = [n for n, (cfg, impl) in MODEL_CONFIGS.items() if impl != "cpp" or frn_impl.cpp_available()]
-    if not all((root / "configs" / MODEL_CONFIGS[n][0]).exists() for n in names):
-        print("benchmark_models: unavailable (configs/retinanet_*_2img.yaml missing)")
-        return None
     size, g = args.model_size, torch.Generator().manual_seed(0)
 
     def build(name):
@@ -232,13 +225,10 @@ def peak_memory(args, name):
 def benchmark_models(args):
     """RetinaNet training iterations (forward, losses, backward) with 2 images, FRN against GN and BN,
     round-robin like the layer benchmark, and each one's peak memory in a process of its own. Returns a
-    markdown table, or None when the model code or configs are missing."""
+    markdown table."""
     from detectron2.utils.events import EventStorage
 
-    parts = _model_parts(args, Path(__file__).resolve().parents[1])
-    if parts is None:
-        return None
-    names, build, inputs, step = parts
+    names, build, inputs, step = _model_parts(args, Path(__file__).resolve().parents[1])
     models, saved = {}, {}
     times = {n: [] for n in names}
     with EventStorage(), tqdm(total=len(names) * (args.model_repeats + 2), desc="RetinaNet") as bar:
@@ -275,21 +265,9 @@ def benchmark_models(args):
     return "\n".join(lines)
 
 
-class _impl_env:
+def _impl_env(impl):
     """FRN_DET_IMPL=impl inside the block (None: unchanged)."""
-
-    def __init__(self, impl):
-        self.impl = impl
-
-    def __enter__(self):
-        self.old = os.environ.get("FRN_DET_IMPL")
-        if self.impl:
-            os.environ["FRN_DET_IMPL"] = self.impl
-
-    def __exit__(self, *exc):
-        os.environ.pop("FRN_DET_IMPL", None)
-        if self.old is not None:
-            os.environ["FRN_DET_IMPL"] = self.old
+    return mock.patch.dict(os.environ, {"FRN_DET_IMPL": impl} if impl else {})
 
 
 def main(argv=None):

@@ -12,7 +12,6 @@ detectron2's flattened Instances, in the order of the logged outputs schema (for
 pred_boxes (K, 4) XYXY, pred_classes (K,), scores (K,)). Tracing fixes the input size.
 """
 import argparse
-import contextlib
 import logging
 import os
 import sys
@@ -22,7 +21,6 @@ warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", ca
 
 import torch  # noqa: E402
 from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
-from detectron2.config import get_cfg  # noqa: E402
 from detectron2.data import build_detection_test_loader, detection_utils  # noqa: E402
 import detectron2.data.transforms as T  # noqa: E402
 from detectron2.export import STABLE_ONNX_OPSET_VERSION, TracingAdapter, dump_torchscript_IR  # noqa: E402
@@ -31,35 +29,19 @@ from detectron2.modeling.meta_arch.dense_detector import DenseDetector  # noqa: 
 from detectron2.utils.logger import setup_logger  # noqa: E402
 
 import frn_det  # noqa: E402  (registers FRN, the backbones and RetinaNetFRN)
-from frn_det.config.defaults import apply_frn_options  # noqa: E402
+from frn_det.config import apply_frn_options  # noqa: E402
+from frn_det.engine import build_cfg, prepare_datasets  # noqa: E402
 
 logger = logging.getLogger("frn_det.export")
 
 
 def setup_cfg(args):
-    cfg = frn_det.add_frn_config(get_cfg())
+    cfg = build_cfg(args.config_file, args.opts)
     cfg.DATALOADER.NUM_WORKERS = 0
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
     cfg.MODEL.DEVICE = "cpu"  # traced on the CPU; the exported graph has no device-specific ops
     cfg.freeze()
     apply_frn_options(cfg)
     return cfg
-
-
-@contextlib.contextmanager
-def traceable_frn():
-    """FRN's default CPU path is a C++ op (torch.ops.frn_det.frn) that ONNX can't express and that
-    a TorchScript file would need the extension for; the reference path is plain torch ops."""
-    old = os.environ.get("FRN_DET_IMPL")
-    os.environ["FRN_DET_IMPL"] = "reference"
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["FRN_DET_IMPL"]
-        else:
-            os.environ["FRN_DET_IMPL"] = old
 
 
 def inference_without_postprocess(model, inputs):
@@ -84,7 +66,7 @@ def export(model, image, fmt, output_dir):
     os.makedirs(output_dir, exist_ok=True)
     model.eval()
     adapter = traceable_model(model, image)
-    with traceable_frn(), torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings():
         # detectron2's shape checks become constants in the trace: expected, the input size is fixed
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")
@@ -108,6 +90,7 @@ def export(model, image, fmt, output_dir):
 def sample_image(cfg, path=None):
     """A test-time input: `path` resized as DefaultPredictor does, or the first image of DATASETS.TEST."""
     if path is None:
+        prepare_datasets(cfg.DATASETS.TEST[:1])  # generates the embedded ones; one error if it is missing
         return next(iter(build_detection_test_loader(cfg, cfg.DATASETS.TEST[0])))[0]["image"].float()
     original = detection_utils.read_image(path, format=cfg.INPUT.FORMAT)
     aug = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MIN_SIZE_TEST], cfg.INPUT.MAX_SIZE_TEST)

@@ -2,7 +2,7 @@
 """Writes configs/retinanet_{frn,gn,bn}_{2,4,8}img.yaml from the paper's rule (frn_det.config.protocol).
 
   python tools/make_configs.py                    # the committed configs (default base_lr)
-  python tools/make_configs.py --base-lr 0.1      # another base_lr, into configs/base_lr_0.1/
+  python tools/make_configs.py --base-lr 0.1      # another base_lr, into configs/base_lr_0.1_8gpu/
   python tools/make_configs.py --sweep            # all of the paper's base_lr values
   python tools/make_configs.py --gpus 4 --imgs 2  # another machine shape
 """
@@ -19,6 +19,11 @@ from frn_det.config.protocol import (
 )
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def variant_suffix(base_lr, num_gpus):
+    """"" for the paper's default; else one that keeps runs of other base_lr or GPU counts apart."""
+    return "" if (base_lr == DEFAULT_BASE_LR and num_gpus == PAPER_GPUS) else f"_lr{base_lr:g}_{num_gpus}gpu"
 
 
 def config_text(method, imgs_per_gpu, num_gpus, base_lr, base="Base-RetinaNet-FRN.yaml"):
@@ -41,7 +46,7 @@ SOLVER:
   WARMUP_ITERS: {s['WARMUP_ITERS']}
   CHECKPOINT_PERIOD: {s['CHECKPOINT_PERIOD']}
   REFERENCE_WORLD_SIZE: {s['REFERENCE_WORLD_SIZE']}
-OUTPUT_DIR: "output/retinanet_{method}_{imgs_per_gpu}img"
+OUTPUT_DIR: "output/retinanet_{method}_{imgs_per_gpu}img{variant_suffix(base_lr, num_gpus)}"
 """
 
 

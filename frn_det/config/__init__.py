@@ -1,1 +1,1 @@
-from .defaults import add_frn_config
+from .defaults import add_frn_config, apply_frn_options, frn_options_of

@@ -10,6 +10,13 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 _LOAD_ERRORS = (ValueError, KeyError, TypeError, IndexError, AssertionError)
 
 
+_COCO_LAYOUT = (  # detectron2's builtin coco_* datasets
+    " detectron2 looks for COCO under $DETECTRON2_DATASETS/coco (now {root}/coco), laid out as "
+    "coco/annotations/instances_{{train,val}}2017.json, coco/train2017/*.jpg, coco/val2017/*.jpg. "
+    "Set DETECTRON2_DATASETS to the folder that holds coco/."
+)
+
+
 class MalformedDatasetError(ValueError):
     pass
 
@@ -26,13 +33,10 @@ def check_datasets(names):
             continue  # a user dataset with no files to check
         missing = [p for p in (json_file, image_root) if not os.path.exists(p)]
         if missing:
-            root = os.getenv("DETECTRON2_DATASETS", "datasets")
-            raise FileNotFoundError(
-                f"Dataset {name!r} not found: missing {' and '.join(missing)}. detectron2 looks for COCO "
-                f"under $DETECTRON2_DATASETS/coco (now {os.path.abspath(root)}/coco), laid out as "
-                "coco/annotations/instances_{train,val}2017.json, coco/train2017/*.jpg, coco/val2017/*.jpg. "
-                "Set DETECTRON2_DATASETS to the folder that holds coco/."
-            )
+            raise FileNotFoundError(f"Dataset {name!r} not found: missing {' and '.join(missing)}." + (
+                _COCO_LAYOUT.format(root=os.path.abspath(os.getenv("DETECTRON2_DATASETS", "datasets")))
+                if name.startswith("coco_") else " Check the paths it was registered with."
+            ))
         problem = _json_shape_problem(json_file)
         if problem:
             raise MalformedDatasetError(f"Dataset {name!r}: {json_file} is not a COCO json file: {problem}")

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from frn_det.utils import write_atomic
+
 __all__ = [
     "SHAPE_CLASSES",
     "VARIATIONS",
@@ -288,13 +290,6 @@ def _paths(root, split):
     return root / split, root / "annotations" / f"instances_{split}.json", root / "annotations" / f"manifest_{split}.json"
 
 
-def _write_atomic(path, write):
-    # write-then-rename: readers (other ranks, other tests) never see half a file
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def generate_shapes_dataset(root, split, num_images, image_size=128, seed=0, variation="photo"):
     """Write `root/<split>/NNNNNN.png` and `root/annotations/instances_<split>.json` (COCO); return the json path.
 
@@ -324,7 +319,8 @@ def generate_shapes_dataset(root, split, num_images, image_size=128, seed=0, var
     for index, name in enumerate(names):
         rng = np.random.default_rng([int(seed), variation_code, index])
         pixels, objects = _render_sample(rng, image_size, variation)
-        _write_atomic(image_dir / name, lambda p: Image.fromarray(pixels).save(p, format="PNG", compress_level=1))
+        write_atomic(image_dir / name, lambda f: Image.fromarray(pixels).save(f, format="PNG", compress_level=1),
+                     fsync=False)
         images.append({"id": index + 1, "file_name": name, "width": image_size, "height": image_size})
         for o in objects:
             annotations.append({
@@ -335,8 +331,8 @@ def generate_shapes_dataset(root, split, num_images, image_size=128, seed=0, var
         "info": manifest, "licenses": [], "images": images, "annotations": annotations,
         "categories": [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(SHAPE_CLASSES)],
     }
-    _write_atomic(json_path, lambda p: p.write_text(json.dumps(coco)))
-    _write_atomic(manifest_path, lambda p: p.write_text(json.dumps(manifest)))  # last: marks completion
+    write_atomic(json_path, lambda f: json.dump(coco, f), "w", fsync=False)
+    write_atomic(manifest_path, lambda f: json.dump(manifest, f), "w", fsync=False)  # last: marks completion
     return str(json_path)
 
 

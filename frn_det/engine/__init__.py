@@ -1,5 +1,5 @@
 from .amp import CPUAMPTrainer
 from .ddp import create_ddp_model, register_cpu_ddp
-from .trainer import Trainer, check_batch_split, check_losses_finite, setup_cfg
+from .trainer import Trainer, build_cfg, check_batch_split, check_losses_finite, prepare_datasets, setup_cfg
 
 register_cpu_ddp()

@@ -3,14 +3,7 @@ import os
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
-
-def _write_atomic(path, write, mode="wb"):
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, mode) as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+from frn_det.utils import write_atomic
 
 
 class AtomicCheckpointer(DetectionCheckpointer):
@@ -27,8 +20,8 @@ class AtomicCheckpointer(DetectionCheckpointer):
         basename = f"{name}.pth"
         save_file = os.path.join(self.save_dir, basename)
         self.logger.info(f"Saving checkpoint to {save_file}")
-        _write_atomic(save_file, lambda f: torch.save(data, f))
+        write_atomic(save_file, lambda f: torch.save(data, f))
         self.tag_last_checkpoint(basename)
 
     def tag_last_checkpoint(self, last_filename_basename):
-        _write_atomic(os.path.join(self.save_dir, "last_checkpoint"), lambda f: f.write(last_filename_basename), "w")
+        write_atomic(os.path.join(self.save_dir, "last_checkpoint"), lambda f: f.write(last_filename_basename), "w")

@@ -169,24 +169,40 @@ def _close_keys(cfg, key):
     return close or difflib.get_close_matches(key, keys, n=2, cutoff=0.8)
 
 
-def setup_cfg(args):
-    """get_cfg + add_frn_config + the file and command-line overrides, then detectron2's default_setup."""
-    from frn_det.data import ensure_generated, register_default_datasets
+def build_cfg(config_file, opts=()):
+    """get_cfg + add_frn_config + the file and command-line overrides (errors that name the key), with
+    the embedded datasets registered. Not frozen: for tools that adjust it (export, batch study)."""
+    from frn_det.data import register_default_datasets
 
     register_default_datasets()
-    cfg = merge_config(add_frn_config(get_cfg()), args.config_file, args.opts)
+    cfg = merge_config(add_frn_config(get_cfg()), config_file, list(opts))
     if cfg.MODEL.DEVICE == "cuda" and not torch.cuda.is_available():
-        cfg.MODEL.DEVICE = "cpu"  # detectron2's default; this machine has no GPU
+        logger.warning("MODEL.DEVICE is 'cuda' but CUDA is not available: running on the CPU")
+        cfg.MODEL.DEVICE = "cpu"
+    return cfg
+
+
+def prepare_datasets(names):
+    """Generates the embedded datasets among `names` (once, on the main process), then checks that all
+    are on disk and well-formed."""
+    from frn_det.data import ensure_generated
+
+    if comm.is_main_process():
+        for name in names:
+            ensure_generated(name)  # a no-op for others
+    comm.synchronize()
+    check_datasets(names)
+
+
+def setup_cfg(args):
+    """build_cfg, then detectron2's default_setup (logging, seed, OUTPUT_DIR), frn_det's options and
+    the datasets the run needs."""
+    cfg = build_cfg(args.config_file, args.opts)
     if not args.eval_only:
         check_batch_split(cfg, getattr(args, "num_gpus", 1), getattr(args, "num_machines", 1))
     cfg.freeze()
     default_setup(cfg, args)
     setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="frn_det")
     apply_frn_options(cfg)
-    names = cfg.DATASETS.TEST if args.eval_only else cfg.DATASETS.TRAIN + cfg.DATASETS.TEST
-    if comm.is_main_process():
-        for name in names:
-            ensure_generated(name)  # the embedded datasets; a no-op for others
-    comm.synchronize()
-    check_datasets(names)
+    prepare_datasets(cfg.DATASETS.TEST if args.eval_only else cfg.DATASETS.TRAIN + cfg.DATASETS.TEST)
     return cfg

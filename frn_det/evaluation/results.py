@@ -4,6 +4,8 @@ import os
 
 from tabulate import tabulate
 
+from frn_det.utils import write_atomic
+
 HEADLINE = ("AP", "AP50", "AP75")
 
 
@@ -24,8 +26,5 @@ def format_table(results):
 
 def write_results(results, output_dir, filename="results.json"):
     path = os.path.join(output_dir, filename)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump({"headline": headline(results), "all": results}, f, indent=2)
-    os.replace(tmp, path)  # never a half-written file
+    write_atomic(path, lambda f: json.dump({"headline": headline(results), "all": results}, f, indent=2), "w")
     return path

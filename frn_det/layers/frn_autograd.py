@@ -70,12 +70,11 @@ class Kernels(NamedTuple):
     backward(dz, x, weight, bias, tau, eps) -> (dx, dweight, dbias, dtau or None, deps), with x and dz
     contiguous, parameters in math_dtype(x.dtype), eps a float or a 0-d tensor."""
 
-    name: str
     forward: Callable
     backward: Callable
 
 
-PYTHON = Kernels("python", frn_forward_math, frn_backward_math)
+PYTHON = Kernels(frn_forward_math, frn_backward_math)
 
 
 def _params(x, weight, bias, tau):

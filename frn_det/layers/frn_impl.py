@@ -7,7 +7,7 @@ Paths, each a function (x, weight, bias, tau, eps, eps_l) -> z:
   "reference" frn_reference, whose autograd keeps 3x the input
 All but the reference keep only the input for backward. Default: cpp on CPU, compile on CUDA,
 python elsewhere or when the first choice is unavailable, reference while tracing or exporting to
-ONNX. FRN_DET_IMPL=<path> forces a path.
+ONNX. FRN_DET_IMPL=<path> forces a path (except while tracing).
 """
 import functools
 import logging
@@ -20,7 +20,6 @@ from .frn import effective_eps, frn_reference
 from .frn_autograd import PYTHON, Kernels, frn_apply, frn_backward_math, frn_forward_math
 
 logger = logging.getLogger("frn_det")
-IMPLS = ("reference", "python", "cpp", "compile")
 CPP_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 _logged = set()
 
@@ -68,7 +67,7 @@ class _CompiledOrEager:
 @functools.lru_cache(maxsize=None)
 def _compiled_kernels():
     fwd, bwd = _CompiledOrEager(frn_forward_math), _CompiledOrEager(frn_backward_math)
-    return Kernels("compile", fwd, bwd)
+    return Kernels(fwd, bwd)
 
 
 def frn_compile(x, weight, bias, tau=None, eps=1e-6, eps_l=None):
@@ -92,17 +91,17 @@ def _has_triton():
 
 
 def _choose(device_type, dtype):
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return "reference"  # plain aten ops: TorchScript and ONNX can't hold the C++ op or autograd code
     forced = os.environ.get("FRN_DET_IMPL", "").strip().lower()
     if forced:
-        if forced not in IMPLS:
-            raise ValueError(f"FRN_DET_IMPL={forced!r}; valid values: {', '.join(IMPLS)}")
+        if forced not in PATHS:
+            raise ValueError(f"FRN_DET_IMPL={forced!r}; valid values: {', '.join(PATHS)}")
         if forced == "cpp" and (device_type != "cpu" or not cpp_available()):
             raise RuntimeError(f"FRN_DET_IMPL=cpp, but the C++ kernel can't run here ({device_type})")
         return forced
     if torch.compiler.is_compiling():
         return "python"  # traceable torch ops: the caller's torch.compile fuses them
-    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-        return "reference"  # plain aten ops: TorchScript and ONNX can't hold the C++ op or autograd code
     if device_type == "cpu" and dtype in CPP_DTYPES:
         return "cpp" if cpp_available() else "python"
     if device_type == "cuda" and _has_triton():

@@ -50,6 +50,7 @@ def build_optimizer(cfg, model):
         momentum=cfg.SOLVER.MOMENTUM,
         nesterov=cfg.SOLVER.NESTEROV,
         weight_decay=cfg.SOLVER.WEIGHT_DECAY,
+        foreach=True,  # as detectron2's build_optimizer
     )
 
 
@@ -57,5 +58,3 @@ def register_cosine_warmup():
     """Lets detectron2's own build_lr_scheduler take SOLVER.WARMUP_METHOD "cosine"."""
     d2_build.WarmupParamScheduler = WarmupParamScheduler
 
-
-build_lr_scheduler = d2_build.build_lr_scheduler

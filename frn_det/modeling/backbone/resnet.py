@@ -11,13 +11,8 @@ from detectron2.layers import get_norm
 from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling.backbone.resnet import BasicBlock, BasicStem, BottleneckBlock, build_resnet_backbone
 
-from frn_det.layers import TLU
-
-FRN_WITH_TLU = "FRN"
-
-
-def uses_tlu(norm):
-    return isinstance(norm, str) and norm == FRN_WITH_TLU
+from frn_det.config import frn_options_of
+from frn_det.layers import TLU, norm_has_tlu
 
 
 class _FRNAware:
@@ -27,7 +22,7 @@ class _FRNAware:
     has_residual = True
 
     def _setup_activations(self, norm):
-        self.use_tlu = uses_tlu(norm)
+        self.use_tlu = norm_has_tlu(norm)
         if not self.use_tlu:
             return
         for name in self.convs_without_activation:
@@ -48,7 +43,7 @@ class _FRNAware:
 class FRNStem(_FRNAware, BasicStem):
     has_residual = False
 
-    def __init__(self, in_channels=3, out_channels=64, norm=FRN_WITH_TLU):
+    def __init__(self, in_channels=3, out_channels=64, norm="FRN"):
         super().__init__(in_channels, out_channels, norm=norm)
         self._setup_activations(norm)
 
@@ -59,7 +54,7 @@ class FRNStem(_FRNAware, BasicStem):
 class FRNBasicBlock(_FRNAware, BasicBlock):
     convs_without_activation = ("conv2", "shortcut")
 
-    def __init__(self, in_channels, out_channels, *, stride=1, norm=FRN_WITH_TLU):
+    def __init__(self, in_channels, out_channels, *, stride=1, norm="FRN"):
         super().__init__(in_channels, out_channels, stride=stride, norm=norm)
         self._setup_activations(norm)
 
@@ -72,7 +67,7 @@ class FRNBasicBlock(_FRNAware, BasicBlock):
 class FRNBottleneckBlock(_FRNAware, BottleneckBlock):
     convs_without_activation = ("conv3", "shortcut")
 
-    def __init__(self, in_channels, out_channels, *, norm=FRN_WITH_TLU, **kwargs):
+    def __init__(self, in_channels, out_channels, *, norm="FRN", **kwargs):
         super().__init__(in_channels, out_channels, norm=norm, **kwargs)
         self._setup_activations(norm)
 
@@ -105,4 +100,5 @@ def make_frn_aware(resnet, norm):
 @BACKBONE_REGISTRY.register()
 def build_resnet_frn_backbone(cfg, input_shape):
     """detectron2's build_resnet_backbone with FRN's activation placement (any MODEL.RESNETS.NORM)."""
-    return make_frn_aware(build_resnet_backbone(cfg, input_shape), cfg.MODEL.RESNETS.NORM)
+    with frn_options_of(cfg):
+        return make_frn_aware(build_resnet_backbone(cfg, input_shape), cfg.MODEL.RESNETS.NORM)

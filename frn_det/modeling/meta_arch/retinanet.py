@@ -4,7 +4,8 @@ from torch import nn
 from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
 
-from frn_det.modeling.backbone.resnet import uses_tlu
+from frn_det.config import frn_options_of
+from frn_det.layers import norm_has_tlu
 
 
 class RetinaNetFRNHead(RetinaNetHead):
@@ -14,7 +15,7 @@ class RetinaNetFRNHead(RetinaNetHead):
     @configurable
     def __init__(self, *, norm="", **kwargs):
         super().__init__(norm=norm, **kwargs)
-        if uses_tlu(norm):
+        if norm_has_tlu(norm):
             for subnet in (self.cls_subnet, self.bbox_subnet):
                 for i, layer in enumerate(subnet):
                     if isinstance(layer, nn.ReLU):
@@ -27,7 +28,8 @@ class RetinaNetFRN(RetinaNet):
 
     @classmethod
     def from_config(cls, cfg):
-        ret = super().from_config(cfg)
-        shapes = ret["backbone"].output_shape()
-        ret["head"] = RetinaNetFRNHead(cfg, [shapes[f] for f in cfg.MODEL.RETINANET.IN_FEATURES])
+        with frn_options_of(cfg):
+            ret = super().from_config(cfg)
+            shapes = ret["backbone"].output_shape()
+            ret["head"] = RetinaNetFRNHead(cfg, [shapes[f] for f in cfg.MODEL.RETINANET.IN_FEATURES])
         return ret

@@ -1,0 +1,1 @@
+from .file_io import write_atomic
