@@ -28,6 +28,21 @@ def test_plan_and_scaling_rule(batch_study):
     assert (s["MAX_ITER"], s["BASE_LR"], s["WARMUP_ITERS"], s["IMS_PER_BATCH"]) == (4000, 0.005, 400, 2)
 
 
+def test_best_learning_rate_per_cell(batch_study):
+    runs = batch_study.plan_runs(["gn"], [2, 8], [0], {2: [1]}, base_lrs=[0.02, 0.1])
+    assert [r["name"] for r in runs][:3] == ["gn_2img_seed0_lr0.02", "gn_2img_seed1_lr0.02", "gn_8img_seed0_lr0.02"]
+    assert len(runs) == 6 and {r["base_lr"] for r in runs} == {0.02, 0.1}
+    ap = {("gn_2img_seed0_lr0.02"): 10, "gn_2img_seed1_lr0.02": 14, "gn_8img_seed0_lr0.02": 9,
+          "gn_2img_seed0_lr0.1": 13, "gn_2img_seed1_lr0.1": 12, "gn_8img_seed0_lr0.1": 7}
+    records = [{**r, "result": {"val": {"AP": ap[r["name"]], "AP50": 0.0, "AP75": 0.0}}} for r in runs]
+    cells = batch_study.summarize(records)
+    # 2 images: mean 12 at lr 0.02 against 12.5 at lr 0.1; 8 images: 9 against 7
+    assert cells[("gn", 2)]["base_lr"] == 0.1 and cells[("gn", 2)]["AP"] == [13, 12]
+    assert cells[("gn", 8)]["base_lr"] == 0.02 and cells[("gn", 8)]["AP"] == [9]
+    table = batch_study.markdown_table(cells, ["gn"], [2, 8], [0.02, 0.1])
+    assert "| GN | 9.0 | 12.5 ± 0.7 |" in table and "| GN best lr | 0.02 | 0.1 |" in table
+
+
 def test_tiny_study_writes_outputs_and_skips_finished_runs(batch_study, tmp_path, monkeypatch):
     monkeypatch.setenv("DETECTRON2_DATASETS", str(make_coco_tree(tmp_path / "datasets")))
     out = tmp_path / "study"

@@ -20,7 +20,6 @@ from torch.nn.parallel import DistributedDataParallel
 
 import frn_det
 from coco_tree import ROOT, TINY, TINY_MODEL, make_coco_tree
-from frn_det.config.protocol import paper_solver
 from frn_det.layers import FRN, TLU
 
 BASE = os.path.join(ROOT, "configs", "Base-RetinaNet-FRN.yaml")
@@ -215,10 +214,12 @@ def test_lazy_config_is_the_yaml_model_and_runs(tmp_path):
 @pytest.mark.parametrize("imgs", [8, 4, 2])
 def test_lazy_configs_follow_the_paper_rule(imgs):
     cfg = LazyConfig.load(os.path.join(LAZY, f"retinanet_frn_{imgs}img.py"))
-    s = paper_solver(imgs)
-    assert cfg.dataloader.train.total_batch_size == s["IMS_PER_BATCH"] == imgs * 8
-    assert cfg.optimizer.lr == pytest.approx(s["BASE_LR"])
-    assert cfg.train.max_iter == s["MAX_ITER"] and cfg.train.checkpointer.period == s["CHECKPOINT_PERIOD"]
-    assert cfg.lr_multiplier.warmup_length * s["MAX_ITER"] == pytest.approx(s["WARMUP_ITERS"])
+    # Table 6 at base_lr 0.05: M = 8 * imgs, steps = 125000 * 64 / M, lr = 0.05 * M / 64
+    batch, steps, lr = {8: (64, 125000, 0.05), 4: (32, 250000, 0.025), 2: (16, 500000, 0.0125)}[imgs]
+    assert cfg.dataloader.train.total_batch_size == batch
+    assert cfg.optimizer.lr == pytest.approx(lr) and cfg.train.max_iter == steps
+    yaml = yacs_cfg(os.path.join(ROOT, "configs", f"retinanet_frn_{imgs}img.yaml"), tiny=False)
+    assert cfg.train.checkpointer.period == yaml.SOLVER.CHECKPOINT_PERIOD
+    assert cfg.lr_multiplier.warmup_length * steps == pytest.approx(yaml.SOLVER.WARMUP_ITERS)
     assert cfg.dataloader.train.dataset.names == "coco_2017_train"
     assert set(cfg) == {"model", "dataloader", "optimizer", "lr_multiplier", "train"}

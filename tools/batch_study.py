@@ -4,12 +4,15 @@ scratch with the same number of images seen, evaluated with COCO AP / AP50 / AP7
 
   python tools/batch_study.py                                  # the default study (embedded data, CPU)
   python tools/batch_study.py --methods frn gn --imgs 2 8      # a subset
+  python tools/batch_study.py --base-lrs 0.02 0.05 0.1         # best of three lrs per cell, as the paper
   python tools/batch_study.py --config configs/retinanet_frn_8img.yaml --num-gpus 8 --device cuda
                                                                # the same study on COCO
 
 Each run follows the rule of the config generator relative to the config's own solver (its
 IMS_PER_BATCH, MAX_ITER, BASE_LR, WARMUP_ITERS): lr in proportion to the batch, steps in inverse
-proportion. Runs go through tools/train_net.py, one process each; a run whose results.json exists
+proportion. With --base-lrs, every method and column is trained at each of those reference learning
+rates (the config's batch; scaled by the same rule) and each cell reports the best one, as the paper
+reports the best of three base_lr values. Runs go through tools/train_net.py, one process each; a run whose results.json exists
 is skipped, so the study resumes where it stopped. Writes results.json, table.md and plot.png.
 """
 import argparse
@@ -39,12 +42,15 @@ def reference_solver(config_file, opts):
                 checkpoint=s.CHECKPOINT_PERIOD)
 
 
-def plan_runs(methods, imgs, seeds, extra_seeds):
+def plan_runs(methods, imgs, seeds, extra_seeds, base_lrs=(None,)):
+    """One run per method, images per GPU, seed and reference lr (None: the config's)."""
     runs = []
-    for m in imgs:
-        for seed in sorted(set(seeds) | set(extra_seeds.get(m, []))):
-            for method in methods:
-                runs.append(dict(method=method, imgs=m, seed=seed, name=f"{method}_{m}img_seed{seed}"))
+    for lr in base_lrs:
+        for m in imgs:
+            for seed in sorted(set(seeds) | set(extra_seeds.get(m, []))):
+                for method in methods:
+                    name = f"{method}_{m}img_seed{seed}" + ("" if lr is None else f"_lr{lr:g}")
+                    runs.append(dict(method=method, imgs=m, seed=seed, base_lr=lr, name=name))
     return runs
 
 
@@ -54,8 +60,8 @@ def run_one(run, args, ref):
     results_file = os.path.join(out, "results.json")
     if os.path.exists(results_file):
         return json.load(open(results_file))["headline"], True
-    solver = scaled_solver(run["imgs"], args.num_gpus, ref["batch"], ref["steps"], ref["lr"], ref["warmup"],
-                           ref["checkpoint"])
+    lr = ref["lr"] if run["base_lr"] is None else run["base_lr"]
+    solver = scaled_solver(run["imgs"], args.num_gpus, ref["batch"], ref["steps"], lr, ref["warmup"], ref["checkpoint"])
     opts = [*args.opts, *method_opts(run["method"])]  # the study's own keys come last and win
     for key, value in solver.items():
         opts += [f"SOLVER.{key}", str(value)]
@@ -70,16 +76,22 @@ def run_one(run, args, ref):
     return json.load(open(results_file))["headline"], False
 
 
-def summarize(records, methods, imgs):
-    """{(method, imgs): {metric: [values over seeds]}} from the finished runs."""
-    cells = {}
+def summarize(records):
+    """{(method, imgs): {metric: [values over seeds], "base_lr": lr}} from the finished runs; where
+    several learning rates were run, the one with the best mean AP."""
+    by_lr = {}
     for r in records:
         if "failed" in r["result"]:
             continue
         (values,) = r["result"].values()  # one test dataset
-        cell = cells.setdefault((r["method"], r["imgs"]), {k: [] for k in METRICS})
+        cell = by_lr.setdefault((r["method"], r["imgs"], r["base_lr"]), {k: [] for k in METRICS})
         for k in METRICS:
             cell[k].append(values[k])
+    cells = {}
+    for (method, m, lr), cell in by_lr.items():
+        best = cells.get((method, m))
+        if best is None or statistics.mean(cell["AP"]) > statistics.mean(best["AP"]):
+            cells[(method, m)] = {**cell, "base_lr": lr}
     return cells
 
 
@@ -91,16 +103,24 @@ def _fmt(values):
     return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
-def markdown_table(cells, methods, imgs):
-    """Table 6's layout: a row per method, AP / AP50 / AP75 for each images-per-GPU column."""
+def markdown_table(cells, methods, imgs, base_lrs=(None,)):
+    """Table 6's layout: a row per method, AP / AP50 / AP75 for each images-per-GPU column, and with
+    several learning rates, a row of the best one per column."""
     cols = sorted(imgs, reverse=True)
     head = "| method | " + " | ".join(f"{k} @{m}" for k in METRICS for m in cols) + " |"
     rule = "|---|" + "---|" * (len(METRICS) * len(cols))
-    rows = [
-        f"| {method.upper()} | " + " | ".join(_fmt(cells.get((method, m), {}).get(k, [])) for k in METRICS for m in cols) + " |"
-        for method in methods
-    ]
+    rows = []
+    for method in methods:
+        rows.append(f"| {method.upper()} | " + " | ".join(
+            _fmt(cells.get((method, m), {}).get(k, [])) for k in METRICS for m in cols) + " |")
+        if len(base_lrs) > 1:
+            lrs = [cells[(method, m)]["base_lr"] if (method, m) in cells else None for m in cols]
+            rows.append(f"| {method.upper()} best lr | " + " | ".join(
+                "-" if lr is None else f"{lr:g}" for _ in METRICS for lr in lrs) + " |")
     note = "Images per GPU (per process) after @; mean ± std over seeds where a cell has several."
+    if len(base_lrs) > 1:
+        note += (f" Each cell: the best of reference lrs {', '.join(f'{lr:g}' for lr in base_lrs)} (at the"
+                 " config's batch; scaled by m/batch), chosen by mean AP.")
     return "\n".join([head, rule, *rows, "", note]) + "\n"
 
 
@@ -151,6 +171,9 @@ def main(argv=None):
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds for every column")
     parser.add_argument("--extra-seeds", nargs="*", default=["2=1"],
                         help="more seeds for some columns, as IMGS=SEED,SEED (default: 2=1)")
+    parser.add_argument("--base-lrs", nargs="+", type=float, default=None,
+                        help="reference learning rates (at the config's batch) to run for every cell; the "
+                             "table reports the best (default: the config's SOLVER.BASE_LR only)")
     parser.add_argument("--num-gpus", type=int, default=1, help="processes per run")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--output", default=os.path.join(ROOT, "output", "batch_study"))
@@ -160,7 +183,8 @@ def main(argv=None):
     os.makedirs(args.output, exist_ok=True)
 
     ref = reference_solver(args.config, args.opts)
-    runs = plan_runs(args.methods, args.imgs, args.seeds, parse_extra_seeds(args.extra_seeds))
+    base_lrs = args.base_lrs or [None]
+    runs = plan_runs(args.methods, args.imgs, args.seeds, parse_extra_seeds(args.extra_seeds), base_lrs)
     records = []
     start = time.time()
     bar = tqdm(runs, desc="batch study", unit="run")
@@ -172,8 +196,8 @@ def main(argv=None):
             tqdm.write(f"{run['name']}: FAILED ({result['failed']})")
     minutes = (time.time() - start) / 60
 
-    cells = summarize(records, args.methods, args.imgs)
-    table = markdown_table(cells, args.methods, args.imgs)
+    cells = summarize(records)
+    table = markdown_table(cells, args.methods, args.imgs, base_lrs)
     with open(os.path.join(args.output, "results.json"), "w") as f:
         json.dump({"config": args.config, "reference_solver": ref, "num_gpus": args.num_gpus,
                    "minutes_this_invocation": minutes, "runs": records}, f, indent=2)
