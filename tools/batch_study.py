@@ -204,7 +204,8 @@ def main(argv=None):
     with open(os.path.join(args.output, "table.md"), "w") as f:
         f.write(table)
     plot(cells, args.methods, args.imgs, os.path.join(args.output, "plot.png"),
-         f"{os.path.basename(args.config)}: {ref['steps'] * ref['batch']} images seen")
+         f"{os.path.basename(args.config)}: {ref['steps'] * ref['batch']} images seen"
+         + ("" if len(base_lrs) == 1 else "\nbest of lr " + ", ".join(f"{lr:g}" for lr in base_lrs)))
     print(table)
     print(f"{len(runs)} runs ({sum(r['skipped'] for r in records)} skipped) in {minutes:.1f} min; "
           f"results, table.md and plot.png in {args.output}")
