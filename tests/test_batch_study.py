@@ -32,7 +32,7 @@ def test_best_learning_rate_per_cell(batch_study):
     runs = batch_study.plan_runs(["gn"], [2, 8], [0], {2: [1]}, base_lrs=[0.02, 0.1])
     assert [r["name"] for r in runs][:3] == ["gn_2img_seed0_lr0.02", "gn_2img_seed1_lr0.02", "gn_8img_seed0_lr0.02"]
     assert len(runs) == 6 and {r["base_lr"] for r in runs} == {0.02, 0.1}
-    ap = {("gn_2img_seed0_lr0.02"): 10, "gn_2img_seed1_lr0.02": 14, "gn_8img_seed0_lr0.02": 9,
+    ap = {"gn_2img_seed0_lr0.02": 10, "gn_2img_seed1_lr0.02": 14, "gn_8img_seed0_lr0.02": 9,
           "gn_2img_seed0_lr0.1": 13, "gn_2img_seed1_lr0.1": 12, "gn_8img_seed0_lr0.1": 7}
     records = [{**r, "result": {"val": {"AP": ap[r["name"]], "AP50": 0.0, "AP75": 0.0}}} for r in runs]
     cells = batch_study.summarize(records)

@@ -95,8 +95,8 @@ def test_every_config_builds(path):
 
 @pytest.mark.parametrize("backbone", ["build_retinanet_resnet_frn_fpn_backbone", "build_resnet_frn_fpn_backbone"])
 def test_model_frn_keys_reach_build_model(backbone):
-    """MODEL.FRN.* hold for a plain build_model(cfg) (no tools/train_net.py set-up), and only there;
-    also for the R-CNN backbone builder on its own."""
+    """MODEL.FRN.* hold for the FRN layers of frn_det's builders in a plain build_model(cfg) (no
+    tools/train_net.py set-up), and only there; also for the R-CNN backbone builder on its own."""
     from detectron2.layers import get_norm
 
     cfg = small(load_cfg(os.path.join(ROOT, "configs", "retinanet_frn_2img.yaml")), depth=18)

@@ -105,7 +105,7 @@ def _fmt(values):
 
 def markdown_table(cells, methods, imgs, base_lrs=(None,)):
     """Table 6's layout: a row per method, AP / AP50 / AP75 for each images-per-GPU column, and with
-    several learning rates, a row of the best one per column."""
+    --base-lrs, a row of the best learning rate per column."""
     cols = sorted(imgs, reverse=True)
     head = "| method | " + " | ".join(f"{k} @{m}" for k in METRICS for m in cols) + " |"
     rule = "|---|" + "---|" * (len(METRICS) * len(cols))
@@ -113,12 +113,12 @@ def markdown_table(cells, methods, imgs, base_lrs=(None,)):
     for method in methods:
         rows.append(f"| {method.upper()} | " + " | ".join(
             _fmt(cells.get((method, m), {}).get(k, [])) for k in METRICS for m in cols) + " |")
-        if len(base_lrs) > 1:
+        if base_lrs[0] is not None:
             lrs = [cells[(method, m)]["base_lr"] if (method, m) in cells else None for m in cols]
             rows.append(f"| {method.upper()} best lr | " + " | ".join(
                 "-" if lr is None else f"{lr:g}" for _ in METRICS for lr in lrs) + " |")
     note = "Images per GPU (per process) after @; mean ± std over seeds where a cell has several."
-    if len(base_lrs) > 1:
+    if base_lrs[0] is not None:
         note += (f" Each cell: the best of reference lrs {', '.join(f'{lr:g}' for lr in base_lrs)} (at the"
                  " config's batch; scaled by m/batch), chosen by mean AP.")
     return "\n".join([head, rule, *rows, "", note]) + "\n"
@@ -205,7 +205,7 @@ def main(argv=None):
         f.write(table)
     plot(cells, args.methods, args.imgs, os.path.join(args.output, "plot.png"),
          f"{os.path.basename(args.config)}: {ref['steps'] * ref['batch']} images seen"
-         + ("" if len(base_lrs) == 1 else "\nbest of lr " + ", ".join(f"{lr:g}" for lr in base_lrs)))
+         + ("" if base_lrs[0] is None else "\nbest of lr " + ", ".join(f"{lr:g}" for lr in base_lrs)))
     print(table)
     print(f"{len(runs)} runs ({sum(r['skipped'] for r in records)} skipped) in {minutes:.1f} min; "
           f"results, table.md and plot.png in {args.output}")

@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 import warnings
+from unittest import mock
 
 warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
 
@@ -66,7 +67,8 @@ def export(model, image, fmt, output_dir):
     os.makedirs(output_dir, exist_ok=True)
     model.eval()
     adapter = traceable_model(model, image)
-    with torch.no_grad(), warnings.catch_warnings():
+    # the reference path (plain aten ops) also for the untraced re-run that checks the trace
+    with mock.patch.dict(os.environ, {"FRN_DET_IMPL": "reference"}), torch.no_grad(), warnings.catch_warnings():
         # detectron2's shape checks become constants in the trace: expected, the input size is fixed
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")

@@ -2,7 +2,7 @@
 """Writes configs/retinanet_{frn,gn,bn}_{2,4,8}img.yaml from the paper's rule (frn_det.config.protocol).
 
   python tools/make_configs.py                    # the committed configs (default base_lr)
-  python tools/make_configs.py --base-lr 0.1      # another base_lr, into configs/base_lr_0.1_8gpu/
+  python tools/make_configs.py --base-lr 0.1      # another base_lr, into configs/lr0.1_8gpu/
   python tools/make_configs.py --sweep            # all of the paper's base_lr values
   python tools/make_configs.py --gpus 4 --imgs 2  # another machine shape
 """
@@ -21,9 +21,14 @@ from frn_det.config.protocol import (
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def variant_suffix(base_lr, num_gpus):
-    """"" for the paper's default; else one that keeps runs of other base_lr or GPU counts apart."""
-    return "" if (base_lr == DEFAULT_BASE_LR and num_gpus == PAPER_GPUS) else f"_lr{base_lr:g}_{num_gpus}gpu"
+def set_name(base_lr, num_gpus):
+    """A config set other than the committed one names its folder and its OUTPUT_DIRs with this, so
+    that runs of different sets never mix."""
+    return f"lr{base_lr:g}_{num_gpus}gpu"
+
+
+def is_committed_set(base_lr, num_gpus):
+    return base_lr == DEFAULT_BASE_LR and num_gpus == PAPER_GPUS
 
 
 def config_text(method, imgs_per_gpu, num_gpus, base_lr, base="Base-RetinaNet-FRN.yaml"):
@@ -46,7 +51,7 @@ SOLVER:
   WARMUP_ITERS: {s['WARMUP_ITERS']}
   CHECKPOINT_PERIOD: {s['CHECKPOINT_PERIOD']}
   REFERENCE_WORLD_SIZE: {s['REFERENCE_WORLD_SIZE']}
-OUTPUT_DIR: "output/retinanet_{method}_{imgs_per_gpu}img{variant_suffix(base_lr, num_gpus)}"
+OUTPUT_DIR: "output/retinanet_{method}_{imgs_per_gpu}img{'' if is_committed_set(base_lr, num_gpus) else '_' + set_name(base_lr, num_gpus)}"
 """
 
 
@@ -71,13 +76,14 @@ def main(argv=None):
     parser.add_argument("--sweep", action="store_true", help=f"write every base_lr in {PAPER_BASE_LRS}")
     parser.add_argument("--imgs", type=int, nargs="+", default=list(IMGS_PER_GPU), help="images per GPU")
     parser.add_argument("--gpus", type=int, default=PAPER_GPUS)
-    parser.add_argument("--out", default=None, help="output folder (default: configs/, or configs/base_lr_X/)")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default: configs/ for the paper's set, else configs/lr<base_lr>_<gpus>gpu/)")
     args = parser.parse_args(argv)
-    default_shape = args.gpus == PAPER_GPUS and sorted(args.imgs) == sorted(IMGS_PER_GPU)
+    default_shape = sorted(args.imgs) == sorted(IMGS_PER_GPU)
     for lr in PAPER_BASE_LRS if args.sweep else [args.base_lr]:
-        out = args.out or os.path.join(
-            ROOT, "configs", "" if (lr == DEFAULT_BASE_LR and default_shape) else f"base_lr_{lr:g}_{args.gpus}gpu"
-        )
+        # other --imgs stay out of configs/ too, where the committed set is
+        committed = is_committed_set(lr, args.gpus) and default_shape
+        out = args.out or os.path.join(ROOT, "configs", "" if committed else set_name(lr, args.gpus))
         for path in write_configs(out, lr, args.imgs, args.gpus):
             print(path)
 

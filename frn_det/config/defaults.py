@@ -24,8 +24,9 @@ def apply_frn_options(cfg):
 
 
 def frn_options_of(cfg):
-    """Context in which get_norm's FRN layers follow cfg.MODEL.FRN: frn_det's builders build inside it,
-    so the keys hold for any build_model(cfg), not only for runs set up by tools/train_net.py."""
+    """Context in which get_norm's FRN layers follow cfg.MODEL.FRN. frn_det's builders (FRN ResNet, FPN,
+    RetinaNetFRN's head) build inside it, so the keys hold for them in any build_model(cfg); layers that
+    detectron2's own builders make (e.g. an R-CNN box head with NORM "FRN") follow apply_frn_options."""
     from frn_det.layers import frn_options
 
     node = cfg.MODEL.get("FRN")

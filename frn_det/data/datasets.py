@@ -10,7 +10,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 _LOAD_ERRORS = (ValueError, KeyError, TypeError, IndexError, AssertionError)
 
 
-_COCO_LAYOUT = (  # detectron2's builtin coco_* datasets
+_COCO_LAYOUT = (  # detectron2's builtin COCO datasets (coco_*, keypoints_coco_*, ...)
     " detectron2 looks for COCO under $DETECTRON2_DATASETS/coco (now {root}/coco), laid out as "
     "coco/annotations/instances_{{train,val}}2017.json, coco/train2017/*.jpg, coco/val2017/*.jpg. "
     "Set DETECTRON2_DATASETS to the folder that holds coco/."
@@ -35,7 +35,7 @@ def check_datasets(names):
         if missing:
             raise FileNotFoundError(f"Dataset {name!r} not found: missing {' and '.join(missing)}." + (
                 _COCO_LAYOUT.format(root=os.path.abspath(os.getenv("DETECTRON2_DATASETS", "datasets")))
-                if name.startswith("coco_") else " Check the paths it was registered with."
+                if "coco" in name else " Check the paths it was registered with."
             ))
         problem = _json_shape_problem(json_file)
         if problem:

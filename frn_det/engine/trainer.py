@@ -175,11 +175,7 @@ def build_cfg(config_file, opts=()):
     from frn_det.data import register_default_datasets
 
     register_default_datasets()
-    cfg = merge_config(add_frn_config(get_cfg()), config_file, list(opts))
-    if cfg.MODEL.DEVICE == "cuda" and not torch.cuda.is_available():
-        logger.warning("MODEL.DEVICE is 'cuda' but CUDA is not available: running on the CPU")
-        cfg.MODEL.DEVICE = "cpu"
-    return cfg
+    return merge_config(add_frn_config(get_cfg()), config_file, list(opts))
 
 
 def prepare_datasets(names):
@@ -198,11 +194,16 @@ def setup_cfg(args):
     """build_cfg, then detectron2's default_setup (logging, seed, OUTPUT_DIR), frn_det's options and
     the datasets the run needs."""
     cfg = build_cfg(args.config_file, args.opts)
+    no_cuda = cfg.MODEL.DEVICE == "cuda" and not torch.cuda.is_available()
+    if no_cuda:
+        cfg.MODEL.DEVICE = "cpu"
     if not args.eval_only:
         check_batch_split(cfg, getattr(args, "num_gpus", 1), getattr(args, "num_machines", 1))
     cfg.freeze()
     default_setup(cfg, args)
     setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="frn_det")
+    if no_cuda:
+        logger.warning("MODEL.DEVICE is 'cuda' but CUDA is not available: running on the CPU")
     apply_frn_options(cfg)
     prepare_datasets(cfg.DATASETS.TEST if args.eval_only else cfg.DATASETS.TRAIN + cfg.DATASETS.TEST)
     return cfg
