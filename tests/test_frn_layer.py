@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from frn_det.layers import FRN, TLU, frn_reference
+from frn_det.layers import FRN, TLU
 
 
 def paper_forward(x, gamma, beta, tau, eps):

@@ -109,7 +109,7 @@ def test_missing_user_dataset_names_its_paths(tmp_path):
     name = register("frn_missing", str(tmp_path), json_file=json_file)
     with pytest.raises(FileNotFoundError, match=rf"Dataset 'frn_missing' not found: missing {re.escape(str(json_file))}") as e:
         check_datasets([name])
-    assert "DETECTRON2_DATASETS" not in str(e.value)  # the COCO layout hint is for detectron2's coco_* only
+    assert "DETECTRON2_DATASETS" not in str(e.value)  # the COCO layout hint is for detectron2's COCO names only
 
 
 def _write_json(path, coco):

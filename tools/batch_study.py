@@ -12,8 +12,8 @@ Each run follows the rule of the config generator relative to the config's own s
 IMS_PER_BATCH, MAX_ITER, BASE_LR, WARMUP_ITERS): lr in proportion to the batch, steps in inverse
 proportion. With --base-lrs, every method and column is trained at each of those reference learning
 rates (the config's batch; scaled by the same rule) and each cell reports the best one, as the paper
-reports the best of three base_lr values. Runs go through tools/train_net.py, one process each; a run whose results.json exists
-is skipped, so the study resumes where it stopped. Writes results.json, table.md and plot.png.
+reports the best of three base_lr values. Runs go through tools/train_net.py, one process each; a run
+whose results.json exists is skipped, so the study resumes where it stopped. Writes results.json, table.md and plot.png.
 """
 import argparse
 import json
