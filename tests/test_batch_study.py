@@ -66,3 +66,44 @@ def test_tiny_study_writes_outputs_and_skips_finished_runs(batch_study, tmp_path
 
     again = batch_study.main(argv)
     assert all(r["skipped"] for r in again)
+
+
+def test_schedules_scale_warmup_and_go_to_their_own_folders(batch_study):
+    runs = batch_study.plan_runs(["frn", "gn"], [8, 2], [0], {}, schedules=[400, 1600])
+    assert [r["dir"] for r in runs][:2] == [os.path.join("iters400", "frn_8img_seed0"),
+                                            os.path.join("iters400", "gn_8img_seed0")]
+    ref = dict(batch=8, steps=400, lr=0.02, warmup=40, checkpoint=200)
+    s = batch_study.run_solver(runs[-1], ref, 1)  # gn, 2 images, 1600 reference iterations
+    assert (s["MAX_ITER"], s["WARMUP_ITERS"], s["CHECKPOINT_PERIOD"], s["IMS_PER_BATCH"]) == (6400, 640, 3200, 2)
+    assert s["BASE_LR"] == pytest.approx(0.005)
+    records = [{**r, "result": {"val": {"AP": 10.0 * (r["schedule"] == 1600) + r["imgs"], "AP50": 0, "AP75": 0}}}
+               for r in runs]
+    assert batch_study.summarize(records, 1600)[("gn", 2)]["AP"] == [12.0]
+    assert batch_study.summarize(records, 400)[("gn", 2)]["AP"] == [2.0]
+
+
+def test_tiny_convergence_curve_keeps_committable_results(batch_study, tmp_path, monkeypatch):
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(make_coco_tree(tmp_path / "datasets")))
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(f'_BASE_: "{os.path.join(ROOT, "configs", "retinanet_frn_2img.yaml")}"\n'
+                   "SOLVER:\n  IMS_PER_BATCH: 2\n  MAX_ITER: 2\n  WARMUP_ITERS: 1\n  CHECKPOINT_PERIOD: 2\n")
+    keep = tmp_path / "kept"
+    records = batch_study.main(["--config", str(cfg), "--methods", "frn", "--imgs", "2", "--extra-seeds",
+                                "--schedules", "2", "4", "--output", str(tmp_path / "study"), "--keep-in",
+                                str(keep), *TINY_MODEL])
+    assert [r["dir"] for r in records] == [os.path.join("iters2", "frn_2img_seed0"), os.path.join("iters4", "frn_2img_seed0")]
+    assert all("failed" not in r["result"] for r in records)
+    last = [json.loads(x) for x in open(keep / "iters4" / "frn_2img_seed0" / "metrics.json") if '"total_loss"' in x][-1]
+    assert last["iteration"] == 3
+    assert os.path.getsize(keep / "curve.png") > 1000 and (keep / "iters2" / "frn_2img_seed0" / "results.json").exists()
+    assert not (keep / "iters2" / "frn_2img_seed0" / "model_final.pth").exists()
+    table = (keep / "table.md").read_text()
+    assert "### 2 iterations of 2 images (4 images seen)" in table and "### 4 iterations" in table
+    summary = json.loads((keep / "results.json").read_text())
+    assert not os.path.isabs(summary["config"]) or not summary["config"].startswith(ROOT)
+
+
+def test_committed_results_name_no_machine_paths():
+    for path in ("benchmarks/batch_study/results.json", "benchmarks/batch_study_lr/results.json"):
+        text = open(os.path.join(ROOT, path)).read()
+        assert "/work/" not in text and ROOT not in text, path

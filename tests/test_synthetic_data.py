@@ -1,10 +1,15 @@
 """The generated shapes dataset: determinism, annotations, COCO / detectron2 loading, idempotency, variation."""
+import hashlib
 import json
 import os
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
+from PIL import Image
 from pycocotools.coco import COCO
 
 from frn_det.data import (
@@ -37,7 +42,7 @@ def test_deterministic(tmp_path):
     assert open(a, "rb").read() != open(c, "rb").read()
 
 
-@pytest.mark.parametrize("variation", ["photo", "uniform"])
+@pytest.mark.parametrize("variation", ["photo", "uniform", "real"])
 def test_annotations_valid(tmp_path, variation):
     size = 96  # a non-default size on purpose
     path = generate_shapes_dataset(tmp_path, "val", 12, image_size=size, variation=variation)
@@ -59,7 +64,7 @@ def test_annotations_valid(tmp_path, variation):
         assert (poly >= [x - 1, y - 1]).all() and (poly <= [x + w + 1, y + h + 1]).all()
 
 
-@pytest.mark.parametrize("variation", ["photo", "uniform"])
+@pytest.mark.parametrize("variation", ["photo", "uniform", "real"])
 def test_boxes_tight(variation):
     for i in range(20):
         img, objs = synthetic._render_sample(np.random.default_rng([7, i]), 128, variation, num_objects=1)
@@ -75,9 +80,10 @@ def test_boxes_tight(variation):
             assert fx.min() >= x and fx.max() < x + w and fy.min() >= y and fy.max() < y + h
 
 
-def test_objects_do_not_overlap():
+@pytest.mark.parametrize("variation", ["photo", "real"])
+def test_objects_do_not_overlap(variation):
     for i in range(10):
-        _, objs = synthetic._render_sample(np.random.default_rng([5, i]), 128, "photo", num_objects=6)
+        _, objs = synthetic._render_sample(np.random.default_rng([5, i]), 128, variation, num_objects=6)
         assert (np.sum([o["mask"] for o in objs], axis=0) <= 1).all()
 
 
@@ -92,6 +98,92 @@ def test_photo_statistics_vary_more_than_uniform():
     uniform_mean_std, uniform_cast_std = stats("uniform")
     assert photo_mean_std > 0.1 and photo_mean_std > 4 * uniform_mean_std
     assert photo_cast_std > 2 * uniform_cast_std
+
+
+# Pixels and annotations of the first 8 images (seed 0) of the looks that existed before the real look,
+# computed before it was added: the issue forbids changing their data. Decoded pixels, not PNG bytes,
+# so that another zlib in Pillow does not fail the test (the files would still be valid).
+_PINNED = {
+    "photo": ("00cd7a95cd0ede9dfc770c425e9bc0afcebe9919693a7bb0372743165990d209",
+              "78ce190dc82334d761e094aaf15afbbd2cac5810760626ed4d1800c8f4a28b44"),
+    "uniform": ("1ef8908ee67ba1e6adda25a5ca9b10729ace28b6db4fbfe300f35df039c1dda5",
+                "38b5b66e278e99254c6012663199c18fb60059a908ee5c850f146328e16a363f"),
+}
+
+
+@pytest.mark.parametrize("variation", sorted(_PINNED))
+def test_existing_looks_unchanged(tmp_path, variation):
+    path = generate_shapes_dataset(tmp_path, "train", 8, seed=0, variation=variation)
+    pixels = hashlib.sha256()
+    for i in range(8):
+        pixels.update(np.asarray(Image.open(tmp_path / "train" / f"{i:06d}.png")).tobytes())
+    assert (pixels.hexdigest(), hashlib.sha256(open(path, "rb").read()).hexdigest()) == _PINNED[variation]
+    manifest = json.load(open(tmp_path / "annotations" / "manifest_train.json"))
+    assert manifest == {"generator": "frn_shapes-2", "split": "train", "num_images": 8, "image_size": 128,
+                        "seed": 0, "variation": variation, "classes": list(SHAPE_CLASSES)}
+
+
+def test_real_deterministic(tmp_path):
+    a = generate_shapes_dataset(tmp_path / "a", "real", 4, seed=3, variation="real")
+    b = generate_shapes_dataset(tmp_path / "b", "real", 4, seed=3, variation="real")
+    for rel in ["annotations/instances_real.json", "annotations/manifest_real.json"] + [
+            f"real/{i:06d}.png" for i in range(4)]:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
+    manifest = json.load(open(tmp_path / "a" / "annotations" / "manifest_real.json"))
+    assert manifest["generator"] == synthetic.REAL_GENERATOR_VERSION != synthetic.GENERATOR_VERSION
+    assert manifest["photos"] == synthetic._real_photos()[1]
+    c = generate_shapes_dataset(tmp_path / "c", "real", 4, seed=4, variation="real")
+    assert open(a, "rb").read() == open(b, "rb").read() != open(c, "rb").read()
+
+
+def _photo_crop(index, box, flipped, size):
+    """The real look's background recomputed from skimage.data, independently of synthetic.py."""
+    import skimage.data
+
+    name = synthetic._REAL_PHOTOS[index]
+    pixels = getattr(skimage.data, name)()
+    pixels = pixels[0] if name == "stereo_motorcycle" else pixels
+    region = Image.fromarray(pixels).convert("RGB").crop(box)
+    crop = np.asarray(region.resize((size, size), Image.Resampling.LANCZOS))
+    return (crop[:, ::-1] if flipped else crop), np.asarray(region)
+
+
+def test_real_backgrounds_are_photo_crops():
+    images, used = [], set()
+    for i in range(12):
+        _, (index, box, flipped) = synthetic._real_background(np.random.default_rng([9, i]), 128)
+        img, objs = synthetic._render_sample(np.random.default_rng([9, i]), 128, "real")
+        expected, region = _photo_crop(index, box, flipped, 128)
+        covered = np.any([o["mask"] for o in objs], axis=0)
+        # every pixel outside the objects is the photo's, untouched (no lighting, cast or noise on top)
+        assert (img[~covered] == expected[~covered]).all()
+        assert (img[covered] != expected[covered]).any()
+        # the crop keeps the statistics of the photo region it shows
+        assert np.abs(expected.reshape(-1, 3).mean(0) - region.reshape(-1, 3).mean(0)).max() < 3
+        assert expected.std() > 0.5 * region.std()
+        images.append(img)
+        used.add(index)
+    assert len(used) >= 5  # several photos, not one
+    assert len({im.tobytes() for im in images}) == len(images)
+
+
+def test_real_photos_bundled_not_downloaded(monkeypatch):
+    def no_network(*args, **kwargs):
+        raise OSError("network used while loading the real look's photos")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    synthetic._real_photos.cache_clear()
+    try:
+        photos, digest = synthetic._real_photos()
+    finally:
+        synthetic._real_photos.cache_clear()
+    assert len(photos) == len(synthetic._REAL_PHOTOS) and len(digest) == 16
+    assert all(p.mode == "RGB" and min(p.size) >= 256 for p in photos)
+
+
+def test_skimage_imported_lazily():
+    code = "import sys, frn_det, frn_det.data; assert 'skimage' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_idempotent(tmp_path):

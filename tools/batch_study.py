@@ -7,17 +7,27 @@ scratch with the same number of images seen, evaluated with COCO AP / AP50 / AP7
   python tools/batch_study.py --base-lrs 0.02 0.05 0.1         # best of three lrs per cell, as the paper
   python tools/batch_study.py --config configs/retinanet_frn_8img.yaml --num-gpus 8 --device cuda
                                                                # the same study on COCO
+  python tools/batch_study.py --methods frn gn --imgs 8 --extra-seeds --schedules 400 800 1600 3200
+                                                               # convergence: AP against images seen
 
 Each run follows the rule of the config generator relative to the config's own solver (its
 IMS_PER_BATCH, MAX_ITER, BASE_LR, WARMUP_ITERS): lr in proportion to the batch, steps in inverse
 proportion. With --base-lrs, every method and column is trained at each of those reference learning
 rates (the config's batch; scaled by the same rule) and each cell reports the best one, as the paper
-reports the best of three base_lr values. Runs go through tools/train_net.py, one process each; a run
-whose results.json exists is skipped, so the study resumes where it stopped. Writes results.json, table.md and plot.png.
+reports the best of three base_lr values. With --schedules, every cell is trained at each of those
+reference lengths (iterations at the config's batch; warmup and checkpoints scaled alike), each in
+OUTPUT/iters<N>/, and curve.png plots AP against images seen.
+
+Runs go through tools/train_net.py, one process each, with --resume: a run whose results.json exists
+is skipped and an interrupted one continues from its last checkpoint, so the study resumes where it
+stopped. The progress bar counts iterations (its ETA holds across runs of different lengths). Writes
+results.json (paths relative to the repo), table.md and plot.png; --keep-in DIR also copies them and
+each run's results.json, metrics.json and config.yaml to DIR, for committing.
 """
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,26 +52,53 @@ def reference_solver(config_file, opts):
                 checkpoint=s.CHECKPOINT_PERIOD)
 
 
-def plan_runs(methods, imgs, seeds, extra_seeds, base_lrs=(None,)):
-    """One run per method, images per GPU, seed and reference lr (None: the config's)."""
+def plan_runs(methods, imgs, seeds, extra_seeds, base_lrs=(None,), schedules=(None,)):
+    """One run per schedule, reference lr, images per GPU, seed and method (None: the config's)."""
     runs = []
-    for lr in base_lrs:
-        for m in imgs:
-            for seed in sorted(set(seeds) | set(extra_seeds.get(m, []))):
-                for method in methods:
-                    name = f"{method}_{m}img_seed{seed}" + ("" if lr is None else f"_lr{lr:g}")
-                    runs.append(dict(method=method, imgs=m, seed=seed, base_lr=lr, name=name))
+    for steps in schedules:
+        for lr in base_lrs:
+            for m in imgs:
+                for seed in sorted(set(seeds) | set(extra_seeds.get(m, []))):
+                    for method in methods:
+                        name = f"{method}_{m}img_seed{seed}" + ("" if lr is None else f"_lr{lr:g}")
+                        folder = name if steps is None else os.path.join(f"iters{steps}", name)
+                        runs.append(dict(method=method, imgs=m, seed=seed, base_lr=lr, schedule=steps,
+                                         name=name, dir=folder))
     return runs
 
 
-def run_one(run, args, ref):
-    """Trains and evaluates one run; returns ({dataset: {AP, AP50, AP75}} or {"failed": why}, skipped)."""
-    out = os.path.join(args.output, run["name"])
+def run_solver(run, ref, num_gpus):
+    """SOLVER keys of one run: the reference solver at the run's schedule, scaled to its batch."""
+    steps = ref["steps"] if run.get("schedule") is None else run["schedule"]
+    stretch = steps / ref["steps"]
+    lr = ref["lr"] if run["base_lr"] is None else run["base_lr"]
+    return scaled_solver(run["imgs"], num_gpus, ref["batch"], steps, lr, round(ref["warmup"] * stretch),
+                         max(1, round(ref["checkpoint"] * stretch)))
+
+
+def relative(path):
+    """A path relative to the repo when it is inside it, so that committed results name no machine."""
+    rel = os.path.relpath(os.path.abspath(path), ROOT)
+    return path if rel.startswith("..") else rel
+
+
+def _iterations_done(out):
+    try:
+        with open(os.path.join(out, "metrics.json")) as f:
+            lines = [line for line in f if '"iteration"' in line]
+        return json.loads(lines[-1])["iteration"] + 1 if lines else 0
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def run_one(run, args, ref, progress=None):
+    """Trains and evaluates one run; returns ({dataset: {AP, AP50, AP75}} or {"failed": why}, skipped).
+    progress(iterations_done) is called while it trains."""
+    out = os.path.join(args.output, run["dir"])
     results_file = os.path.join(out, "results.json")
     if os.path.exists(results_file):
         return json.load(open(results_file))["headline"], True
-    lr = ref["lr"] if run["base_lr"] is None else run["base_lr"]
-    solver = scaled_solver(run["imgs"], args.num_gpus, ref["batch"], ref["steps"], lr, ref["warmup"], ref["checkpoint"])
+    solver = run_solver(run, ref, args.num_gpus)
     opts = [*args.opts, *method_opts(run["method"])]  # the study's own keys come last and win
     for key, value in solver.items():
         opts += [f"SOLVER.{key}", str(value)]
@@ -69,19 +106,24 @@ def run_one(run, args, ref):
     cmd = [sys.executable, os.path.join(ROOT, "tools", "train_net.py"), "--config-file", args.config,
            "--num-gpus", str(args.num_gpus), "--resume", *opts]
     os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "study.log"), "w") as log:
-        code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
+    with open(os.path.join(out, "study.log"), "a") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        while proc.poll() is None:
+            time.sleep(2)
+            if progress:
+                progress(_iterations_done(out))
+        code = proc.returncode
     if code != 0 or not os.path.exists(results_file):
-        return {"failed": f"exit code {code}; see {os.path.join(out, 'study.log')}"}, False
+        return {"failed": f"exit code {code}; see {relative(os.path.join(out, 'study.log'))}"}, False
     return json.load(open(results_file))["headline"], False
 
 
-def summarize(records):
-    """{(method, imgs): {metric: [values over seeds], "base_lr": lr}} from the finished runs; where
-    several learning rates were run, the one with the best mean AP."""
+def summarize(records, schedule=None):
+    """{(method, imgs): {metric: [values over seeds], "base_lr": lr}} from the finished runs of one
+    schedule; where several learning rates were run, the one with the best mean AP."""
     by_lr = {}
     for r in records:
-        if "failed" in r["result"]:
+        if "failed" in r["result"] or r.get("schedule") != schedule:
             continue
         (values,) = r["result"].values()  # one test dataset
         cell = by_lr.setdefault((r["method"], r["imgs"], r["base_lr"]), {k: [] for k in METRICS})
@@ -150,6 +192,46 @@ def plot(cells, methods, imgs, path, title):
     plt.close(fig)
 
 
+def plot_curve(by_schedule, methods, imgs, batch, path, title):
+    """AP against images seen (schedule x reference batch), a line per method and images per GPU."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for method in methods:
+        for m in sorted(imgs, reverse=True):
+            pts = [(steps * batch, statistics.mean(cells[(method, m)]["AP"]))
+                   for steps, cells in sorted(by_schedule.items()) if (method, m) in cells]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=f"{method.upper()} {m} img")
+    ax.set_xscale("log", base=2)
+    xs = sorted(steps * batch for steps in by_schedule)
+    ax.set_xticks(xs, [f"{x:,}" for x in xs])
+    ax.set_xlabel("images seen")
+    ax.set_ylabel("AP (COCO, val)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def keep_results(output, records, dest):
+    """Copies the study's summary and each finished run's small files to dest (for committing)."""
+    for r in records:
+        for name in ("results.json", "metrics.json", "config.yaml"):
+            src = os.path.join(output, r["dir"], name)
+            if os.path.exists(src):
+                os.makedirs(os.path.join(dest, r["dir"]), exist_ok=True)
+                shutil.copy2(src, os.path.join(dest, r["dir"], name))
+    for name in ("results.json", "table.md", "plot.png", "curve.png"):
+        if os.path.exists(os.path.join(output, name)):
+            shutil.copy2(os.path.join(output, name), os.path.join(dest, name))
+
+
 def parse_extra_seeds(items):
     """["2=1,2"] -> {2: [1, 2]}"""
     extra = {}
@@ -174,6 +256,11 @@ def main(argv=None):
     parser.add_argument("--base-lrs", nargs="+", type=float, default=None,
                         help="reference learning rates (at the config's batch) to run for every cell; the "
                              "table reports the best (default: the config's SOLVER.BASE_LR only)")
+    parser.add_argument("--schedules", nargs="+", type=int, default=None,
+                        help="reference schedule lengths (iterations at the config's batch) to run every cell "
+                             "at; each goes to OUTPUT/iters<N> (default: the config's SOLVER.MAX_ITER only)")
+    parser.add_argument("--keep-in", default=None,
+                        help="also copy the summary and each run's results.json, metrics.json, config.yaml here")
     parser.add_argument("--num-gpus", type=int, default=1, help="processes per run")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--output", default=os.path.join(ROOT, "output", "batch_study"))
@@ -184,28 +271,50 @@ def main(argv=None):
 
     ref = reference_solver(args.config, args.opts)
     base_lrs = args.base_lrs or [None]
-    runs = plan_runs(args.methods, args.imgs, args.seeds, parse_extra_seeds(args.extra_seeds), base_lrs)
+    schedules = args.schedules or [None]
+    runs = plan_runs(args.methods, args.imgs, args.seeds, parse_extra_seeds(args.extra_seeds), base_lrs, schedules)
     records = []
     start = time.time()
-    bar = tqdm(runs, desc="batch study", unit="run")
-    for run in bar:
-        bar.set_postfix_str(run["name"])
-        result, skipped = run_one(run, args, ref)
+    iters = [run_solver(r, ref, args.num_gpus)["MAX_ITER"] for r in runs]
+    finished = [os.path.exists(os.path.join(args.output, r["dir"], "results.json")) for r in runs]
+    # iterations still to train (finished runs are skipped and don't count, so the ETA stays true)
+    bar = tqdm(total=sum(n for n, done in zip(iters, finished) if not done), desc="batch study", unit="it",
+               smoothing=0.05)
+    for run, n, done in zip(runs, iters, finished):
+        bar.set_postfix_str(run["dir"])
+        base = bar.n
+        result, skipped = run_one(run, args, ref, progress=lambda it: bar.update(base + min(it, n) - bar.n))
+        if not done:
+            bar.update(base + n - bar.n)
         records.append({**run, "result": result, "skipped": skipped})
         if "failed" in result:
-            tqdm.write(f"{run['name']}: FAILED ({result['failed']})")
+            tqdm.write(f"{run['dir']}: FAILED ({result['failed']})")
+    bar.close()
     minutes = (time.time() - start) / 60
 
-    cells = summarize(records)
-    table = markdown_table(cells, args.methods, args.imgs, base_lrs)
+    lrs_note = "" if base_lrs[0] is None else "\nbest of lr " + ", ".join(f"{lr:g}" for lr in base_lrs)
+    by_schedule = {steps: summarize(records, steps) for steps in schedules}
+    tables = []
+    for steps, cells in by_schedule.items():
+        table = markdown_table(cells, args.methods, args.imgs, base_lrs)
+        seen = (ref["steps"] if steps is None else steps) * ref["batch"]
+        tables.append(table if steps is None else f"### {steps} iterations of {ref['batch']} images ({seen:,} images seen)\n\n{table}")
+    table = "\n".join(tables)
     with open(os.path.join(args.output, "results.json"), "w") as f:
-        json.dump({"config": args.config, "reference_solver": ref, "num_gpus": args.num_gpus,
+        json.dump({"config": relative(args.config), "reference_solver": ref, "num_gpus": args.num_gpus,
+                   "command": ["python", "tools/batch_study.py", *(argv if argv is not None else sys.argv[1:])],
                    "minutes_this_invocation": minutes, "runs": records}, f, indent=2)
     with open(os.path.join(args.output, "table.md"), "w") as f:
         f.write(table)
-    plot(cells, args.methods, args.imgs, os.path.join(args.output, "plot.png"),
-         f"{os.path.basename(args.config)}: {ref['steps'] * ref['batch']} images seen"
-         + ("" if base_lrs[0] is None else "\nbest of lr " + ", ".join(f"{lr:g}" for lr in base_lrs)))
+    last = max(schedules, key=lambda s: -1 if s is None else s)
+    seen = (ref["steps"] if last is None else last) * ref["batch"]
+    plot(by_schedule[last], args.methods, args.imgs, os.path.join(args.output, "plot.png"),
+         f"{os.path.basename(args.config)}: {seen:,} images seen" + lrs_note)
+    if len(schedules) > 1:
+        plot_curve(by_schedule, args.methods, args.imgs, ref["batch"], os.path.join(args.output, "curve.png"),
+                   f"{os.path.basename(args.config)}: AP against images seen" + lrs_note)
+    if args.keep_in:
+        keep_results(args.output, records, args.keep_in)
     print(table)
     print(f"{len(runs)} runs ({sum(r['skipped'] for r in records)} skipped) in {minutes:.1f} min; "
           f"results, table.md and plot.png in {args.output}")

@@ -12,6 +12,24 @@ def add_frn_config(cfg):
     # Pad every input to this square size (0: off); the paper trains at 1024x1024.
     cfg.MODEL.FPN.SQUARE_PAD = 0
     # SOLVER.WARMUP_METHOD also accepts "cosine" (the paper's cosine ramp-up, section 4.1).
+    # SOLVER.WEIGHT_DECAY_NORM also applies to FRN's gamma, beta and tau (and eps_l).
+
+    # Recipe options beyond the paper (off in the paper configs; measured in benchmarks/):
+    # subtract each image's per-channel mean over its own pixels (not the padding) after
+    # PIXEL_MEAN/PIXEL_STD, in training, evaluation and export (RetinaNetFRN). FRN has no mean
+    # subtraction, so without it an image's brightness and colour cast pass through the stem.
+    cfg.MODEL.CENTER_PIXELS_PER_IMAGE = False
+    # Initialise the last norm's gamma of each residual branch to 0 (each block starts as identity).
+    cfg.MODEL.RESNETS.ZERO_INIT_RESIDUAL = False
+    # RetinaNet head: one norm (gamma, beta, tau, statistics) per FPN level instead of one shared by
+    # all levels (convs stay shared), as in the TPU RetinaNet head the paper used.
+    cfg.MODEL.RETINANET.NORM_PER_LEVEL = False
+
+    # FRN health monitor (frn_det.engine.FRNMonitor): every PERIOD iterations, statistics of the
+    # norm layers per ResNet stage, FPN and head go to EventStorage (metrics.json, TensorBoard).
+    cfg.FRN_MONITOR = CN()
+    cfg.FRN_MONITOR.ENABLED = False
+    cfg.FRN_MONITOR.PERIOD = 20
     return cfg
 
 

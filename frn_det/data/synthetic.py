@@ -1,7 +1,7 @@
 """The embedded default dataset: small generated images of shapes, in COCO format.
 
 Each image holds 1-6 filled shapes of the classes in `SHAPE_CLASSES`, with random colours and sizes,
-upright but slightly tilted, none occluding another. Two looks (`variation`):
+upright but slightly tilted, none occluding another. Three looks (`variation`):
 
 - "photo" (default): image statistics differ from image to image as in photographs - backgrounds of
   several kinds (flat, gradients, cloudy noise, stripes, checkers, grain), per-image illumination
@@ -9,8 +9,11 @@ upright but slightly tilted, none occluding another. Two looks (`variation`):
   a per-image object scale. Batch statistics then vary with the images in a batch, which is what a
   study of batch-size dependence of normalization layers needs.
 - "uniform": one plain grey noisy background, no photometric changes, a narrow range of sizes.
+- "real": the photo look's shapes and sizes on random crops (position, scale, flip) of photographs
+  that scikit-image's wheel bundles, with nothing synthetic on top (no lighting, cast or noise): the
+  photos supply the variation. scikit-image is imported only when this look is generated.
 
-Images are rendered with numpy alone (anti-aliased through signed distances), and are the same bytes
+Images are rendered with numpy (anti-aliased through signed distances), and are the same bytes
 for the same arguments: every image has its own generator seeded from (seed, variation, index), and
 is written as PNG. A box is the tightest box around every pixel its object changes.
 
@@ -19,6 +22,8 @@ register a DatasetCatalog function that generates the files (if missing or stale
 json. The metadata's `json_file` only exists after that, so code that builds a COCOEvaluator before
 loading the dataset calls `ensure_generated(name)` first.
 """
+import functools
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -41,9 +46,11 @@ __all__ = [
 ]
 
 SHAPE_CLASSES = ("circle", "rectangle", "triangle", "cross")
-VARIATIONS = ("photo", "uniform")
+VARIATIONS = ("photo", "uniform", "real")  # the index seeds each image's generator: append only
 # Part of the manifest: bump it whenever rendering changes, so that stale files are regenerated.
 GENERATOR_VERSION = "frn_shapes-2"
+# The real look's own version, so that changing it leaves the other looks' manifests (and files) alone.
+REAL_GENERATOR_VERSION = "frn_shapes_real-1"
 
 # name -> (split, num_images, seed, variation); all 128 px, generated under default_dataset_root().
 DEFAULT_DATASETS = {
@@ -51,6 +58,8 @@ DEFAULT_DATASETS = {
     "shapes_val": ("val", 200, 1, "photo"),
     "shapes_uniform_train": ("uniform_train", 1200, 0, "uniform"),
     "shapes_uniform_val": ("uniform_val", 200, 1, "uniform"),
+    "shapes_real_train": ("real_train", 1200, 0, "real"),
+    "shapes_real_val": ("real_val", 200, 1, "real"),
 }
 
 # Specs of the datasets registered by this module, for ensure_generated().
@@ -58,14 +67,21 @@ _REGISTERED = {}
 
 _MAX_TILT = np.radians(15)
 _CIRCLE_SIDES = 32  # of the circles' outline polygons (segmentation, extent)
+# The real look's photos: skimage.data functions whose files are in scikit-image's wheel (read from the
+# installed package, never downloaded), colour and grey. Left out: coins, text, page (their circles and
+# glyphs look like the shape classes), retina and microscopy (not scenes), logos and synthetic images.
+_REAL_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle", "hubble_deep_field",
+                "camera", "grass", "gravel", "brick", "moon")
 
 
 def default_dataset_root():
-    """`$FRN_DET_DATASETS` if set, else `<repo root>/datasets/frn_shapes` (git-ignored)."""
+    """`$FRN_DET_DATASETS` if set, else `frn_shapes` under detectron2's dataset root
+    (`$DETECTRON2_DATASETS`, default `datasets`, relative to the working directory as in detectron2;
+    the checkout's commands run from the repo root, where `datasets/` is git-ignored)."""
     env = os.environ.get("FRN_DET_DATASETS")
     if env:
         return env
-    return str(Path(__file__).resolve().parents[2] / "datasets" / "frn_shapes")
+    return os.path.join(os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets")), "frn_shapes")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -136,6 +152,39 @@ def _photo_background(rng, h, w, scale):
     return bg
 
 
+@functools.lru_cache(maxsize=1)
+def _real_photos():
+    """The real look's photos as RGB PIL images (in _REAL_PHOTOS order) and a digest of their pixels."""
+    import skimage.data  # here, not at the top: only the real look needs scikit-image
+
+    images, digest = [], hashlib.sha256()
+    for name in _REAL_PHOTOS:
+        pixels = getattr(skimage.data, name)()
+        if name == "stereo_motorcycle":
+            pixels = pixels[0]  # (left view, right view, disparity)
+        image = Image.fromarray(pixels).convert("RGB")
+        digest.update(name.encode() + image.tobytes())
+        images.append(image)
+    return images, digest.hexdigest()[:16]
+
+
+def _real_background(rng, size):
+    """A square crop of a random photo (_REAL_PHOTOS) at a random position and scale, flipped or not,
+    resized to (size, size). Returns the image (floats in [0, 1]) and the crop: (photo index, box, flipped)."""
+    photos, _ = _real_photos()
+    index = int(rng.integers(len(photos)))
+    photo = photos[index]
+    short = min(photo.size)
+    side = int(round(np.exp(rng.uniform(np.log(short / 4), np.log(short)))))  # log-uniform: zooms spread evenly
+    x0, y0 = int(rng.integers(photo.width - side + 1)), int(rng.integers(photo.height - side + 1))
+    flipped = bool(rng.random() < 0.5)
+    box = (x0, y0, x0 + side, y0 + side)
+    crop = photo.crop(box).resize((size, size), Image.Resampling.LANCZOS)
+    if flipped:
+        crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return np.asarray(crop, dtype=np.float64) / 255.0, (index, box, flipped)
+
+
 def _photometric(rng, img):
     """Per-image camera and lighting: illumination with falloff, colour cast, contrast, black level, gamma."""
     h, w, _ = img.shape
@@ -200,20 +249,25 @@ def _part_sdf(poly, px, py):
 def _render_sample(rng, image_size, variation, num_objects=None):
     """Render one image. Returns (uint8 HxWx3 image, objects); each object is a dict with category (0-based),
     bbox [x, y, w, h], area, segmentation (flat polygon) and mask (bool HxW: the pixels it changed)."""
-    photo = variation == "photo"
+    photo, real = variation == "photo", variation == "real"
     size = image_size
     scale = size / 128.0
-    img = _photo_background(rng, size, size, scale) if photo else np.full((size, size, 3), 0.4)
+    if photo:
+        img = _photo_background(rng, size, size, scale)
+    elif real:
+        img = _real_background(rng, size)[0]
+    else:
+        img = np.full((size, size, 3), 0.4)
     if num_objects is None:
         num_objects = int(rng.integers(1, 7))
-    # "photo": one object scale per image (near / far), objects vary around it
-    base = np.exp(rng.uniform(np.log(8), np.log(22))) * scale if photo else None
+    # "photo" and "real": one object scale per image (near / far), objects vary around it
+    base = np.exp(rng.uniform(np.log(8), np.log(22))) * scale if photo or real else None
     occupied = np.zeros((size, size), bool)
     objects, boxes = [], []  # boxes: the outlines' (x0, y0, x1, y1), for the overlap test
     for _ in range(num_objects):
         for _attempt in range(20):  # rejection sampling; an object that does not fit is dropped
             cls = int(rng.integers(len(SHAPE_CLASSES)))
-            if photo:
+            if base is not None:
                 s = float(np.clip(base * np.exp(rng.normal(0, 0.2)), 6 * scale, 30 * scale))
             else:
                 s = rng.uniform(9, 18) * scale
@@ -237,7 +291,7 @@ def _render_sample(rng, image_size, variation, num_objects=None):
         alpha = np.clip(0.5 - sdf, 0.0, 1.0)  # area coverage of a pixel, from its distance to the edge
         alpha[alpha < 0.1] = 0.0  # so that the box covers only pixels the shape visibly changes
         window = img[y0:y1, x0:x1]
-        colour = _object_colour(rng, window.reshape(-1, 3).mean(0), photo)
+        colour = _object_colour(rng, window.reshape(-1, 3).mean(0), photo or real)
         if photo:  # shading across the object
             a = rng.uniform(0, 2 * np.pi)
             shade = 1 + rng.uniform(-0.3, 0.3) * (px * np.cos(a) + py * np.sin(a)) / s
@@ -257,8 +311,9 @@ def _render_sample(rng, image_size, variation, num_objects=None):
         boxes.append(box)
     if photo:
         img = _photometric(rng, img)
-    noise = rng.uniform(0.005, 0.04) if photo else 0.03
-    img = img + rng.normal(0.0, noise, img.shape)
+    if not real:  # a photograph brings its own noise
+        noise = rng.uniform(0.005, 0.04) if photo else 0.03
+        img = img + rng.normal(0.0, noise, img.shape)
     return (np.clip(img, 0.0, 1.0) * 255 + 0.5).astype(np.uint8), objects
 
 
@@ -295,7 +350,8 @@ def generate_shapes_dataset(root, split, num_images, image_size=128, seed=0, var
 
     Deterministic: the same arguments give the same bytes. Idempotent: does nothing when the json, the
     images and `root/annotations/manifest_<split>.json` exist and the manifest matches the arguments and
-    GENERATOR_VERSION; otherwise (re)generates everything. Takes about 3-4 ms per 128 px image.
+    GENERATOR_VERSION (REAL_GENERATOR_VERSION and the photos' digest for the real look); otherwise
+    (re)generates everything. Takes about 3-4 ms per 128 px image.
     """
     if variation not in VARIATIONS:
         raise ValueError(f"variation must be one of {VARIATIONS}, got {variation!r}")
@@ -303,6 +359,8 @@ def generate_shapes_dataset(root, split, num_images, image_size=128, seed=0, var
     manifest = {"generator": GENERATOR_VERSION, "split": split, "num_images": int(num_images),
                 "image_size": int(image_size), "seed": int(seed), "variation": variation,
                 "classes": list(SHAPE_CLASSES)}
+    if variation == "real":  # other photos (another scikit-image) regenerate; other looks' manifests unchanged
+        manifest.update(generator=REAL_GENERATOR_VERSION, photos=_real_photos()[1])
     names = [f"{i:06d}.png" for i in range(num_images)]
     if json_path.exists() and manifest_path.exists() and image_dir.is_dir():
         try:

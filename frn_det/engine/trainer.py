@@ -22,6 +22,7 @@ from frn_det.solver import build_optimizer
 
 from .amp import CPUAMPTrainer
 from .checkpoint import AtomicCheckpointer
+from .monitor import FRNMonitor
 
 logger = logging.getLogger("frn_det")
 
@@ -99,7 +100,13 @@ class Trainer(DefaultTrainer):
         self.checkpointer = FiniteAtomicCheckpointer(
             self.checkpointer.model, self.cfg.OUTPUT_DIR, trainer=weakref.proxy(self)
         )
-        return super().build_hooks()
+        ret = super().build_hooks()
+        monitor = self.cfg.get("FRN_MONITOR")
+        if monitor is not None and monitor.ENABLED:
+            # before the writer, which writes what the monitor puts in the storage on the same iteration
+            writers = [i for i, h in enumerate(ret) if isinstance(h, hooks.PeriodicWriter)]
+            ret.insert(writers[0] if writers else len(ret), FRNMonitor(monitor.PERIOD))
+        return ret
 
     def resume_or_load(self, resume=True):
         super().resume_or_load(resume=resume)

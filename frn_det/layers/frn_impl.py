@@ -1,7 +1,7 @@
 """Chooses the FRN implementation. Every path here is tested against frn.frn_reference.
 
 Paths, each a function (x, weight, bias, tau, eps, eps_l) -> z:
-  "cpp"       fused C++ kernels with C++ autograd (csrc/frn_cpu.cpp, built by `pip install -e .`)
+  "cpp"       fused C++ kernels with C++ autograd (csrc/frn_cpu.cpp, built by `pip install --no-build-isolation`)
   "compile"   the torch-op kernels of frn_autograd.py through torch.compile, for GPUs
   "python"    the same kernels, eager
   "reference" frn_reference, whose autograd keeps 3x the input
@@ -30,11 +30,12 @@ def cpp_available():
     try:
         from . import _frn_cpu  # loading it registers torch.ops.frn_det.frn
     except (ImportError, OSError) as e:
-        logger.warning("frn_det: C++ FRN kernel unavailable (%s); `pip install -e .` builds it", e)
+        logger.warning("frn_det: C++ FRN kernel unavailable (%s), so FRN runs its PyTorch path; to build it "
+                       "against your torch, reinstall frn_det with `pip install --no-build-isolation`", e)
         return False
     src = Path(__file__).with_name("csrc") / "frn_cpu.cpp"
     if src.exists() and src.stat().st_mtime > Path(_frn_cpu.__file__).stat().st_mtime:
-        logger.warning("frn_det: %s is newer than its build; `pip install -e .` rebuilds it", src)
+        logger.warning("frn_det: %s is newer than its build; `pip install --no-build-isolation -e .` rebuilds it", src)
         return False
     return True
 

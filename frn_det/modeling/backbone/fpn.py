@@ -8,7 +8,7 @@ from detectron2.modeling.backbone.fpn import build_resnet_fpn_backbone, build_re
 
 from frn_det.config import frn_options_of
 
-from .resnet import make_frn_aware
+from .resnet import finish_resnet
 
 
 @BACKBONE_REGISTRY.register()
@@ -26,7 +26,7 @@ def build_retinanet_resnet_frn_fpn_backbone(cfg, input_shape):
 def _frn_fpn(build_fpn_backbone, cfg, input_shape):
     with frn_options_of(cfg):
         backbone = build_fpn_backbone(cfg, input_shape)
-        make_frn_aware(backbone.bottom_up, cfg.MODEL.RESNETS.NORM)
+        finish_resnet(backbone.bottom_up, cfg)
     # detectron2's FPN takes square_pad but its yacs builders do not pass it
     backbone._square_pad = cfg.MODEL.FPN.get("SQUARE_PAD", 0)
     return backbone

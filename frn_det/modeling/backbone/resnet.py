@@ -7,6 +7,7 @@ residual add -> TLU. With any other norm they behave exactly like detectron2's (
 State names are detectron2's (plus `tlu.tau` per block), so checkpoints move between them.
 """
 import torch.nn.functional as F
+from torch import nn
 from detectron2.layers import get_norm
 from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling.backbone.resnet import BasicBlock, BasicStem, BottleneckBlock, build_resnet_backbone
@@ -97,8 +98,30 @@ def make_frn_aware(resnet, norm):
     return resnet
 
 
+def zero_init_residual_norms(resnet):
+    """Sets gamma of the last norm of every residual branch (BasicBlock conv2, BottleneckBlock conv3)
+    to 0, so that each block starts as its shortcut (MODEL.RESNETS.ZERO_INIT_RESIDUAL; beyond the paper)."""
+    for module in resnet.modules():
+        last = {FRNBasicBlock: "conv2", FRNBottleneckBlock: "conv3"}.get(type(module))
+        if last is None:
+            continue
+        norm = getattr(module, last).norm
+        if norm is None or getattr(norm, "weight", None) is None:
+            raise ValueError(f"MODEL.RESNETS.ZERO_INIT_RESIDUAL needs a norm with a weight; got {norm!r}")
+        nn.init.zeros_(norm.weight)
+    return resnet
+
+
+def finish_resnet(resnet, cfg):
+    """The FRN-aware blocks, and the recipe options of cfg.MODEL.RESNETS."""
+    make_frn_aware(resnet, cfg.MODEL.RESNETS.NORM)
+    if cfg.MODEL.RESNETS.get("ZERO_INIT_RESIDUAL", False):
+        zero_init_residual_norms(resnet)
+    return resnet
+
+
 @BACKBONE_REGISTRY.register()
 def build_resnet_frn_backbone(cfg, input_shape):
     """detectron2's build_resnet_backbone with FRN's activation placement (any MODEL.RESNETS.NORM)."""
     with frn_options_of(cfg):
-        return make_frn_aware(build_resnet_backbone(cfg, input_shape), cfg.MODEL.RESNETS.NORM)
+        return finish_resnet(build_resnet_backbone(cfg, input_shape), cfg)

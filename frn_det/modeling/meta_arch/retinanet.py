@@ -1,30 +1,84 @@
-"""RetinaNet whose head towers use FRN+TLU without detectron2's ReLU behind them."""
+"""RetinaNet whose head towers use FRN+TLU without detectron2's ReLU behind them, with two recipe
+options beyond the paper: per-image input centering and per-FPN-level head norms."""
+from typing import List
+
+import torch
 from detectron2.config import configurable
-from torch import nn
+from detectron2.layers import get_norm
 from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
+from detectron2.structures import ImageList
+from torch import nn
 
 from frn_det.config import frn_options_of
 from frn_det.layers import norm_has_tlu
 
 
+class LevelNorms(nn.ModuleList):
+    """One norm per FPN level at one place of a head tower; RetinaNetFRNHead picks the level's."""
+
+
 class RetinaNetFRNHead(RetinaNetHead):
     """detectron2's RetinaNetHead; with norm "FRN" the ReLU after each norm becomes Identity
-    (the TLU inside FRN is the activation). Module indices and state names are unchanged."""
+    (the TLU inside FRN is the activation). Module indices and state names are unchanged.
+
+    norm_per_level: every norm of the towers becomes a LevelNorms with one norm per input level
+    (own gamma, beta, tau or statistics), the convs staying shared; the TPU RetinaNet head the paper
+    used has a norm per level, detectron2 shares GN across levels. State names gain the level index
+    (cls_subnet.1.0.weight, ...)."""
 
     @configurable
-    def __init__(self, *, norm="", **kwargs):
-        super().__init__(norm=norm, **kwargs)
-        if norm_has_tlu(norm):
-            for subnet in (self.cls_subnet, self.bbox_subnet):
-                for i, layer in enumerate(subnet):
-                    if isinstance(layer, nn.ReLU):
-                        subnet[i] = nn.Identity()
+    def __init__(self, *, input_shape, norm="", norm_per_level=False, **kwargs):
+        super().__init__(input_shape=input_shape, norm=norm, **kwargs)
+        for subnet in (self.cls_subnet, self.bbox_subnet):
+            for i, layer in enumerate(subnet):
+                if isinstance(layer, nn.ReLU) and norm_has_tlu(norm):
+                    subnet[i] = nn.Identity()
+                elif norm_per_level and not isinstance(layer, (nn.Conv2d, nn.ReLU)):
+                    channels = subnet[i - 1].out_channels  # every norm follows its conv
+                    subnet[i] = LevelNorms([get_norm(norm, channels) for _ in input_shape])
+        self.norm_per_level = norm_per_level
+
+    @classmethod
+    def from_config(cls, cfg, input_shape):
+        ret = super().from_config(cfg, input_shape)
+        ret["norm_per_level"] = cfg.MODEL.RETINANET.get("NORM_PER_LEVEL", False)
+        return ret
+
+    def forward(self, features: List[torch.Tensor]):
+        if not self.norm_per_level:
+            return super().forward(features)
+        assert len(features) == self._num_features
+        logits, bbox_reg = [], []
+        for level, feature in enumerate(features):
+            logits.append(self.cls_score(_tower(self.cls_subnet, feature, level)))
+            bbox_reg.append(self.bbox_pred(_tower(self.bbox_subnet, feature, level)))
+        return logits, bbox_reg
+
+
+def _tower(subnet, x, level):
+    for layer in subnet:
+        x = layer[level](x) if isinstance(layer, LevelNorms) else layer(x)
+    return x
+
+
+def center_per_image(image):
+    """Subtracts a (C, H, W) image's per-channel mean over its own pixels (before any padding)."""
+    return image - image.mean(dim=(1, 2), keepdim=True)
 
 
 @META_ARCH_REGISTRY.register()
 class RetinaNetFRN(RetinaNet):
-    """detectron2's RetinaNet with RetinaNetFRNHead (RetinaNet.from_config hard-codes its head)."""
+    """detectron2's RetinaNet with RetinaNetFRNHead (RetinaNet.from_config hard-codes its head).
+
+    center_pixels_per_image (MODEL.CENTER_PIXELS_PER_IMAGE, beyond the paper): after PIXEL_MEAN and
+    PIXEL_STD, each image's per-channel mean over its own pixels is subtracted, before padding, so
+    that training, evaluation and export see the same input."""
+
+    @configurable
+    def __init__(self, *, center_pixels_per_image=False, **kwargs):
+        super().__init__(**kwargs)
+        self.center_pixels_per_image = center_pixels_per_image
 
     @classmethod
     def from_config(cls, cfg):
@@ -32,4 +86,14 @@ class RetinaNetFRN(RetinaNet):
             ret = super().from_config(cfg)
             shapes = ret["backbone"].output_shape()
             ret["head"] = RetinaNetFRNHead(cfg, [shapes[f] for f in cfg.MODEL.RETINANET.IN_FEATURES])
+        ret["center_pixels_per_image"] = cfg.MODEL.get("CENTER_PIXELS_PER_IMAGE", False)
         return ret
+
+    def preprocess_image(self, batched_inputs):
+        if not self.center_pixels_per_image:
+            return super().preprocess_image(batched_inputs)
+        # detectron2's preprocess_image with the centering between normalizing and padding
+        images = [self._move_to_current_device(x["image"]) for x in batched_inputs]
+        images = [center_per_image((x - self.pixel_mean) / self.pixel_std) for x in images]
+        return ImageList.from_tensors(images, self.backbone.size_divisibility,
+                                      padding_constraints=self.backbone.padding_constraints)

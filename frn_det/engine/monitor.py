@@ -1,0 +1,117 @@
+"""FRN health monitor: what the norm layers see and do, per ResNet stage, FPN and head.
+
+Every FRN_MONITOR.PERIOD iterations, forward hooks on the norm layers record for one iteration:
+- `uncentred`: mean over samples and channels of mean(x)^2 / mean(x^2) over the spatial extent, at
+  each norm's input; 0 for zero-mean responses, 1 for constant ones. FRN does not subtract the mean,
+  so a high value means its output carries the mean (e.g. an image's brightness) through;
+- `tlu_active`: the fraction of TLU outputs above tau (FRN+TLU layers and the TLUs after residual adds);
+- `tau_mean`, `tau_std`: tau over the group's TLU channels;
+- `out_rms`: the root mean square of the norm layers' outputs.
+The values go to detectron2's EventStorage as `frn_monitor/<group>/<stat>` (metrics.json, TensorBoard).
+GN and BN layers get `uncentred` and `out_rms` too, for comparison.
+"""
+import contextlib
+import re
+from collections import defaultdict
+
+import torch
+from detectron2.engine import HookBase
+from detectron2.layers import FrozenBatchNorm2d
+from detectron2.utils import comm
+from torch import nn
+
+from frn_det.layers import FRN, TLU
+
+NORM_TYPES = (FRN, nn.GroupNorm, nn.modules.batchnorm._BatchNorm, FrozenBatchNorm2d)
+_STAGE = re.compile(r"^(stem|res\d+)$")
+
+
+def uncentred_ratio(x):
+    """mean over (N, C) of mean(x)^2 / mean(x^2), the means over the spatial extent of (N, C, ...)."""
+    x = x.detach().float().flatten(2) if x.dim() > 2 else x.detach().float().unsqueeze(-1)
+    var, mean = torch.var_mean(x, dim=2, correction=0)  # one pass: mean(x^2) = var + mean^2
+    mean_sq = mean.pow(2)
+    return (mean_sq / (var + mean_sq).clamp_min(1e-12)).mean().item()
+
+
+def group_of(name):
+    """'backbone.bottom_up.res3.1.conv2.norm' -> 'res3'; other backbone parts -> 'fpn'; else the first
+    part of the name ('head', 'roi_heads', ...)."""
+    parts = name.split(".")
+    if parts[0] == "module":  # DDP
+        parts = parts[1:]
+    for part in parts:
+        if _STAGE.match(part):
+            return part
+    return "fpn" if parts[0] == "backbone" else parts[0]
+
+
+def _tau_of(module):
+    return module.tau if isinstance(module, (FRN, TLU)) else None
+
+
+@contextlib.contextmanager
+def record_norm_stats(model):
+    """Within the block, the model's forward passes record statistics; on exit, `stats` (the yielded
+    dict) holds {group: {stat: value}}, each value the mean over the group's layers."""
+    per_layer = defaultdict(lambda: defaultdict(list))  # group -> stat -> values
+    taus = defaultdict(list)
+    handles = []
+
+    def hook(module, inputs, output, group):
+        with torch.no_grad():
+            out = output.detach()
+            if isinstance(module, NORM_TYPES):
+                per_layer[group]["uncentred"].append(uncentred_ratio(inputs[0]))
+                rms = torch.linalg.vector_norm(out, dtype=torch.float32) / out.numel() ** 0.5
+                per_layer[group]["out_rms"].append(rms.item())
+            tau = _tau_of(module)
+            if tau is not None:
+                shape = (1, -1) + (1,) * (out.dim() - 2)
+                above = torch.count_nonzero(out > tau.detach().to(out.dtype).view(shape))
+                per_layer[group]["tlu_active"].append(above.item() / out.numel())
+
+    for name, module in model.named_modules():
+        if isinstance(module, NORM_TYPES + (TLU,)):
+            group = group_of(name)
+            handles.append(module.register_forward_hook(lambda m, i, o, g=group: hook(m, i, o, g)))
+            if _tau_of(module) is not None:
+                taus[group].append(module.tau.detach())
+    stats = {}
+    try:
+        yield stats
+    finally:
+        for h in handles:
+            h.remove()
+    for group, values in per_layer.items():
+        stats[group] = {k: sum(v) / len(v) for k, v in values.items()}
+    for group, ts in taus.items():
+        if group in stats:
+            t = torch.cat([x.float().flatten() for x in ts])
+            stats[group].update(tau_mean=t.mean().item(), tau_std=t.std(unbiased=False).item())
+
+
+class FRNMonitor(HookBase):
+    """Writes record_norm_stats of one training iteration every `period` iterations, on the iterations
+    where detectron2's writers run ((iter + 1) % period == 0), on the main process."""
+
+    def __init__(self, period):
+        if period < 1:
+            raise ValueError(f"FRN_MONITOR.PERIOD must be >= 1, got {period}")
+        self.period = period
+        self._recording = None
+
+    def before_step(self):
+        if comm.is_main_process() and (self.trainer.iter + 1) % self.period == 0:
+            self._recording = record_norm_stats(self.trainer.model)
+            self._stats = self._recording.__enter__()
+
+    def after_step(self):
+        if self._recording is None:
+            return
+        self._recording.__exit__(None, None, None)
+        self._recording = None
+        storage = self.trainer.storage
+        for group, values in sorted(self._stats.items()):
+            for stat, value in values.items():
+                storage.put_scalar(f"frn_monitor/{group}/{stat}", value, smoothing_hint=False)

@@ -1,0 +1,73 @@
+"""frn_det's configs, shaped like detectron2.model_zoo: names are paths relative to the repo's
+`configs/`, e.g. "retinanet_frn_2img.yaml", "demo/retinanet_frn_R18_shapes.yaml",
+"lazy/retinanet_frn_2img.py".
+
+The configs ship as package data. As in detectron2, setup.py links the repo's `configs/` to
+`frn_det/model_zoo/configs` at build time, so there is one copy; a checkout that was never built
+reads the repo's `configs/` directly.
+"""
+import difflib
+from pathlib import Path
+
+__all__ = ["get", "get_config", "get_config_file", "list_configs"]
+
+_PACKAGED = Path(__file__).resolve().parent / "configs"
+_CHECKOUT = Path(__file__).resolve().parents[2] / "configs"
+
+
+def configs_dir():
+    """The folder the configs are read from: the package's, else the checkout's."""
+    for folder in (_PACKAGED, _CHECKOUT):
+        if folder.is_dir():
+            return folder
+    raise RuntimeError(f"frn_det's configs are missing: neither {_PACKAGED} nor {_CHECKOUT} exists; "
+                       "reinstall frn_det")
+
+
+def list_configs():
+    """Sorted names of every yaml and lazy (.py) config."""
+    root = configs_dir()
+    return sorted(str(p.relative_to(root)) for ext in ("yaml", "py") for p in root.rglob(f"*.{ext}"))
+
+
+def get_config_file(config_path):
+    """The absolute path of a config, e.g. get_config_file("retinanet_frn_2img.yaml"). Its `_BASE_` and
+    relative imports resolve next to it."""
+    path = configs_dir() / config_path
+    if not path.is_file() or path.suffix not in (".yaml", ".py"):
+        names = list_configs()
+        close = difflib.get_close_matches(str(config_path), names, n=3, cutoff=0.6)
+        hint = f" Did you mean {' or '.join(close)}?" if close else ""
+        raise RuntimeError(f"{config_path!r} is not in frn_det's model zoo.{hint} Valid names: {', '.join(names)}")
+    return str(path)
+
+
+def get_config(config_path):
+    """A yaml config as a CfgNode (detectron2's defaults + frn_det's keys, the embedded datasets
+    registered), or a lazy config as an omegaconf DictConfig. No trained weights are published, so
+    unlike detectron2's there is no `trained` argument."""
+    cfg_file = get_config_file(config_path)
+    if cfg_file.endswith(".py"):
+        from detectron2.config import LazyConfig
+
+        return LazyConfig.load(cfg_file)
+    from frn_det.engine import build_cfg
+
+    return build_cfg(cfg_file)
+
+
+def get(config_path, device=None):
+    """The config's model, untrained, in training mode; on the CPU when CUDA is not available."""
+    import torch
+    from detectron2.config import CfgNode, instantiate
+    from detectron2.modeling import build_model
+
+    cfg = get_config(config_path)
+    if device is None and not torch.cuda.is_available():
+        device = "cpu"
+    if isinstance(cfg, CfgNode):
+        if device is not None:
+            cfg.MODEL.DEVICE = device
+        return build_model(cfg)
+    model = instantiate(cfg.model)
+    return model.to(device) if device is not None else model

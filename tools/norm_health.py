@@ -1,0 +1,112 @@
+#!/usr/bin/env python
+"""The FRN health monitor's statistics (frn_det.engine.record_norm_stats) of trained models, on images
+of their test dataset: how uncentred each group's norm inputs are, how often TLU passes its input,
+tau, and the output RMS, per ResNet stage, FPN and head, side by side for several runs.
+
+  python tools/norm_health.py --run FRN=output/batch_study/frn_8img_seed0 --run GN=output/batch_study/gn_8img_seed0 \
+      --output benchmarks/norm_health
+
+Each run folder holds the config.yaml and model_final.pth that tools/train_net.py wrote. Writes
+stats.json, table.md and stats.png to --output.
+"""
+import argparse
+import json
+import os
+import sys
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+STATS = ("uncentred", "tlu_active", "tau_mean", "tau_std", "out_rms")
+GROUP_ORDER = ("stem", "res2", "res3", "res4", "res5", "fpn", "head")
+
+
+def run_stats(run_dir, num_images, dataset=None):
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.data import DatasetCatalog, DatasetMapper
+    from detectron2.modeling import build_model
+
+    from frn_det.engine import build_cfg, prepare_datasets, record_norm_stats
+
+    cfg = build_cfg(os.path.join(run_dir, "config.yaml"), ["MODEL.DEVICE", "cpu"])
+    dataset = dataset or cfg.DATASETS.TEST[0]
+    prepare_datasets([dataset])
+    mapper = DatasetMapper(cfg, is_train=False)
+    images = [mapper(d) for d in DatasetCatalog.get(dataset)[:num_images]]
+    model = build_model(cfg).eval()
+    DetectionCheckpointer(model).load(os.path.join(run_dir, "model_final.pth"))
+    with record_norm_stats(model) as stats, torch.no_grad():
+        model(images)
+    return stats
+
+
+def markdown(all_stats):
+    lines = []
+    for stat in STATS:
+        groups = [g for g in GROUP_ORDER if any(stat in s.get(g, {}) for s in all_stats.values())]
+        if not groups:
+            continue
+        lines += [f"**{stat}**", "", "| run | " + " | ".join(groups) + " |", "|---|" + "---:|" * len(groups)]
+        for label, s in all_stats.items():
+            lines.append(f"| {label} | " + " | ".join(
+                f"{s[g][stat]:.3f}" if stat in s.get(g, {}) else "-" for g in groups) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(all_stats, path, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = ("uncentred", "tlu_active", "out_rms")
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.6))
+    groups = [g for g in GROUP_ORDER if any(g in s for s in all_stats.values())]
+    width = 0.8 / max(1, len(all_stats))
+    for ax, stat in zip(axes, shown):
+        for i, (label, s) in enumerate(all_stats.items()):
+            xs = [j + i * width for j, g in enumerate(groups) if stat in s.get(g, {})]
+            ys = [s[g][stat] for g in groups if stat in s.get(g, {})]
+            ax.bar(xs, ys, width, label=label)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(groups))], groups, rotation=30)
+        ax.set_title(stat)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", action="append", required=True, metavar="LABEL=DIR",
+                    help="a trained run: its label and its OUTPUT_DIR (config.yaml, model_final.pth)")
+    ap.add_argument("--images", type=int, default=16, help="test images to run (default: %(default)s)")
+    ap.add_argument("--dataset", default=None, help="default: each run's first DATASETS.TEST")
+    ap.add_argument("--output", default=os.path.join(ROOT, "output", "norm_health"))
+    args = ap.parse_args(argv)
+    runs = {}
+    for item in args.run:
+        label, sep, folder = item.partition("=")
+        if not sep or not os.path.exists(os.path.join(folder, "model_final.pth")):
+            raise SystemExit(f"--run takes LABEL=DIR with DIR/model_final.pth and DIR/config.yaml; got {item!r}")
+        runs[label] = folder
+    all_stats = {label: run_stats(folder, args.images, args.dataset) for label, folder in runs.items()}
+    os.makedirs(args.output, exist_ok=True)
+    with open(os.path.join(args.output, "stats.json"), "w") as f:
+        json.dump({"command": ["python", "tools/norm_health.py", *(argv if argv is not None else sys.argv[1:])],
+                   "images": args.images, "stats": all_stats}, f, indent=2)
+    table = markdown(all_stats)
+    with open(os.path.join(args.output, "table.md"), "w") as f:
+        f.write(table)
+    plot(all_stats, os.path.join(args.output, "stats.png"), f"norm statistics on {args.images} test images")
+    print(table)
+    return all_stats
+
+
+if __name__ == "__main__":
+    main()
