@@ -81,7 +81,8 @@ setup(
     packages=find_packages(include=["frn_det", "frn_det.*"]),
     package_data={"frn_det.model_zoo": get_model_zoo_configs()},
     python_requires=">=3.8",
-    install_requires=["numpy", "Pillow"],
+    install_requires=["numpy", "Pillow>=9.1"],  # Image.Resampling
+    extras_require={"real": ["scikit-image"]},  # the real-photo look of the embedded shapes
     entry_points={"console_scripts": ["frn-det-train = frn_det.train_net:cli"]},
     **frn_cpu_extension(),
 )

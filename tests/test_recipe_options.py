@@ -173,8 +173,7 @@ def test_monitor_writes_to_metrics_json(tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, os.path.join(ROOT, "tools", "train_net.py"), "--config-file",
            os.path.join(ROOT, "configs", "retinanet_frn_2img.yaml"), *TINY, "SOLVER.MAX_ITER", "2",
-           "FRN_MONITOR.ENABLED", "True", "FRN_MONITOR.PERIOD", "1", "TEST.EVAL_PERIOD", "0",
-           "DATASETS.TEST", "()", "OUTPUT_DIR", str(out)]
+           "FRN_MONITOR.ENABLED", "True", "TEST.EVAL_PERIOD", "1", "OUTPUT_DIR", str(out)]
     proc = subprocess.run(cmd, env=dict(os.environ, DETECTRON2_DATASETS=str(datasets)), capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -186,3 +185,52 @@ def test_monitor_writes_to_metrics_json(tmp_path):
         assert {f"frn_monitor/{group}/{s}" for s in ("uncentred", "out_rms", "tlu_active", "tau_mean", "tau_std")} <= keys
     assert {"frn_monitor/fpn/uncentred", "frn_monitor/fpn/out_rms"} <= keys
     assert 0.0 <= last[-1]["frn_monitor/res3/tlu_active"] <= 1.0
+
+
+def test_monitor_stops_recording_before_evaluation_and_precise_bn(tmp_path):
+    from types import SimpleNamespace
+
+    from detectron2.engine import hooks
+
+    from frn_det.engine import FRNMonitor, Trainer
+
+    cfg = load_cfg(BASE, **{"FRN_MONITOR.ENABLED": "True", "TEST.PRECISE_BN.ENABLED": "True",
+                            "MODEL.RESNETS.NORM": "BN", "OUTPUT_DIR": str(tmp_path)})
+    trainer = Trainer.__new__(Trainer)  # build_hooks needs only these
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), torch.nn.BatchNorm2d(3))
+    trainer._trainer = SimpleNamespace(model=model, data_loader=None, optimizer=None)
+    trainer.cfg, trainer.max_iter, trainer.start_iter = cfg, 2, 0
+    trainer.checkpointer = SimpleNamespace(model=model)
+    trainer.scheduler = None
+    trainer.build_train_loader = lambda cfg: None
+    kinds = [type(h) for h in trainer.build_hooks()]
+    monitor = kinds.index(FRNMonitor)
+    # after_step runs in list order: the monitor removes its forward hooks before these run forward passes
+    assert monitor < kinds.index(hooks.EvalHook) and monitor < kinds.index(hooks.PreciseBN)
+    assert monitor < kinds.index(hooks.PeriodicWriter)
+
+
+def test_monitor_period_must_match_the_writers():
+    from frn_det.engine import FRNMonitor
+
+    with pytest.raises(ValueError, match="multiple of 20"):
+        FRNMonitor(10, writer_period=20)
+    assert FRNMonitor(40, writer_period=20).period == 40
+
+
+def test_centering_is_in_the_traced_export_graph():
+    from test_export import load_tool
+
+    tool = load_tool("export_model")
+    _, model = tiny_retinanet(**{"MODEL.CENTER_PIXELS_PER_IMAGE": "True", "MODEL.RETINANET.SCORE_THRESH_TEST": "0.0"})
+    g = torch.Generator().manual_seed(1)
+    image = torch.rand(3, 64, 96, generator=g) * 255
+    adapter = tool.traceable_model(model, image)
+    with torch.no_grad():
+        traced = torch.jit.trace(adapter, (image,), check_trace=False)
+        # an image brighter by a constant gives the same detections only if the graph centres it
+        for shifted in (image, image + 40.0):
+            got, want = traced(shifted), adapter(shifted)
+            torch.testing.assert_close(got[2], want[2], rtol=1e-4, atol=1e-5)  # scores
+        a, b = traced(image), traced(image + 40.0)
+    torch.testing.assert_close(a[2], b[2], rtol=1e-3, atol=1e-4)

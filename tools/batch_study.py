@@ -180,9 +180,15 @@ def plot(cells, methods, imgs, path, title):
         means = [statistics.mean(cells[(method, m)]["AP"]) for m in xs]
         errs = [statistics.stdev(cells[(method, m)]["AP"]) if len(cells[(method, m)]["AP"]) > 1 else 0 for m in xs]
         ax.errorbar(xs, means, yerr=errs, marker="o", capsize=3, label=method.upper())
+    _finish(fig, ax, sorted(imgs), [str(m) for m in sorted(imgs)], "images per GPU", title, path)
+
+
+def _finish(fig, ax, ticks, labels, xlabel, title, path):
+    import matplotlib.pyplot as plt
+
     ax.set_xscale("log", base=2)
-    ax.set_xticks(sorted(imgs), [str(m) for m in sorted(imgs)])
-    ax.set_xlabel("images per GPU")
+    ax.set_xticks(ticks, labels)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("AP (COCO, val)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -206,17 +212,8 @@ def plot_curve(by_schedule, methods, imgs, batch, path, title):
                    for steps, cells in sorted(by_schedule.items()) if (method, m) in cells]
             if pts:
                 ax.plot(*zip(*pts), marker="o", label=f"{method.upper()} {m} img")
-    ax.set_xscale("log", base=2)
     xs = sorted(steps * batch for steps in by_schedule)
-    ax.set_xticks(xs, [f"{x:,}" for x in xs])
-    ax.set_xlabel("images seen")
-    ax.set_ylabel("AP (COCO, val)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _finish(fig, ax, xs, [f"{x:,}" for x in xs], "images seen", title, path)
 
 
 def keep_results(output, records, dest):
@@ -275,17 +272,21 @@ def main(argv=None):
     runs = plan_runs(args.methods, args.imgs, args.seeds, parse_extra_seeds(args.extra_seeds), base_lrs, schedules)
     records = []
     start = time.time()
-    iters = [run_solver(r, ref, args.num_gpus)["MAX_ITER"] for r in runs]
-    finished = [os.path.exists(os.path.join(args.output, r["dir"], "results.json")) for r in runs]
-    # iterations still to train (finished runs are skipped and don't count, so the ETA stays true)
-    bar = tqdm(total=sum(n for n, done in zip(iters, finished) if not done), desc="batch study", unit="it",
-               smoothing=0.05)
-    for run, n, done in zip(runs, iters, finished):
+    # The bar counts training images still to go: a run's cost is about its images (an iteration of
+    # 2 images costs about a quarter of one of 8), finished runs are skipped and a resumed run's
+    # earlier iterations are done, so none of them count and the ETA stays true.
+    solvers = [run_solver(r, ref, args.num_gpus) for r in runs]
+    done_before = [None if os.path.exists(os.path.join(args.output, r["dir"], "results.json"))
+                   else _iterations_done(os.path.join(args.output, r["dir"])) for r in runs]
+    bar = tqdm(total=sum((s["MAX_ITER"] - d) * s["IMS_PER_BATCH"] for s, d in zip(solvers, done_before) if d is not None),
+               desc="batch study", unit="img", unit_scale=True, smoothing=0.05)
+    for run, s, before in zip(runs, solvers, done_before):
         bar.set_postfix_str(run["dir"])
-        base = bar.n
-        result, skipped = run_one(run, args, ref, progress=lambda it: bar.update(base + min(it, n) - bar.n))
-        if not done:
-            bar.update(base + n - bar.n)
+        base, n, batch = bar.n, s["MAX_ITER"], s["IMS_PER_BATCH"]
+        result, skipped = run_one(run, args, ref, progress=lambda it: bar.update(
+            base + max(0, min(it, n) - before) * batch - bar.n))
+        if before is not None:
+            bar.update(base + (n - before) * batch - bar.n)
         records.append({**run, "result": result, "skipped": skipped})
         if "failed" in result:
             tqdm.write(f"{run['dir']}: FAILED ({result['failed']})")
@@ -302,7 +303,8 @@ def main(argv=None):
     table = "\n".join(tables)
     with open(os.path.join(args.output, "results.json"), "w") as f:
         json.dump({"config": relative(args.config), "reference_solver": ref, "num_gpus": args.num_gpus,
-                   "command": ["python", "tools/batch_study.py", *(argv if argv is not None else sys.argv[1:])],
+                   "command": ["python", "tools/batch_study.py",
+                               *(relative(a) if os.path.exists(a) else a for a in (sys.argv[1:] if argv is None else argv))],
                    "minutes_this_invocation": minutes, "runs": records}, f, indent=2)
     with open(os.path.join(args.output, "table.md"), "w") as f:
         f.write(table)

@@ -155,7 +155,11 @@ def _photo_background(rng, h, w, scale):
 @functools.lru_cache(maxsize=1)
 def _real_photos():
     """The real look's photos as RGB PIL images (in _REAL_PHOTOS order) and a digest of their pixels."""
-    import skimage.data  # here, not at the top: only the real look needs scikit-image
+    try:
+        import skimage.data  # here, not at the top: only the real look needs scikit-image
+    except ImportError as e:
+        raise ImportError("The real-photo look of the shapes (shapes_real_*) pastes the shapes on photographs "
+                          "that scikit-image bundles: pip install scikit-image (or frn_det[real])") from e
 
     images, digest = [], hashlib.sha256()
     for name in _REAL_PHOTOS:

@@ -27,8 +27,8 @@ _STAGE = re.compile(r"^(stem|res\d+)$")
 
 
 def uncentred_ratio(x):
-    """mean over (N, C) of mean(x)^2 / mean(x^2), the means over the spatial extent of (N, C, ...)."""
-    x = x.detach().float().flatten(2) if x.dim() > 2 else x.detach().float().unsqueeze(-1)
+    """mean over (N, C) of mean(x)^2 / mean(x^2), the means over the spatial extent of (N, C, H, W)."""
+    x = x.detach().float().flatten(2)
     var, mean = torch.var_mean(x, dim=2, correction=0)  # one pass: mean(x^2) = var + mean^2
     mean_sq = mean.pow(2)
     return (mean_sq / (var + mean_sq).clamp_min(1e-12)).mean().item()
@@ -62,7 +62,8 @@ def record_norm_stats(model):
         with torch.no_grad():
             out = output.detach()
             if isinstance(module, NORM_TYPES):
-                per_layer[group]["uncentred"].append(uncentred_ratio(inputs[0]))
+                if inputs[0].dim() > 2:  # an (N, C) input has no spatial extent: the ratio would be 1
+                    per_layer[group]["uncentred"].append(uncentred_ratio(inputs[0]))
                 rms = torch.linalg.vector_norm(out, dtype=torch.float32) / out.numel() ** 0.5
                 per_layer[group]["out_rms"].append(rms.item())
             tau = _tau_of(module)
@@ -92,17 +93,21 @@ def record_norm_stats(model):
 
 
 class FRNMonitor(HookBase):
-    """Writes record_norm_stats of one training iteration every `period` iterations, on the iterations
-    where detectron2's writers run ((iter + 1) % period == 0), on the main process."""
+    """Puts record_norm_stats of one training iteration in the EventStorage every `period` iterations
+    and at the last one, on the iterations where detectron2's writers write ((iter + 1) % period == 0),
+    on the main process. The writers keep only the latest value of a key, so the period is a multiple
+    of theirs."""
 
-    def __init__(self, period):
-        if period < 1:
-            raise ValueError(f"FRN_MONITOR.PERIOD must be >= 1, got {period}")
+    def __init__(self, period, writer_period=1):
+        if period < 1 or period % writer_period:
+            raise ValueError(f"FRN_MONITOR.PERIOD must be a positive multiple of {writer_period} (the period of "
+                             f"detectron2's metric writers, which keep only the latest value), got {period}")
         self.period = period
         self._recording = None
 
     def before_step(self):
-        if comm.is_main_process() and (self.trainer.iter + 1) % self.period == 0:
+        it = self.trainer.iter
+        if comm.is_main_process() and ((it + 1) % self.period == 0 or it == self.trainer.max_iter - 1):
             self._recording = record_norm_stats(self.trainer.model)
             self._stats = self._recording.__enter__()
 

@@ -25,6 +25,7 @@ from .checkpoint import AtomicCheckpointer
 from .monitor import FRNMonitor
 
 logger = logging.getLogger("frn_det")
+WRITER_PERIOD = 20  # DefaultTrainer.build_hooks' PeriodicWriter period (fixed in detectron2)
 
 
 def check_losses_finite(loss_dict, iteration):
@@ -103,9 +104,9 @@ class Trainer(DefaultTrainer):
         ret = super().build_hooks()
         monitor = self.cfg.get("FRN_MONITOR")
         if monitor is not None and monitor.ENABLED:
-            # before the writer, which writes what the monitor puts in the storage on the same iteration
-            writers = [i for i, h in enumerate(ret) if isinstance(h, hooks.PeriodicWriter)]
-            ret.insert(writers[0] if writers else len(ret), FRNMonitor(monitor.PERIOD))
+            # right after IterationTimer: its after_step removes the forward hooks before EvalHook and
+            # PreciseBN run forward passes of their own, and before the writer writes the storage
+            ret.insert(1, FRNMonitor(monitor.PERIOD, WRITER_PERIOD))
         return ret
 
     def resume_or_load(self, resume=True):
@@ -123,6 +124,14 @@ class Trainer(DefaultTrainer):
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
         output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
         return COCOEvaluator(dataset_name, tasks=("bbox",), output_dir=output_folder)
+
+
+def check_recipe_options(cfg):
+    """MODEL.CENTER_PIXELS_PER_IMAGE is implemented by RetinaNetFRN only: one error rather than a key
+    that another meta-architecture would ignore."""
+    if cfg.MODEL.get("CENTER_PIXELS_PER_IMAGE", False) and cfg.MODEL.META_ARCHITECTURE != "RetinaNetFRN":
+        raise ValueError(f"MODEL.CENTER_PIXELS_PER_IMAGE is implemented by META_ARCHITECTURE 'RetinaNetFRN' only; "
+                         f"this config uses {cfg.MODEL.META_ARCHITECTURE!r}")
 
 
 def check_batch_split(cfg, num_gpus, num_machines=1):
@@ -204,6 +213,7 @@ def setup_cfg(args):
     no_cuda = cfg.MODEL.DEVICE == "cuda" and not torch.cuda.is_available()
     if no_cuda:
         cfg.MODEL.DEVICE = "cpu"
+    check_recipe_options(cfg)
     if not args.eval_only:
         check_batch_split(cfg, getattr(args, "num_gpus", 1), getattr(args, "num_machines", 1))
     cfg.freeze()

@@ -13,11 +13,14 @@ __all__ = ["get", "get_config", "get_config_file", "list_configs"]
 
 _PACKAGED = Path(__file__).resolve().parent / "configs"
 _CHECKOUT = Path(__file__).resolve().parents[2] / "configs"
+# a checkout holds setup.py beside frn_det/ (an installed frn_det's parent is site-packages, whose
+# configs/ would be another package's)
+_IS_CHECKOUT = (_CHECKOUT.parent / "setup.py").is_file()
 
 
 def configs_dir():
     """The folder the configs are read from: the package's, else the checkout's."""
-    for folder in (_PACKAGED, _CHECKOUT):
+    for folder in (_PACKAGED, _CHECKOUT) if _IS_CHECKOUT else (_PACKAGED,):
         if folder.is_dir():
             return folder
     raise RuntimeError(f"frn_det's configs are missing: neither {_PACKAGED} nor {_CHECKOUT} exists; "

@@ -106,9 +106,14 @@ def zero_init_residual_norms(resnet):
         if last is None:
             continue
         norm = getattr(module, last).norm
-        if norm is None or getattr(norm, "weight", None) is None:
-            raise ValueError(f"MODEL.RESNETS.ZERO_INIT_RESIDUAL needs a norm with a weight; got {norm!r}")
-        nn.init.zeros_(norm.weight)
+        weight = getattr(norm, "weight", None)
+        if not isinstance(weight, nn.Parameter) or not weight.requires_grad:
+            # a frozen gamma (FrozenBN, MODEL.BACKBONE.FREEZE_AT) would stay 0: the block would be dead
+            raise ValueError(
+                f"MODEL.RESNETS.ZERO_INIT_RESIDUAL needs trainable norms with a gamma in every block (e.g. 'FRN', "
+                f"'GN', 'BN', with MODEL.BACKBONE.FREEZE_AT 0); got {type(norm).__name__} "
+                f"{'with a frozen gamma' if isinstance(weight, nn.Parameter) else 'without a trainable gamma'}")
+        nn.init.zeros_(weight)
     return resnet
 
 

@@ -7,7 +7,6 @@ from detectron2.config import configurable
 from detectron2.layers import get_norm
 from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
-from detectron2.structures import ImageList
 from torch import nn
 
 from frn_det.config import frn_options_of
@@ -23,12 +22,16 @@ class RetinaNetFRNHead(RetinaNetHead):
     (the TLU inside FRN is the activation). Module indices and state names are unchanged.
 
     norm_per_level: every norm of the towers becomes a LevelNorms with one norm per input level
-    (own gamma, beta, tau or statistics), the convs staying shared; the TPU RetinaNet head the paper
-    used has a norm per level, detectron2 shares GN across levels. State names gain the level index
-    (cls_subnet.1.0.weight, ...)."""
+    (own gamma, beta, tau and statistics), the convs staying shared, as in the TPU RetinaNet head the
+    paper used. detectron2 shares FRN/GN layers across levels, and for BN keeps per-level statistics
+    with a shared gamma and beta (CycleBatchNormList), which this also unshares. State names gain the
+    level index (cls_subnet.1.0.weight, ...)."""
 
     @configurable
     def __init__(self, *, input_shape, norm="", norm_per_level=False, **kwargs):
+        if norm_per_level and not norm:
+            raise ValueError("MODEL.RETINANET.NORM_PER_LEVEL needs a head norm (MODEL.RETINANET.NORM, e.g. "
+                             "'FRN', 'GN', 'BN'); it is empty")
         super().__init__(input_shape=input_shape, norm=norm, **kwargs)
         for subnet in (self.cls_subnet, self.bbox_subnet):
             for i, layer in enumerate(subnet):
@@ -62,11 +65,6 @@ def _tower(subnet, x, level):
     return x
 
 
-def center_per_image(image):
-    """Subtracts a (C, H, W) image's per-channel mean over its own pixels (before any padding)."""
-    return image - image.mean(dim=(1, 2), keepdim=True)
-
-
 @META_ARCH_REGISTRY.register()
 class RetinaNetFRN(RetinaNet):
     """detectron2's RetinaNet with RetinaNetFRNHead (RetinaNet.from_config hard-codes its head).
@@ -90,10 +88,9 @@ class RetinaNetFRN(RetinaNet):
         return ret
 
     def preprocess_image(self, batched_inputs):
-        if not self.center_pixels_per_image:
-            return super().preprocess_image(batched_inputs)
-        # detectron2's preprocess_image with the centering between normalizing and padding
-        images = [self._move_to_current_device(x["image"]) for x in batched_inputs]
-        images = [center_per_image((x - self.pixel_mean) / self.pixel_std) for x in images]
-        return ImageList.from_tensors(images, self.backbone.size_divisibility,
-                                      padding_constraints=self.backbone.padding_constraints)
+        images = super().preprocess_image(batched_inputs)
+        if self.center_pixels_per_image:
+            for i, (h, w) in enumerate(images.image_sizes):
+                own = images.tensor[i, :, :h, :w]  # a view: the padding stays 0 and is not counted
+                own -= own.mean(dim=(1, 2), keepdim=True)
+        return images

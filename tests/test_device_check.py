@@ -1,0 +1,65 @@
+"""The device check (tools/device/check.sh) stays runnable while no GPU is lent: its tiny dry run on
+the CPU, and its step runner's handling of failing and hanging steps."""
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("device_check", ROOT / "tools" / "device" / "check.py")
+device_check = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(device_check)
+
+
+def test_failing_and_hanging_steps_are_recorded_and_the_rest_run(tmp_path):
+    check = device_check.Check(device_check.parse_args(["--dry-run", "--out", str(tmp_path), "--budget", "60"]))
+    check.run("fails", [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"], 30, 0)
+    check.run("hangs", [sys.executable, "-c", "import time; time.sleep(60)"], 5, 0)
+    check.run("works", [sys.executable, "-c", "print('fine')"], 30, 0)
+    check.write()
+    shutil.rmtree(check.tmp)
+    steps = json.loads((tmp_path / "report.json").read_text())["steps"]
+    assert steps["fails"]["status"] == "failed" and "exit status 3" in steps["fails"]["error"]
+    assert "boom" in steps["fails"]["log_tail"]
+    assert steps["hangs"]["status"] == "timeout" and steps["hangs"]["seconds"] < 30
+    assert steps["works"]["status"] == "ok"
+    assert "## fails: failed" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "python").exists(), reason="needs .venv (tools/setup_env.sh)")
+def test_tiny_dry_run_writes_a_full_report(tmp_path):
+    env = dict(os.environ, OUT=str(tmp_path))
+    proc = subprocess.run(["bash", str(ROOT / "tools" / "device" / "check.sh"), "--dry-run", "--tiny"], env=env,
+                          capture_output=True, text=True, timeout=400)
+    report = json.loads((tmp_path / "report.json").read_text())
+    steps = report["steps"]
+    assert report["mode"] == "tiny dry run"
+    assert proc.returncode == 0, (proc.stdout[-2000:], {n: s.get("error") for n, s in steps.items()})
+    assert list(steps) == ["wheels", "env", "cuda_tests", "frn_vs_reference", "benchmark_layers", "compile_sizes",
+                           "retinanet", "train_demo"]
+    want_ok = {"env", "cuda_tests", "frn_vs_reference", "benchmark_layers", "retinanet", "train_demo"}
+    assert all(steps[n]["status"] == "ok" for n in want_ok), {n: steps[n]["status"] for n in steps}
+    if (ROOT / ".whl").is_dir():
+        assert "sal_detectron2-0.7.2-cp310-none-any.whl" in steps["wheels"]["result"]["installed"]
+    assert steps["env"]["result"]["detectron2"] == "0.7.2"
+    tests = steps["cuda_tests"]["result"]
+    assert tests["tests"] >= 4 and tests["failures"] == tests["errors"] == 0
+    frn = steps["frn_vs_reference"]["result"]
+    assert frn["cases"] == 3 * 2 * 4 and frn["failures"] == 0  # fp32/bf16/fp16 x 2 shapes x eps/TLU variants
+    layers = steps["benchmark_layers"]["result"]["markdown"]
+    for method in ("FRN+TLU python", "FRN+TLU reference", "GN+ReLU", "BN+ReLU"):
+        assert f"| fp32 | {method} |" in layers and f"| bf16-autocast | {method} |" in layers
+    assert len(steps["benchmark_layers"]["result"]["targets"]) == 4  # 2 shapes x fp32, bf16-autocast
+    models = steps["retinanet"]["result"]["markdown"]
+    for amp in ("off", "on"):
+        for model in ("RetinaNet FRN reference", "RetinaNet GN", "RetinaNet BN"):
+            assert f"| {amp} | {model} |" in models
+    ap = steps["train_demo"]["result"]["headline"]["shapes_uniform_val"]
+    assert 0 <= ap["AP"] <= 100 and "s/iter" in steps["train_demo"]["result"]  # None: too few iterations
+    md = (tmp_path / "report.md").read_text()
+    assert md.startswith("# Device check (tiny dry run)") and "## train_demo: ok" in md

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The device check (issue 10) in one command; tools/device/check.py runs the steps and writes the report.
+#   on the device machine, .whl carried:  bash tools/device/check.sh            # report in $OUT
+#   here, on the CPU:                     bash tools/device/check.sh --dry-run  # report in $OUT or output/device_check
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+if [[ " $* " == *" --dry-run "* ]]; then
+  py="$root/.venv/bin/python"  # the dry run uses the project's own environment
+  [ -x "$py" ] || { echo "device check: no $py; run bash tools/setup_env.sh first" >&2; exit 2; }
+else
+  py=python3  # the device image's Python; the wheels of .whl are installed for it by the first step
+  [ -d "$root/.whl" ] || { echo "device check: no .whl; run bash tools/device/wheels.sh and carry .whl" >&2; exit 2; }
+fi
+exec "$py" "$root/tools/device/check.py" "$@"

@@ -1,0 +1,89 @@
+#!/usr/bin/env python
+"""Two steps of tools/device/check.py that have no tool of their own. Each prints one JSON line.
+
+    python tools/device/steps.py env --device cuda
+    python tools/device/steps.py frn --device cuda [--paths compile,python] [--tiny]
+
+`frn` compares every FRN path against frn_reference with the checks of tests/test_frn_paths.py
+(outputs and every gradient, fp32, bf16 and fp16) and exits 1 when one disagrees.
+"""
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+root = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(root), str(root / "tests")]
+from frn_det.layers import frn_impl, frn_reference  # noqa: E402
+from test_frn_paths import assert_agree, make_case, run  # noqa: E402
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+SHAPES = [(2, 4, 9, 11), (2, 256, 16, 16), (3, 5), (2, 8, 1, 1)]
+TINY_SHAPES = [(2, 4, 9, 11), (3, 5)]
+VARIANTS = [(False, True), (True, True), (False, False), (True, False)]  # (learnable_eps, tlu)
+# The compile path's: each dtype and variant is a graph, static at the first shape and dynamic from the
+# second (what variable image sizes get); the two variants between them have every parameter's gradient.
+COMPILE_SHAPES = [(2, 4, 9, 11), (2, 8, 5, 7)]
+COMPILE_VARIANTS = [(True, True), (False, False)]
+
+
+def env(args):
+    info = {"python": sys.version.split()[0], "torch": torch.__version__, "cuda": torch.version.cuda,
+            "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
+            "default FRN path": frn_impl.active_impl(args.device)}
+    for name in ("triton", "detectron2", "fvcore", "pycocotools", "omegaconf", "hydra", "numpy", "cv2"):
+        try:
+            info[name] = getattr(importlib.import_module(name), "__version__", "present")
+        except Exception as e:  # noqa: BLE001  (report what is missing, then fail below)
+            info[name] = f"MISSING: {e}"
+    print(json.dumps(info))
+    return int(any(str(v).startswith("MISSING") for k, v in info.items() if k not in ("triton", "cv2")))
+
+
+def frn(args):
+    from torch._dynamo.utils import counters
+
+    # Past dynamo's limit (8 graphs per function) the compile path quietly runs eager; every case here
+    # is a new graph, and each should be checked compiled.
+    torch._dynamo.config.recompile_limit = 128
+    paths = args.paths.split(",")
+    rows, failures = [], 0
+    for path in paths:
+        for dtype in DTYPES:
+            compile_path = path == "compile"
+            for shape in COMPILE_SHAPES if compile_path else TINY_SHAPES if args.tiny else SHAPES:
+                for learnable_eps, tlu in COMPILE_VARIANTS if compile_path else VARIANTS:
+                    torch.manual_seed(0)
+                    x, params, dz = make_case(shape, DTYPES[dtype], learnable_eps, tlu, device=args.device)
+                    try:
+                        got = run(frn_impl.PATHS[path], x, params, dz)
+                        assert_agree(x, params, dz, got, run(frn_reference, x, params, dz))
+                        error = None
+                    except Exception as e:  # noqa: BLE001  (a mismatch or a crash: recorded, the rest go on)
+                        error, failures = f"{type(e).__name__}: {e}"[:300], failures + 1
+                    rows.append({"path": path, "dtype": dtype, "shape": list(shape), "learnable_eps": learnable_eps,
+                                 "tlu": tlu, "ok": error is None, "error": error})
+    compiled = None
+    if "compile" in paths:  # _CompiledOrEager falls back to eager for good when compiling fails
+        kernels = frn_impl._compiled_kernels()
+        compiled = kernels.forward.compiled is not None and kernels.backward.compiled is not None
+    print(json.dumps({"cases": len(rows), "failures": failures, "compile_compiled": compiled,
+                      "graphs_compiled": counters["stats"]["unique_graphs"], "rows": rows}))
+    return int(failures > 0 or compiled is False)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("step", choices=["env", "frn"])
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--paths", default="compile,python", help="FRN paths for `frn`")
+    ap.add_argument("--tiny", action="store_true", help="fewer shapes")
+    args = ap.parse_args()
+    sys.exit({"env": env, "frn": frn}[args.step](args))
+
+
+if __name__ == "__main__":
+    main()
