@@ -51,7 +51,8 @@ class _CompiledOrEager:
     """torch.compile of a kernel function; the eager function for good if compiling fails."""
 
     def __init__(self, fn):
-        self.fn, self.compiled = fn, torch.compile(fn, dynamic=None)
+        # dynamic: one graph for every image size (automatic dynamic recompiles once per new varying dim)
+        self.fn, self.compiled = fn, torch.compile(fn, dynamic=True)
 
     def __call__(self, *args):
         if self.compiled is not None:
