@@ -105,6 +105,10 @@ def test_tiny_convergence_curve_keeps_committable_results(batch_study, tmp_path,
 
 
 def test_committed_results_name_no_machine_paths():
-    for path in ("benchmarks/batch_study/results.json", "benchmarks/batch_study_lr/results.json"):
+    import glob
+
+    for path in ("benchmarks/batch_study/results.json", "benchmarks/batch_study_lr/results.json",
+                 *glob.glob("benchmarks/convergence/**/*.json", root_dir=ROOT, recursive=True),
+                 *glob.glob("benchmarks/convergence/**/*.yaml", root_dir=ROOT, recursive=True)):
         text = open(os.path.join(ROOT, path)).read()
         assert "/work/" not in text and ROOT not in text, path

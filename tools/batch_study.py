@@ -27,6 +27,7 @@ each run's results.json, metrics.json and config.yaml to DIR, for committing.
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -83,12 +84,23 @@ def relative(path):
 
 
 def _iterations_done(out):
+    """Iterations a run has done, from its last metrics line (while it trains)."""
     try:
         with open(os.path.join(out, "metrics.json")) as f:
             lines = [line for line in f if '"iteration"' in line]
         return json.loads(lines[-1])["iteration"] + 1 if lines else 0
     except (OSError, ValueError, KeyError):
         return 0
+
+
+def _checkpointed_iterations(out):
+    """Iterations up to a run's last checkpoint, where --resume starts it again."""
+    try:
+        name = open(os.path.join(out, "last_checkpoint")).read().strip()  # model_0000799.pth, model_final.pth
+    except OSError:
+        return 0
+    match = re.fullmatch(r"model_(\d+)\.pth", name)
+    return int(match.group(1)) + 1 if match else 0
 
 
 def run_one(run, args, ref, progress=None):
@@ -277,7 +289,8 @@ def main(argv=None):
     # earlier iterations are done, so none of them count and the ETA stays true.
     solvers = [run_solver(r, ref, args.num_gpus) for r in runs]
     done_before = [None if os.path.exists(os.path.join(args.output, r["dir"], "results.json"))
-                   else _iterations_done(os.path.join(args.output, r["dir"])) for r in runs]
+                   else min(_checkpointed_iterations(os.path.join(args.output, r["dir"])), s["MAX_ITER"])
+                   for r, s in zip(runs, solvers)]
     bar = tqdm(total=sum((s["MAX_ITER"] - d) * s["IMS_PER_BATCH"] for s, d in zip(solvers, done_before) if d is not None),
                desc="batch study", unit="img", unit_scale=True, smoothing=0.05)
     for run, s, before in zip(runs, solvers, done_before):

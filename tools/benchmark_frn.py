@@ -404,7 +404,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=int, default=1, help="divide H and W by this (quicker runs)")
     ap.add_argument("--backbone", action="store_true", help="also ResNet stage shapes res2-res5")
-    ap.add_argument("--dtypes", default="fp32,bf16", help="comma-separated: fp32,bf16")
+    ap.add_argument("--dtypes", default="fp32,bf16", help=f"comma-separated: {','.join(DTYPES)}")
     ap.add_argument("--repeats", type=int, default=7, help="timings per method, median reported")
     ap.add_argument("--min-time", type=float, default=0.1, help="seconds per timing (several iterations)")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
@@ -413,7 +413,7 @@ def main(argv=None):
     ap.add_argument("--model-size", type=int, default=512, help="--models: image side (paper: 1024)")
     ap.add_argument("--model-depth", type=int, default=101, help="--models: ResNet depth (paper: 101)")
     ap.add_argument("--model-repeats", type=int, default=3, help="--models: timed iterations each")
-    ap.add_argument("--device", default="cpu", help="cpu or cuda (CUDA: compile, python and reference paths)")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="CUDA: compile, python and reference paths")
     ap.add_argument("--shapes", choices=["fpn", "target"], default="fpn", help="P3-P7, or the targets' P3, P6")
     ap.add_argument("--compile-sizes", action="store_true",
                     help="also torch.compile's first-call time and recompilations over 6 input sizes")
@@ -430,6 +430,10 @@ def main(argv=None):
     shapes = (TARGET_SHAPES if args.shapes == "target" else FPN_SHAPES) + (BACKBONE_SHAPES if args.backbone else [])
     shapes = [(n, c, max(1, h // args.scale), max(1, w // args.scale)) for n, c, h, w in shapes]
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    if not set(dtypes) <= set(DTYPES):
+        ap.error(f"--dtypes {args.dtypes!r}: valid names are {', '.join(DTYPES)}")
+    if args.amp_modes and not {m.strip() for m in args.amp_modes.split(",") if m.strip()} <= {"off", "on"}:
+        ap.error(f"--amp-modes {args.amp_modes!r}: give off, on or off,on")
     builds = methods(args.device)
     results, input_bytes, sections = {}, {}, []
     total = 0 if args.skip_layers else len(shapes) * len(dtypes) * len(builds) * args.repeats

@@ -71,7 +71,7 @@ def main(argv=None):
     print(f"model: {os.path.relpath(args.config_file, ROOT)}, {args.batch} images, {torch.get_num_threads()} threads, "
           f"median of {args.repeats}, {args.clock} time")
     print(f"plain iteration {plain:.3f} s, monitored iteration {recorded:.3f} s ({ratio:.3f}x)")
-    for period in (1, 5, 20, 100):
+    for period in (20, 40, 100):  # multiples of detectron2's writer period
         print(f"overhead at FRN_MONITOR.PERIOD {period}: {100 * (ratio - 1) / period:.2f}%")
     return plain, recorded
 

@@ -28,6 +28,16 @@ CUDA_TESTS = ["tests/test_frn_paths.py", "-k", "gpu"]
 MIN_STEP_S = 20  # kept back for each later step, so that a slow step can't starve the rest
 
 
+def last_json_line(log):
+    """The step's result: its last output line that is JSON (warnings may follow it, e.g. at exit)."""
+    for line in reversed(log.strip().splitlines()):
+        try:
+            return json.loads(line)
+        except ValueError:
+            continue
+    raise ValueError("the step printed no JSON result")
+
+
 class Check:
     def __init__(self, args):
         self.args, self.out = args, Path(args.out)
@@ -114,7 +124,7 @@ class Check:
     def json_step(self, name, later, cmd):
         res = self.run(name, cmd, self.limit(name), later)
         if res:
-            self.record(name, lambda: json.loads(res[1].strip().splitlines()[-1]))
+            self.record(name, lambda: last_json_line(res[1]))
 
     def md_step(self, name, later, cmd, skip_if=None):
         if skip_if and self.args.tiny:
@@ -179,6 +189,10 @@ class Check:
     def main(self):
         steps = self.all_steps()
         self._limits = {n: lim for n, lim, _ in steps}
+        unknown = sorted(set(self.args.only or ()) | set(self.args.limits))
+        unknown = [n for n in unknown if n not in self._limits]
+        if unknown:
+            raise SystemExit(f"unknown step(s) {', '.join(unknown)} in --only/--limit; valid: {', '.join(self._limits)}")
         try:
             for i, (name, _, fn) in enumerate(steps):
                 if self.args.only and name not in self.args.only:

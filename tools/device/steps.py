@@ -24,8 +24,8 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 SHAPES = [(2, 4, 9, 11), (2, 256, 16, 16), (3, 5), (2, 8, 1, 1)]
 TINY_SHAPES = [(2, 4, 9, 11), (3, 5)]
 VARIANTS = [(False, True), (True, True), (False, False), (True, False)]  # (learnable_eps, tlu)
-# The compile path's: each dtype and variant is a graph, static at the first shape and dynamic from the
-# second (what variable image sizes get); the two variants between them have every parameter's gradient.
+# The compile path's: each dtype and variant is a graph (dynamic sizes), checked at two shapes (what
+# variable image sizes give); the two variants between them have every parameter's gradient.
 COMPILE_SHAPES = [(2, 4, 9, 11), (2, 8, 5, 7)]
 COMPILE_VARIANTS = [(True, True), (False, False)]
 

@@ -6,7 +6,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 dest="$root/.whl"
-# Same versions as .venv gets from requirements.txt, so the dry run checks what the GPU will run.
+# The versions .venv has (requirements.txt). The dry run installs them but runs on this machine's
+# Python and .venv; only the device run imports the cp312 wheels.
 detectron2="sal-detectron2==0.7.2"  # what tools/setup_env.sh installs; tagged cp310, pure Python in use
 wheels=(pycocotools==2.0.11 PyYAML==6.0.4 yacs==0.1.8 omegaconf==2.3.1 hydra-core==1.3.8
         termcolor==3.3.0 tabulate==0.10.0 cloudpickle==3.1.3 tqdm==4.70.1 portalocker==4.4.2
@@ -26,7 +27,8 @@ pip=(python3 -m pip --disable-pip-version-check -q)
 quiet() { "$@" 2> >(grep -v "is neither a file nor a directory" >&2); }
 quiet "${pip[@]}" download --no-deps --only-binary=:all: --python-version 3.10 -d "$tmp/w" "$detectron2"
 quiet "${pip[@]}" download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-  --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 -d "$tmp/w" "${wheels[@]}"
+  --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
+  -d "$tmp/w" "${wheels[@]}"
 # Pure-Python sources: the wheels built here hold no compiled code, so they fit any CPython 3.
 quiet "${pip[@]}" wheel --no-deps -w "$tmp/w" "${sources[@]}"
 rm -rf "$dest"
