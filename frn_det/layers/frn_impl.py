@@ -51,7 +51,8 @@ class _CompiledOrEager:
     """torch.compile of a kernel function; the eager function for good if compiling fails."""
 
     def __init__(self, fn):
-        # dynamic: one graph for every image size (automatic dynamic recompiles once per new varying dim)
+        # dynamic: one graph across image sizes (automatic dynamic recompiled at each newly varying dim);
+        # dims of size 1 still get graphs of their own
         self.fn, self.compiled = fn, torch.compile(fn, dynamic=True)
 
     def __call__(self, *args):
