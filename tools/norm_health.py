@@ -8,6 +8,11 @@ tau, and the output RMS, per ResNet stage, FPN and head, side by side for severa
 
 Each run folder holds the config.yaml and model_final.pth that tools/train_net.py wrote. Writes
 stats.json, table.md and stats.png to --output.
+
+  python tools/norm_health.py --training --run FRN=benchmarks/study/shapes/frn_2img_seed0 ... --output DIR
+
+plots instead what the monitor (FRN_MONITOR.ENABLED) recorded while the runs trained, against images
+seen: training_<stat>.png, one panel per group, from each run's metrics.json and config.yaml.
 """
 import argparse
 import json
@@ -81,6 +86,54 @@ def plot(all_stats, path, title):
     plt.close(fig)
 
 
+def training_records(run_dir, stat):
+    """{group: [(images seen, value)]} of one monitor statistic from a run's metrics.json."""
+    import yaml
+
+    batch = yaml.safe_load(open(os.path.join(run_dir, "config.yaml")))["SOLVER"]["IMS_PER_BATCH"]
+    prefix, curves = "frn_monitor/", {}
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        for line in f:
+            row = json.loads(line)
+            for key, value in row.items():
+                if key.startswith(prefix) and key.endswith("/" + stat):
+                    curves.setdefault(key[len(prefix):-len(stat) - 1], []).append(((row["iteration"] + 1) * batch, value))
+    return curves
+
+
+def _rolling_mean(points, k):
+    """The mean of each point's last k values (one record is one batch: noisy at 2 images)."""
+    xs, ys = zip(*points)
+    return xs, [sum(ys[max(0, i - k + 1): i + 1]) / len(ys[max(0, i - k + 1): i + 1]) for i in range(len(ys))]
+
+
+def plot_training(runs, stat, path, title, smooth=1):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {label: training_records(folder, stat) for label, folder in runs.items()}
+    groups = [g for g in GROUP_ORDER if any(g in c for c in curves.values())]
+    if not groups:
+        return None  # e.g. tlu_active of GN and BN runs
+    fig, axes = plt.subplots(1, len(groups), figsize=(2.6 * len(groups), 3.0), sharey=True, squeeze=False)
+    for ax, group in zip(axes[0], groups):
+        for label, c in curves.items():
+            if group in c:
+                ax.plot(*_rolling_mean(c[group], smooth), label=label, lw=1)
+        ax.set_title(group)
+        ax.set_xlabel("images seen")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(stat)
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return curves
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", action="append", required=True, metavar="LABEL=DIR",
@@ -88,15 +141,29 @@ def main(argv=None):
     ap.add_argument("--images", type=int, default=16, help="test images to run (default: %(default)s)")
     ap.add_argument("--dataset", default=None, help="default: each run's first DATASETS.TEST")
     ap.add_argument("--output", default=os.path.join(ROOT, "output", "norm_health"))
+    ap.add_argument("--training", action="store_true",
+                    help="plot the monitor's records of training (metrics.json) instead of running the models")
+    ap.add_argument("--smooth", type=int, default=10, help="with --training: mean of the last N records")
+    ap.add_argument("--stats", nargs="+", default=["uncentred", "tlu_active"], choices=STATS,
+                    help="with --training: the statistics to plot, one figure each")
     args = ap.parse_args(argv)
+    needed = "metrics.json" if args.training else "model_final.pth"
     runs = {}
     for item in args.run:
         label, sep, folder = item.partition("=")
-        if not sep or not os.path.exists(os.path.join(folder, "model_final.pth")):
-            raise SystemExit(f"--run takes LABEL=DIR with DIR/model_final.pth and DIR/config.yaml; got {item!r}")
+        if not sep or not os.path.exists(os.path.join(folder, needed)):
+            raise SystemExit(f"--run takes LABEL=DIR with DIR/{needed} and DIR/config.yaml; got {item!r}")
         runs[label] = folder
-    all_stats = {label: run_stats(folder, args.images, args.dataset) for label, folder in runs.items()}
     os.makedirs(args.output, exist_ok=True)
+    if args.training:
+        curves = {stat: plot_training(runs, stat, os.path.join(args.output, f"training_{stat}.png"),
+                                      f"{stat} while training (FRN health monitor, mean of {args.smooth} records)",
+                                      args.smooth) for stat in args.stats}
+        if not any(curves.values()):
+            raise SystemExit(f"no frn_monitor/<group>/{{{','.join(args.stats)}}} in the runs' metrics.json: were "
+                             "they trained with FRN_MONITOR.ENABLED True?")
+        return curves
+    all_stats = {label: run_stats(folder, args.images, args.dataset) for label, folder in runs.items()}
     with open(os.path.join(args.output, "stats.json"), "w") as f:
         json.dump({"command": ["python", "tools/norm_health.py", *(argv if argv is not None else sys.argv[1:])],
                    "images": args.images, "stats": all_stats}, f, indent=2)

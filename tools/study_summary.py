@@ -1,0 +1,219 @@
+#!/usr/bin/env python
+"""The batch-size study's summary (benchmarks/study/): Table 6's shape on each look, with and without
+the recipe options, each option's effect, the learning-rate sweep, and issue 12's targets checked.
+
+  python tools/study_summary.py                          # reads and writes benchmarks/study
+  python tools/study_summary.py --study output/study --output /tmp/summary
+
+The study folder holds one folder per variant, as benchmarks/study/commands.sh writes them: `shapes`
+(the paper's method and the baselines on the photo-like look), `real` (the real-photo look),
+`<look>_<option>` (the same runs with a recipe option on) and `shapes_lr` (other learning rates).
+Each run folder (`frn_2img_seed1`, `gn_8img_seed0_lr0.05`) holds the results.json and config.yaml
+that tools/train_net.py wrote. Writes summary.md and summary.png.
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LOOKS = {"shapes": "photo-like shapes (shapes_train / shapes_val)", "real": "real-photo look (shapes_real_train / shapes_real_val)"}
+# option folder suffix -> (what it is, its config key)
+OPTIONS = {
+    "center": ("input centering: each image's per-channel mean removed", "MODEL.CENTER_PIXELS_PER_IMAGE True"),
+    "zero_init": ("last norm's gamma of each residual branch at 0", "MODEL.RESNETS.ZERO_INIT_RESIDUAL True"),
+    "norm_per_level": ("head norms per FPN level", "MODEL.RETINANET.NORM_PER_LEVEL True"),
+    "wd_norm": ("weight decay 4e-4 on the norm parameters", "SOLVER.WEIGHT_DECAY_NORM 0.0004"),
+}
+METHODS = ("frn", "gn", "bn")
+RUN_NAME = re.compile(r"^(frn|gn|bn)_(\d+)img_seed(\d+)(?:_lr([0-9.e-]+))?$")
+# issue 12's targets
+FRN_VS_GN = 1.0  # FRN within 1 AP of GN (or above) at every column
+FRN_FLAT = 1.5  # FRN at 2 images within 1.5 AP of FRN at 8
+BN_DROP = 3.0  # BN at 2 images at least 3 AP below BN at 8
+
+
+def load_runs(study):
+    """[{variant, method, imgs, seed, lr, AP, AP50, AP75}] of every finished run under study/."""
+    runs = []
+    for variant in sorted(os.listdir(study)):
+        folder = os.path.join(study, variant)
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            match = RUN_NAME.match(name)
+            results = os.path.join(folder, name, "results.json")
+            if not match or not os.path.exists(results):
+                continue
+            (headline,) = json.load(open(results))["headline"].values()  # one test dataset
+            solver = yaml.safe_load(open(os.path.join(folder, name, "config.yaml")))["SOLVER"]
+            method, imgs, seed, lr = match.groups()
+            runs.append(dict(variant=variant, method=method, imgs=int(imgs), seed=int(seed),
+                             lr=float(lr) if lr else round(8 * solver["BASE_LR"] / solver["IMS_PER_BATCH"], 8),
+                             iters=solver["MAX_ITER"], **{k: headline[k] for k in ("AP", "AP50", "AP75")}))
+    return runs
+
+
+def cell(runs, variant, method, imgs, lr=None):
+    """AP values over seeds of one cell (None: no finished run)."""
+    aps = [r["AP"] for r in runs if r["variant"] == variant and r["method"] == method and r["imgs"] == imgs
+           and (lr is None or abs(r["lr"] - lr) < 1e-9)]
+    return aps or None
+
+
+def fmt(aps):
+    if aps is None:
+        return "-"
+    if len(aps) == 1:
+        return f"{aps[0]:.1f}"
+    return f"{statistics.mean(aps):.1f} ± {statistics.stdev(aps):.1f} ({len(aps)} seeds)"
+
+
+def mean(aps):
+    return None if aps is None else statistics.mean(aps)
+
+
+def diff(a, b):
+    return "-" if a is None or b is None else f"{a - b:+.1f}"
+
+
+def look_rows(runs, look):
+    """(label, variant, method) rows of Table 6's shape for one look: the paper's method, the
+    baselines, and FRN and GN with each option that has runs."""
+    rows = [("FRN (paper)", look, "frn")]
+    for suffix, (what, _) in OPTIONS.items():
+        if any(r["variant"] == f"{look}_{suffix}" and r["method"] == "frn" for r in runs):
+            rows.append((f"FRN + {suffix} (option)", f"{look}_{suffix}", "frn"))
+    rows.append(("GN", look, "gn"))
+    for suffix in OPTIONS:
+        if any(r["variant"] == f"{look}_{suffix}" and r["method"] == "gn" for r in runs):
+            rows.append((f"GN + {suffix} (option)", f"{look}_{suffix}", "gn"))
+    rows.append(("BN", look, "bn"))
+    return rows
+
+
+def targets(runs, look, cols):
+    """Issue 12's targets on one look, each as (target, met or None when not run, what was measured)."""
+    out = []
+    gn = {m: mean(cell(runs, look, "gn", m)) for m in cols}
+    frn_rows = [("FRN (paper)", look)] + [(f"FRN + {s}", f"{look}_{s}") for s in OPTIONS
+                                           if any(r["variant"] == f"{look}_{s}" for r in runs)]
+    for m in cols:
+        measured = []
+        for label, variant in frn_rows:
+            frn = mean(cell(runs, variant, "frn", m))
+            if frn is not None and gn[m] is not None:
+                measured.append((label, frn - gn[m]))
+        met = None if not measured else any(d >= -FRN_VS_GN for _, d in measured)
+        out.append((f"FRN within {FRN_VS_GN:g} AP of GN or above at {m} images", met,
+                    ", ".join(f"{label} {d:+.1f}" for label, d in measured) or "not run"))
+    if 8 in cols and 2 in cols:
+        for label, variant in frn_rows:
+            a, b = mean(cell(runs, variant, "frn", 2)), mean(cell(runs, variant, "frn", 8))
+            out.append((f"{label} at 2 images within {FRN_FLAT:g} AP of 8", None if a is None or b is None else a - b >= -FRN_FLAT,
+                        diff(a, b)))
+        a, b = mean(cell(runs, look, "bn", 2)), mean(cell(runs, look, "bn", 8))
+        out.append((f"BN at 2 images at least {BN_DROP:g} AP below 8", None if a is None or b is None else a - b <= -BN_DROP,
+                    diff(a, b)))
+    return out
+
+
+def markdown(runs):
+    cols = sorted({r["imgs"] for r in runs}, reverse=True)
+    iters = sorted({r["iters"] * r["imgs"] // 8 for r in runs})
+    lines = [f"Reference schedule: {', '.join(map(str, iters))} iterations of 8 images (steps x 8/m at m images "
+             "per batch, lr x m/8); seed 0, plus seed 1 where a cell says 2 seeds; AP on the look's val set.", ""]
+    for look, what in LOOKS.items():
+        if not any(r["variant"] == look for r in runs):
+            continue
+        lines += [f"### {what}", "", "| | " + " | ".join(f"AP @{m}" for m in cols) + " | @2 - @8 |",
+                  "|---|" + "---:|" * (len(cols) + 1)]
+        for label, variant, method in look_rows(runs, look):
+            aps = {m: cell(runs, variant, method, m) for m in cols}
+            lines.append(f"| {label} | " + " | ".join(fmt(aps[m]) for m in cols) + f" | {diff(mean(aps.get(2)), mean(aps.get(8)))} |")
+        lines += ["", "| target | met | measured (AP) |", "|---|---|---|"]
+        for target, met, measured in targets(runs, look, cols):
+            lines.append(f"| {target} | {'-' if met is None else ('yes' if met else 'no')} | {measured} |")
+        lines.append("")
+    option_rows = []
+    for look in LOOKS:
+        for suffix, (what, key) in OPTIONS.items():
+            variant = f"{look}_{suffix}"
+            for method in METHODS:
+                for m in cols:
+                    with_, without = cell(runs, variant, method, m), cell(runs, look, method, m)
+                    if with_ is not None:
+                        option_rows.append(f"| {look} | {what} (`{key}`) | {method.upper()} | {m} | {fmt(without)} | "
+                                           f"{fmt(with_)} | {diff(mean(with_), mean(without))} |")
+    if option_rows:
+        lines += ["### Recipe options (beyond the paper)", "",
+                  "| look | option | method | images | AP without | AP with | change |", "|---|---|---|---:|---:|---:|---:|",
+                  *option_rows, ""]
+    lrs = sorted({r["lr"] for r in runs if r["variant"] in ("shapes", "shapes_lr") and r["imgs"] == 8})
+    if len(lrs) > 1:
+        lines += ["### Learning rate at 8 images (photo-like shapes, reference lr at 8 images)", "",
+                  "| method | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " | best |", "|---|" + "---:|" * (len(lrs) + 1)]
+        for method in METHODS:
+            aps = {lr: mean((cell(runs, "shapes", method, 8, lr) or []) + (cell(runs, "shapes_lr", method, 8, lr) or []) or None)
+                   for lr in lrs}
+            done = {lr: ap for lr, ap in aps.items() if ap is not None}
+            best = f"{max(done, key=done.get):g}" if done else "-"
+            lines.append(f"| {method.upper()} | " + " | ".join("-" if aps[lr] is None else f"{aps[lr]:.1f}" for lr in lrs)
+                         + f" | {best} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(runs, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    looks = [look for look in LOOKS if any(r["variant"] == look for r in runs)]
+    cols = sorted({r["imgs"] for r in runs})
+    fig, axes = plt.subplots(1, len(looks), figsize=(5.2 * len(looks), 4), squeeze=False, sharey=True)
+    for ax, look in zip(axes[0], looks):
+        for label, variant, method in look_rows(runs, look):
+            pts = [(m, cell(runs, variant, method, m)) for m in cols]
+            pts = [(m, statistics.mean(a), statistics.stdev(a) if len(a) > 1 else 0) for m, a in pts if a]
+            if pts:
+                xs, ys, es = zip(*pts)
+                ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=label,
+                            ls="--" if "option" in label else "-")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(cols, [str(m) for m in cols])
+        ax.set_xlabel("images per GPU")
+        ax.set_title(LOOKS[look], fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("AP (COCO, val)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--study", default=os.path.join(ROOT, "benchmarks", "study"))
+    ap.add_argument("--output", default=None, help="default: the study folder")
+    args = ap.parse_args(argv)
+    runs = load_runs(args.study)
+    if not runs:
+        raise SystemExit(f"no finished runs under {args.study} (<variant>/<method>_<m>img_seed<s>/results.json)")
+    out = args.output or args.study
+    os.makedirs(out, exist_ok=True)
+    text = markdown(runs)
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write(text)
+    plot(runs, os.path.join(out, "summary.png"))
+    print(text)
+    return runs
+
+
+if __name__ == "__main__":
+    sys.exit(main() and 0)
