@@ -7,9 +7,10 @@ the recipe options, each option's effect, the learning-rate sweep, and issue 12'
 
 The study folder holds one folder per variant, as benchmarks/study/commands.sh writes them: `shapes`
 (the paper's method and the baselines on the photo-like look), `real` (the real-photo look),
-`<look>_<option>` (the same runs with a recipe option on) and `shapes_lr` (other learning rates).
-Each run folder (`frn_2img_seed1`, `gn_8img_seed0_lr0.05`) holds the results.json and config.yaml
-that tools/train_net.py wrote. Writes summary.md and summary.png.
+`<look>_<option>` (the same runs with a recipe option on). Each run folder (`frn_2img_seed1`,
+`gn_8img_seed0_lr0.05`) holds the results.json and config.yaml that tools/train_net.py wrote. Where a
+cell was run at several learning rates, it shows the best (by mean AP over seeds) and names it.
+Writes summary.md and summary.png.
 """
 import argparse
 import json
@@ -58,11 +59,19 @@ def load_runs(study):
     return runs
 
 
+def best_lr(runs, variant, method, imgs, lr=None):
+    """(reference lr, AP values over seeds) of one cell, or (None, None) when not run. Without lr: the
+    learning rate with the best mean AP, as the paper reports the best of its three per cell."""
+    by_lr = {}
+    for r in runs:
+        if r["variant"] == variant and r["method"] == method and r["imgs"] == imgs and (lr is None or r["lr"] == lr):
+            by_lr.setdefault(r["lr"], []).append(r["AP"])
+    return max(by_lr.items(), key=lambda item: statistics.mean(item[1])) if by_lr else (None, None)
+
+
 def cell(runs, variant, method, imgs, lr=None):
-    """AP values over seeds of one cell (None: no finished run)."""
-    aps = [r["AP"] for r in runs if r["variant"] == variant and r["method"] == method and r["imgs"] == imgs
-           and (lr is None or abs(r["lr"] - lr) < 1e-9)]
-    return aps or None
+    """AP values over seeds of one cell at its best (or the given) lr; None when not run."""
+    return best_lr(runs, variant, method, imgs, lr)[1]
 
 
 def fmt(aps):
@@ -126,7 +135,8 @@ def markdown(runs):
     cols = sorted({r["imgs"] for r in runs}, reverse=True)
     iters = sorted({r["iters"] * r["imgs"] // 8 for r in runs})
     lines = [f"Reference schedule: {', '.join(map(str, iters))} iterations of 8 images (steps x 8/m at m images "
-             "per batch, lr x m/8); seed 0, plus seed 1 where a cell says 2 seeds; AP on the look's val set.", ""]
+             "per batch, lr x m/8); seed 0, plus seed 1 where a cell says 2 seeds; AP on the look's val set; "
+             "(lr) is the reference learning rate at 8 images, the best of those run for the cell.", ""]
     for look, what in LOOKS.items():
         if not any(r["variant"] == look for r in runs):
             continue
@@ -134,7 +144,9 @@ def markdown(runs):
                   "|---|" + "---:|" * (len(cols) + 1)]
         for label, variant, method in look_rows(runs, look):
             aps = {m: cell(runs, variant, method, m) for m in cols}
-            lines.append(f"| {label} | " + " | ".join(fmt(aps[m]) for m in cols) + f" | {diff(mean(aps.get(2)), mean(aps.get(8)))} |")
+            lrs = {m: best_lr(runs, variant, method, m)[0] for m in cols}
+            lines.append(f"| {label} | " + " | ".join(fmt(aps[m]) + ("" if lrs[m] is None else f" (lr {lrs[m]:g})")
+                                                     for m in cols) + f" | {diff(mean(aps.get(2)), mean(aps.get(8)))} |")
         lines += ["", "| target | met | measured (AP) |", "|---|---|---|"]
         for target, met, measured in targets(runs, look, cols):
             lines.append(f"| {target} | {'-' if met is None else ('yes' if met else 'no')} | {measured} |")
@@ -153,13 +165,12 @@ def markdown(runs):
         lines += ["### Recipe options (beyond the paper)", "",
                   "| look | option | method | images | AP without | AP with | change |", "|---|---|---|---:|---:|---:|---:|",
                   *option_rows, ""]
-    lrs = sorted({r["lr"] for r in runs if r["variant"] in ("shapes", "shapes_lr") and r["imgs"] == 8})
+    lrs = sorted({r["lr"] for r in runs if r["variant"] == "shapes" and r["imgs"] == 8})
     if len(lrs) > 1:
         lines += ["### Learning rate at 8 images (photo-like shapes, reference lr at 8 images)", "",
                   "| method | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " | best |", "|---|" + "---:|" * (len(lrs) + 1)]
         for method in METHODS:
-            aps = {lr: mean((cell(runs, "shapes", method, 8, lr) or []) + (cell(runs, "shapes_lr", method, 8, lr) or []) or None)
-                   for lr in lrs}
+            aps = {lr: mean(cell(runs, "shapes", method, 8, lr)) for lr in lrs}
             done = {lr: ap for lr, ap in aps.items() if ap is not None}
             best = f"{max(done, key=done.get):g}" if done else "-"
             lines.append(f"| {method.upper()} | " + " | ".join("-" if aps[lr] is None else f"{aps[lr]:.1f}" for lr in lrs)
