@@ -89,3 +89,24 @@ def test_norm_health_plots_the_monitor_records_of_training(tmp_path):
     assert curves["tau_std"] is None and (tmp_path / "plots" / "training_uncentred.png").exists()
     with pytest.raises(SystemExit, match="FRN_MONITOR.ENABLED"):
         norm_health.main(["--training", "--run", f"FRN={folder}", "--stats", "out_rms", "--output", str(tmp_path / "p2")])
+
+
+def test_bn_statistics_batch_mode_normalizes_with_the_batch_in_eval_mode():
+    import torch
+    from detectron2.layers import CycleBatchNormList
+
+    bn_statistics = _tool("bn_statistics")
+    net = torch.nn.Sequential(torch.nn.BatchNorm2d(3), CycleBatchNormList(2, bn_class=torch.nn.BatchNorm2d, num_features=3))
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.fill_(5.0)  # far from the batch's
+            m.running_var.fill_(9.0)
+    net.eval()
+    x = torch.randn(4, 3, 5, 5) * 2 + 1
+    assert not torch.allclose(net[0](x), torch.nn.functional.batch_norm(x, None, None, training=True), atol=1e-3)
+    assert bn_statistics.use_batch_statistics(net) == 3
+    net.eval()
+    y = net[0](x)
+    expected = (x - x.mean((0, 2, 3), keepdim=True)) / torch.sqrt(x.var((0, 2, 3), unbiased=False, keepdim=True) + 1e-5)
+    torch.testing.assert_close(y, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(net[1](y), expected, atol=1e-4, rtol=1e-4)  # a normalized input stays so
