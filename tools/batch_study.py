@@ -258,7 +258,7 @@ def main(argv=None):
     parser.add_argument("--config", default=STUDY_CONFIG,
                         help="the reference config whose solver every run scales from (default: %(default)s)")
     parser.add_argument("--methods", nargs="+", default=list(METHOD_NORMS), choices=list(METHOD_NORMS))
-    parser.add_argument("--imgs", nargs="+", type=int, default=[1, 2, 4, 8], help="images per GPU")
+    parser.add_argument("--imgs", nargs="+", type=int, default=[8, 2], help="images per GPU (default: the committed study's columns)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds for every column")
     parser.add_argument("--extra-seeds", nargs="*", default=["2=1"],
                         help="more seeds for some columns, as IMGS=SEED,SEED (default: 2=1)")
