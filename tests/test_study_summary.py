@@ -110,3 +110,15 @@ def test_bn_statistics_batch_mode_normalizes_with_the_batch_in_eval_mode():
     expected = (x - x.mean((0, 2, 3), keepdim=True)) / torch.sqrt(x.var((0, 2, 3), unbiased=False, keepdim=True) + 1e-5)
     torch.testing.assert_close(y, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(net[1](y), expected, atol=1e-4, rtol=1e-4)  # a normalized input stays so
+
+
+def test_summary_goes_between_the_readme_markers(study, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\nbefore\n<!-- study summary -->\nold table\n<!-- /study summary -->\nafter\n")
+    _tool("study_summary").main(["--study", str(study), "--output", str(tmp_path / "out"), "--readme", str(readme)])
+    text = readme.read_text()
+    assert text.startswith("# x\nbefore\n<!-- study summary -->\nReference schedule:") and text.endswith("<!-- /study summary -->\nafter\n")
+    assert "old table" not in text and "| FRN (paper) | 71.0 (lr 0.05)" in text
+    readme.write_text("no markers\n")
+    with pytest.raises(SystemExit, match="study summary"):
+        _tool("study_summary").main(["--study", str(study), "--output", str(tmp_path / "out"), "--readme", str(readme)])

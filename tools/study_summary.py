@@ -10,7 +10,8 @@ The study folder holds one folder per variant, as benchmarks/study/commands.sh w
 `<look>_<option>` (the same runs with a recipe option on). Each run folder (`frn_2img_seed1`,
 `gn_8img_seed0_lr0.05`) holds the results.json and config.yaml that tools/train_net.py wrote. Where a
 cell was run at several learning rates, it shows the best (by mean AP over seeds) and names it.
-Writes summary.md and summary.png.
+Writes summary.md and summary.png; with --readme FILE, also puts the tables between FILE's lines
+`<!-- study summary -->` and `<!-- /study summary -->`.
 """
 import argparse
 import json
@@ -140,7 +141,7 @@ def markdown(runs):
     for look, what in LOOKS.items():
         if not any(r["variant"] == look for r in runs):
             continue
-        lines += [f"### {what}", "", "| | " + " | ".join(f"AP @{m}" for m in cols) + " | @2 - @8 |",
+        lines += [f"#### {what}", "", "| | " + " | ".join(f"AP @{m}" for m in cols) + " | @2 - @8 |",
                   "|---|" + "---:|" * (len(cols) + 1)]
         for label, variant, method in look_rows(runs, look):
             aps = {m: cell(runs, variant, method, m) for m in cols}
@@ -162,12 +163,12 @@ def markdown(runs):
                         option_rows.append(f"| {look} | {what} (`{key}`) | {method.upper()} | {m} | {fmt(without)} | "
                                            f"{fmt(with_)} | {diff(mean(with_), mean(without))} |")
     if option_rows:
-        lines += ["### Recipe options (beyond the paper)", "",
+        lines += ["#### Recipe options (beyond the paper)", "",
                   "| look | option | method | images | AP without | AP with | change |", "|---|---|---|---:|---:|---:|---:|",
                   *option_rows, ""]
     lrs = sorted({r["lr"] for r in runs if r["variant"] == "shapes" and r["imgs"] == 8})
     if len(lrs) > 1:
-        lines += ["### Learning rate at 8 images (photo-like shapes, reference lr at 8 images)", "",
+        lines += ["#### Learning rate at 8 images (photo-like shapes, reference lr at 8 images)", "",
                   "| method | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " | best |", "|---|" + "---:|" * (len(lrs) + 1)]
         for method in METHODS:
             aps = {lr: mean(cell(runs, "shapes", method, 8, lr)) for lr in lrs}
@@ -208,10 +209,24 @@ def plot(runs, path):
     plt.close(fig)
 
 
+README_BEGIN, README_END = "<!-- study summary -->", "<!-- /study summary -->"
+
+
+def update_readme(path, text):
+    """Replaces what lies between the README's markers with text."""
+    readme = open(path).read()
+    start, end = readme.find(README_BEGIN), readme.find(README_END)
+    if start < 0 or end < start:
+        raise SystemExit(f"{path} has no '{README_BEGIN}' ... '{README_END}' lines to put the summary between")
+    with open(path, "w") as f:
+        f.write(readme[: start + len(README_BEGIN)] + "\n" + text.rstrip() + "\n" + readme[end:])
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--study", default=os.path.join(ROOT, "benchmarks", "study"))
     ap.add_argument("--output", default=None, help="default: the study folder")
+    ap.add_argument("--readme", default=None, help="a markdown file to put the tables in (between markers)")
     args = ap.parse_args(argv)
     runs = load_runs(args.study)
     if not runs:
@@ -222,6 +237,8 @@ def main(argv=None):
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write(text)
     plot(runs, os.path.join(out, "summary.png"))
+    if args.readme:
+        update_readme(args.readme, text)
     print(text)
     return runs
 
