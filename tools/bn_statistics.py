@@ -11,7 +11,8 @@ Modes, each a full COCO evaluation of the run's test set:
            update_bn_stats over --precise-iters training batches), then as `running`;
 - batch:   BN layers normalize each test batch of --batch images with that batch's statistics, as in
            training (the rest of the model in inference mode);
-- image:   the same with batches of one image: every image normalized by its own statistics.
+- image:   the same with batches of one image: every image normalized by its own statistics (on small
+           images a lower bound: the coarsest levels then have a handful of positions, e.g. P6 2x2 at 128 px).
 Writes bn_statistics.json and table.md to --output.
 """
 import argparse

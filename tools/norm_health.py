@@ -87,7 +87,9 @@ def plot(all_stats, path, title):
 
 
 def training_records(run_dir, stat):
-    """{group: [(images seen, value)]} of one monitor statistic from a run's metrics.json."""
+    """{group: [(images seen, value)]} of one monitor statistic from a run's metrics.json, in order of
+    iteration; a resumed run appends the iterations after its checkpoint again, and the last record of
+    an iteration wins."""
     import yaml
 
     batch = yaml.safe_load(open(os.path.join(run_dir, "config.yaml")))["SOLVER"]["IMS_PER_BATCH"]
@@ -97,8 +99,8 @@ def training_records(run_dir, stat):
             row = json.loads(line)
             for key, value in row.items():
                 if key.startswith(prefix) and key.endswith("/" + stat):
-                    curves.setdefault(key[len(prefix):-len(stat) - 1], []).append(((row["iteration"] + 1) * batch, value))
-    return curves
+                    curves.setdefault(key[len(prefix):-len(stat) - 1], {})[row["iteration"]] = value
+    return {group: [((it + 1) * batch, v) for it, v in sorted(points.items())] for group, points in curves.items()}
 
 
 def _rolling_mean(points, k):
@@ -151,7 +153,7 @@ def main(argv=None):
     runs = {}
     for item in args.run:
         label, sep, folder = item.partition("=")
-        if not sep or not os.path.exists(os.path.join(folder, needed)):
+        if not sep or not all(os.path.exists(os.path.join(folder, f)) for f in (needed, "config.yaml")):
             raise SystemExit(f"--run takes LABEL=DIR with DIR/{needed} and DIR/config.yaml; got {item!r}")
         runs[label] = folder
     os.makedirs(args.output, exist_ok=True)
@@ -162,6 +164,9 @@ def main(argv=None):
         if not any(curves.values()):
             raise SystemExit(f"no frn_monitor/<group>/{{{','.join(args.stats)}}} in the runs' metrics.json: were "
                              "they trained with FRN_MONITOR.ENABLED True?")
+        with open(os.path.join(args.output, "training.json"), "w") as f:
+            json.dump({"command": ["python", "tools/norm_health.py", *(argv if argv is not None else sys.argv[1:])],
+                       "curves": curves}, f)
         return curves
     all_stats = {label: run_stats(folder, args.images, args.dataset) for label, folder in runs.items()}
     with open(os.path.join(args.output, "stats.json"), "w") as f:
