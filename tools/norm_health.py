@@ -106,7 +106,8 @@ def training_records(run_dir, stat):
 def _rolling_mean(points, k):
     """The mean of each point's last k values (one record is one batch: noisy at 2 images)."""
     xs, ys = zip(*points)
-    return xs, [sum(ys[max(0, i - k + 1): i + 1]) / len(ys[max(0, i - k + 1): i + 1]) for i in range(len(ys))]
+    windows = (ys[max(0, i - k + 1): i + 1] for i in range(len(ys)))
+    return xs, [sum(w) / len(w) for w in windows]
 
 
 def plot_training(runs, stat, path, title, smooth=1):

@@ -56,18 +56,23 @@ def load_runs(study):
             solver = yaml.safe_load(open(os.path.join(folder, name, "config.yaml")))["SOLVER"]
             method, imgs, seed, lr = match.groups()
             runs.append(dict(variant=variant, method=method, imgs=int(imgs), seed=int(seed),
-                             lr=float(lr) if lr else round(8 * solver["BASE_LR"] / solver["IMS_PER_BATCH"], 8),
+                             lr=float(lr) if lr else round(REFERENCE_IMGS * solver["BASE_LR"] / solver["IMS_PER_BATCH"], 8),
                              iters=solver["MAX_ITER"], **{k: headline[k] for k in ("AP", "AP50", "AP75")}))
     return runs
+
+
+def select(runs, variant, method, imgs, lr=None, seeds=None):
+    """The runs of one cell, at one lr and among some seeds where given."""
+    return [r for r in runs if r["variant"] == variant and r["method"] == method and r["imgs"] == imgs
+            and (lr is None or r["lr"] == lr) and (seeds is None or r["seed"] in seeds)]
 
 
 def best_lr(runs, variant, method, imgs, lr=None):
     """(reference lr, AP values over seeds) of one cell, or (None, None) when not run. Without lr: the
     learning rate with the best mean AP, as the paper reports the best of its three per cell."""
     by_lr = {}
-    for r in runs:
-        if r["variant"] == variant and r["method"] == method and r["imgs"] == imgs and (lr is None or r["lr"] == lr):
-            by_lr.setdefault(r["lr"], []).append(r["AP"])
+    for r in select(runs, variant, method, imgs, lr):
+        by_lr.setdefault(r["lr"], []).append(r["AP"])
     return max(by_lr.items(), key=lambda item: statistics.mean(item[1])) if by_lr else (None, None)
 
 
@@ -87,8 +92,7 @@ def column_cell(runs, variant, method, imgs):
 
 
 def seeds_of(runs, variant, method, imgs, lr):
-    return sorted(r["seed"] for r in runs if r["variant"] == variant and r["method"] == method
-                  and r["imgs"] == imgs and r["lr"] == lr)
+    return sorted(r["seed"] for r in select(runs, variant, method, imgs, lr))
 
 
 def fmt(aps):
@@ -110,14 +114,11 @@ def diff(a, b):
 def look_rows(runs, look):
     """(label, variant, method) rows of Table 6's shape for one look: the paper's method, the
     baselines, and FRN and GN with each option that has runs."""
-    rows = [("FRN (paper)", look, "frn")]
-    for suffix, (what, _) in OPTIONS.items():
-        if any(r["variant"] == f"{look}_{suffix}" and r["method"] == "frn" for r in runs):
-            rows.append((f"FRN + {suffix} (option)", f"{look}_{suffix}", "frn"))
-    rows.append(("GN", look, "gn"))
-    for suffix in OPTIONS:
-        if any(r["variant"] == f"{look}_{suffix}" and r["method"] == "gn" for r in runs):
-            rows.append((f"GN + {suffix} (option)", f"{look}_{suffix}", "gn"))
+    rows = []
+    for method, label in (("frn", "FRN (paper)"), ("gn", "GN")):
+        rows.append((label, look, method))
+        rows += [(f"{method.upper()} + {suffix} (option)", f"{look}_{suffix}", method) for suffix in OPTIONS
+                 if any(r["variant"] == f"{look}_{suffix}" and r["method"] == method for r in runs)]
     rows.append(("BN", look, "bn"))
     return rows
 
@@ -128,8 +129,8 @@ def targets(runs, look, cols):
     marked provisional: the issue asks for two."""
     out = []
     gn = {m: mean(column_cell(runs, look, "gn", m)[1]) for m in cols}
-    frn_rows = [("FRN (paper)", look)] + [(f"FRN + {s}", f"{look}_{s}") for s in OPTIONS
-                                           if any(r["variant"] == f"{look}_{s}" for r in runs)]
+    frn_rows = [(label.replace(" (option)", ""), variant) for label, variant, method in look_rows(runs, look)
+                if method == "frn"]
     for m in cols:
         measured = []
         for label, variant in frn_rows:
@@ -157,7 +158,7 @@ def targets(runs, look, cols):
 
 def markdown(runs):
     cols = sorted({r["imgs"] for r in runs}, reverse=True)
-    iters = sorted({r["iters"] * r["imgs"] // 8 for r in runs})
+    iters = sorted({r["iters"] * r["imgs"] // REFERENCE_IMGS for r in runs})
     lines = [f"Reference schedule: {', '.join(map(str, iters))} iterations of 8 images (steps x 8/m at m images "
              "per batch, lr x m/8); seed 0, plus seed 1 where a cell says 2 seeds; AP on the look's val set; "
              "(lr) is the reference learning rate at 8 images: the 8-image column's best of those run, which the "
@@ -171,7 +172,7 @@ def markdown(runs):
             cells = {m: column_cell(runs, variant, method, m) for m in cols}
             lines.append(f"| {label} | " + " | ".join(
                 "-" if lr is None else (f"{fmt(aps)} (lr {lr:g})" if aps else f"- (not run at lr {lr:g})")
-                for lr, aps in (cells[m] for m in cols)) + f" | {diff(mean(cells.get(2, (0, None))[1]), mean(cells.get(8, (0, None))[1]))} |")
+                for lr, aps in cells.values()) + f" | {diff(*(mean(cells[m][1]) if m in cells else None for m in (2, REFERENCE_IMGS)))} |")
         lines += ["", "| target | met | measured (AP) |", "|---|---|---|"]
         for target, met, measured in targets(runs, look, cols):
             lines.append(f"| {target} | {'-' if met is None else ('yes' if met else 'no')} | {measured} |")
@@ -186,22 +187,21 @@ def markdown(runs):
                     if with_ is None:
                         continue
                     seeds = seeds_of(runs, variant, method, m, lr)  # without: the same lr and seeds
-                    without = [r["AP"] for r in runs if r["variant"] == look and r["method"] == method
-                               and r["imgs"] == m and r["lr"] == lr and r["seed"] in seeds] or None
+                    without = [r["AP"] for r in select(runs, look, method, m, lr, seeds)] or None
                     option_rows.append(f"| {look} | {what} (`{key}`) | {method.upper()} | {m} | {lr:g} | {fmt(without)} | "
                                        f"{fmt(with_)} | {diff(mean(with_), mean(without))} |")
     if option_rows:
         lines += ["#### Recipe options (beyond the paper)", "",
                   "| look | option | method | images | lr | AP without | AP with | change |", "|---|---|---|---:|---:|---:|---:|---:|",
                   *option_rows, ""]
-    lrs = sorted({r["lr"] for r in runs if r["variant"] == "shapes" and r["imgs"] == 8})
+    lrs = sorted({r["lr"] for r in runs if r["variant"] == "shapes" and r["imgs"] == REFERENCE_IMGS})
     if len(lrs) > 1:
         lines += ["#### Learning rate at 8 images (photo-like shapes, reference lr at 8 images)", "",
                   "| method | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " | best |", "|---|" + "---:|" * (len(lrs) + 1)]
         for method in METHODS:
-            aps = {lr: mean(cell(runs, "shapes", method, 8, lr)) for lr in lrs}
-            done = {lr: ap for lr, ap in aps.items() if ap is not None}
-            best = f"{max(done, key=done.get):g}" if done else "-"
+            aps = {lr: mean(cell(runs, "shapes", method, REFERENCE_IMGS, lr)) for lr in lrs}
+            best = best_lr(runs, "shapes", method, REFERENCE_IMGS)[0]
+            best = "-" if best is None else f"{best:g}"
             lines.append(f"| {method.upper()} | " + " | ".join("-" if aps[lr] is None else f"{aps[lr]:.1f}" for lr in lrs)
                          + f" | {best} |")
         lines.append("")
