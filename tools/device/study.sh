@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Study runs on a lent GPU (issue 12): the tools/batch_study.py lines of a commands file, PARALLEL at a time
+# on the one GPU; the lines write under output/study_gpu (a run of the R18 study model leaves most of an H100/H200 idle). Installs .whl's wheels
+# first, as check.sh does; stops every run at DEADLINE seconds so that what finished still comes back. The
+# runs' results, metrics, configs and logs come back as $OUT/study_gpu.tgz and $OUT/logs.tgz (unpack
+# study_gpu.tgz here and copy each run folder to benchmarks/study_gpu/). Carry .whl and the data folder.
+#   bash tools/device/wheels.sh  # here, once
+#   run: bash tools/device/study.sh benchmarks/study_gpu/commands.sh [PARALLEL [DEADLINE_S [DATA]]]
+#        carry [".whl", "output/device_data"]; DATA defaults to output/device_data/frn_shapes
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+commands="$1" parallel="${2:-8}" deadline="${3:-480}" data="${4:-output/device_data/frn_shapes}"
+out="${OUT:-output/device_study}"
+logs="$(mktemp -d)"  # per-line logs; they return inside logs.tgz ($OUT takes 8 files)
+mkdir -p "$out"
+[ -d "$data" ] || { echo "device study: no $data; carry it (a copy of \$FRN_DET_DATASETS)" >&2; exit 2; }
+wheels="$(mktemp -d)"
+python3 tools/device/install_wheels.py .whl "$wheels" || exit 2
+# the repo first: detectron2's wheel brings a top-level `tools` package of its own
+export PYTHONPATH="$root:$wheels" FRN_DET_DATASETS="$root/$data" PYTHONUNBUFFERED=1
+# the runs share 16 cores: one thread each, and inductor compiles in-process instead of a pool per run
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TORCHINDUCTOR_COMPILE_THREADS=1
+
+copy_back() {  # $OUT returns at most 8 files, 2 folders down: one archive
+  find output/study_gpu \( -name results.json -o -name metrics.json -o -name config.yaml -o -name log.txt \) \
+    -print0 2>/dev/null | tar czf "$out/study_gpu.tgz" --null -T -
+  find output/study_gpu -name study.log -print0 2>/dev/null | tar czf "$out/logs.tgz" --null -T - -C "$logs" .
+}
+progress() {  # one line per run every 30 s: iterations done
+  trap 'kill $nap 2>/dev/null; exit' TERM  # the sleep would hold the caller's stdout open
+  while sleep 30 & nap=$!; wait $nap; do
+    line="$(date +%T)"
+    for m in $(find output/study_gpu -name metrics.json 2>/dev/null); do
+      line+=" $(dirname "${m#output/study_gpu/}")@$(tail -n 1 "$m" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read()).get("iteration"))' 2>/dev/null)"
+    done
+    echo "$line"
+  done
+}
+progress & progress_pid=$!
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+grep -v -e '^#' -e '^$' "$commands" | timeout --kill-after=10 "$deadline" \
+  xargs -d '\n' -n 1 -P "$parallel" bash -c 'log="'"$logs"'/$(echo "$0" | md5sum | cut -c1-8).log"; echo "$0" > "$log"; eval "$0" >> "$log" 2>&1; echo "$(date +%T) rc=$? $0"'
+rc=$?
+kill "$progress_pid" 2>/dev/null
+copy_back
+nvidia-smi --query-gpu=memory.used --format=csv,noheader
+echo "device study: rc=$rc (124: stopped at the ${deadline} s deadline); $(tar tzf "$out/study_gpu.tgz" 2>/dev/null | grep -c "img_seed.*/results.json") finished runs in $out/study_gpu.tgz"
