@@ -3,6 +3,8 @@ the finished runs."""
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -66,6 +68,19 @@ def test_tiny_study_writes_outputs_and_skips_finished_runs(batch_study, tmp_path
 
     again = batch_study.main(argv)
     assert all(r["skipped"] for r in again)
+
+
+def test_a_failed_run_fails_the_study(tmp_path):
+    # no COCO under DETECTRON2_DATASETS: the run stops at its data; the study reports it and exits 1
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(f'_BASE_: "{os.path.join(ROOT, "configs", "retinanet_frn_2img.yaml")}"\n')
+    env = {**os.environ, "DETECTRON2_DATASETS": str(tmp_path / "no_datasets")}
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "batch_study.py"), "--config", str(cfg),
+                           "--methods", "frn", "--imgs", "2", "--extra-seeds", "--output", str(tmp_path / "study"),
+                           *TINY_MODEL], env=env, capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "frn_2img_seed0: FAILED (exit code 1" in proc.stdout
+    assert proc.stderr.rstrip().endswith("batch study: 1 run(s) failed: frn_2img_seed0")
 
 
 def test_schedules_scale_warmup_and_go_to_their_own_folders(batch_study):

@@ -337,4 +337,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    # a failed run fails the study, so that scripts (and queues of studies) see it
+    failed = [r["dir"] for r in main() if "failed" in r["result"]]
+    sys.exit(f"batch study: {len(failed)} run(s) failed: {', '.join(failed)}" if failed else 0)
