@@ -11,7 +11,7 @@ from detectron2.modeling import build_backbone, build_model
 from detectron2.modeling.meta_arch.retinanet import RetinaNet
 
 from coco_tree import ROOT, TINY, make_coco_tree
-from frn_det.engine import record_norm_stats, uncentred_ratio
+from frn_det.engine import between_images_share, record_norm_stats, uncentred_ratio
 from frn_det.engine.monitor import group_of
 from frn_det.layers import FRN, TLU
 from frn_det.modeling.meta_arch.retinanet import LevelNorms
@@ -132,6 +132,19 @@ def test_uncentred_ratio_by_hand():
     assert uncentred_ratio(torch.full((2, 3, 4, 4), -7.0)) == pytest.approx(1.0)
 
 
+def test_between_images_share_by_hand():
+    # one channel, 2x2: sample 0 [0, 0, 2, 2] (mean 1, var 1), sample 1 [4, 4, 4, 4] (mean 4, var 0):
+    # between var([1, 4]) = 2.25, within mean(1, 0) = 0.5, total 2.75 = the variance of all 8 values
+    x = torch.tensor([[[[0.0, 0.0], [2.0, 2.0]]], [[[4.0, 4.0], [4.0, 4.0]]]])
+    assert x.var(correction=0).item() == pytest.approx(2.75)
+    assert between_images_share(x) == pytest.approx(2.25 / 2.75)
+    y = torch.randn(4, 3, 6, 6)
+    same_means = y - y.mean((2, 3), keepdim=True) + torch.tensor([1.0, -2.0, 3.0]).view(1, 3, 1, 1)
+    assert between_images_share(same_means) == pytest.approx(0.0, abs=1e-6)
+    constant_samples = torch.arange(5.0).view(5, 1, 1, 1).expand(5, 3, 2, 2)
+    assert between_images_share(constant_samples) == pytest.approx(1.0)
+
+
 def test_group_names():
     assert group_of("backbone.bottom_up.res3.1.conv2.norm") == "res3"
     assert group_of("module.backbone.bottom_up.stem.conv1.norm") == "stem"
@@ -156,6 +169,7 @@ def test_record_norm_stats_by_hand():
             out = net.head[1](z)
     s = stats["head"]
     assert s["uncentred"] == pytest.approx(uncentred_ratio(x), rel=1e-5)
+    assert s["between_images"] == pytest.approx(between_images_share(x), rel=1e-5)
     assert s["out_rms"] == pytest.approx(z.pow(2).mean().sqrt().item(), rel=1e-5)
     frac_frn = (z > net.head[0].tau.view(1, 2, 1, 1)).float().mean().item()
     frac_tlu = (out > net.head[1].tau.view(1, 2, 1, 1)).float().mean().item()

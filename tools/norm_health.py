@@ -24,7 +24,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-STATS = ("uncentred", "tlu_active", "tau_mean", "tau_std", "out_rms")
+STATS = ("uncentred", "between_images", "tlu_active", "tau_mean", "tau_std", "out_rms")
 GROUP_ORDER = ("stem", "res2", "res3", "res4", "res5", "fpn", "head")
 
 
@@ -67,7 +67,7 @@ def plot(all_stats, path, title):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = ("uncentred", "tlu_active", "out_rms")
+    shown = ("uncentred", "between_images", "tlu_active", "out_rms")
     fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.6))
     groups = [g for g in GROUP_ORDER if any(g in s for s in all_stats.values())]
     width = 0.8 / max(1, len(all_stats))
@@ -79,9 +79,11 @@ def plot(all_stats, path, title):
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(groups))], groups, rotation=30)
         ax.set_title(stat)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    rows = -(-len(labels) // 4)
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07 * rows, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -6,7 +6,11 @@ Every FRN_MONITOR.PERIOD iterations, forward hooks on the norm layers record for
   so a high value means its output carries the mean (e.g. an image's brightness) through;
 - `tlu_active`: the fraction of TLU outputs above tau (FRN+TLU layers and the TLUs after residual adds);
 - `tau_mean`, `tau_std`: tau over the group's TLU channels;
-- `out_rms`: the root mean square of the norm layers' outputs.
+- `out_rms`: the root mean square of the norm layers' outputs;
+- `between_images`: mean over channels of the share of a channel's variance over the batch (samples
+  and positions) that lies between the samples' spatial means: the part of BN's batch statistics
+  that an image's batch companions set, which per-image norms (GN, FRN) do not see; 0 when every
+  sample has the same channel means, 1 when each sample is constant. Needs 2 or more samples.
 The values go to detectron2's EventStorage as `frn_monitor/<group>/<stat>` (metrics.json, TensorBoard).
 GN and BN layers get `uncentred` and `out_rms` too, for comparison.
 """
@@ -26,12 +30,25 @@ NORM_TYPES = (FRN, nn.GroupNorm, nn.modules.batchnorm._BatchNorm, FrozenBatchNor
 _STAGE = re.compile(r"^(stem|res\d+)$")
 
 
-def uncentred_ratio(x):
+def _spatial_var_mean(x):
+    """(var, mean), each (N, C): x's variance and mean over the spatial extent of (N, C, H, W)."""
+    return torch.var_mean(x.detach().float().flatten(2), dim=2, correction=0)
+
+
+def uncentred_ratio(x, var_mean=None):
     """mean over (N, C) of mean(x)^2 / mean(x^2), the means over the spatial extent of (N, C, H, W)."""
-    x = x.detach().float().flatten(2)
-    var, mean = torch.var_mean(x, dim=2, correction=0)  # one pass: mean(x^2) = var + mean^2
+    var, mean = var_mean or _spatial_var_mean(x)  # mean(x^2) = var + mean^2
     mean_sq = mean.pow(2)
     return (mean_sq / (var + mean_sq).clamp_min(1e-12)).mean().item()
+
+
+def between_images_share(x, var_mean=None):
+    """mean over C of var_n(mean_hw x) / var_{n,hw}(x) for (N, C, H, W), N >= 2 (equal spatial sizes:
+    the total variance is the mean within-sample variance plus the between-sample one)."""
+    var, mean = var_mean or _spatial_var_mean(x)
+    between = mean.var(dim=0, correction=0)
+    total = var.mean(dim=0) + between
+    return (between / total.clamp_min(1e-12)).mean().item()
 
 
 def group_of(name):
@@ -62,8 +79,12 @@ def record_norm_stats(model):
         with torch.no_grad():
             out = output.detach()
             if isinstance(module, NORM_TYPES):
-                if inputs[0].dim() > 2:  # an (N, C) input has no spatial extent: the ratio would be 1
-                    per_layer[group]["uncentred"].append(uncentred_ratio(inputs[0]))
+                x = inputs[0]
+                if x.dim() > 2:  # an (N, C) input has no spatial extent: the ratio would be 1
+                    var_mean = _spatial_var_mean(x)
+                    per_layer[group]["uncentred"].append(uncentred_ratio(x, var_mean))
+                    if x.shape[0] > 1:
+                        per_layer[group]["between_images"].append(between_images_share(x, var_mean))
                 rms = torch.linalg.vector_norm(out, dtype=torch.float32) / out.numel() ** 0.5
                 per_layer[group]["out_rms"].append(rms.item())
             tau = _tau_of(module)
