@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """The FRN health monitor's statistics (frn_det.engine.record_norm_stats) of trained models, on images
-of their test dataset: how uncentred each group's norm inputs are, how often TLU passes its input,
+of their test dataset: how uncentred each group's norm inputs are, how much of their batch variance
+lies between the images, how often TLU passes its input,
 tau, and the output RMS, per ResNet stage, FPN and head, side by side for several runs.
 
   python tools/norm_health.py --run FRN=output/batch_study/frn_8img_seed0 --run GN=output/batch_study/gn_8img_seed0 \

@@ -12,7 +12,7 @@ Every FRN_MONITOR.PERIOD iterations, forward hooks on the norm layers record for
   that an image's batch companions set, which per-image norms (GN, FRN) do not see; 0 when every
   sample has the same channel means, 1 when each sample is constant. Needs 2 or more samples.
 The values go to detectron2's EventStorage as `frn_monitor/<group>/<stat>` (metrics.json, TensorBoard).
-GN and BN layers get `uncentred` and `out_rms` too, for comparison.
+GN and BN layers get `uncentred`, `between_images` and `out_rms` too, for comparison.
 """
 import contextlib
 import re
