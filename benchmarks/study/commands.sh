@@ -56,10 +56,8 @@ OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 2 -
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 2 --base-lrs 0.1 --extra-seeds --output output/study/shapes_norm_per_level --keep-in benchmarks/study/shapes_norm_per_level FRN_MONITOR.ENABLED True MODEL.RETINANET.NORM_PER_LEVEL True
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 2 --extra-seeds --output output/study/shapes_wd_norm --keep-in benchmarks/study/shapes_wd_norm FRN_MONITOR.ENABLED True SOLVER.WEIGHT_DECAY_NORM 0.0004
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 2 --base-lrs 0.1 --extra-seeds --output output/study/shapes_wd_norm --keep-in benchmarks/study/shapes_wd_norm FRN_MONITOR.ENABLED True SOLVER.WEIGHT_DECAY_NORM 0.0004
-
-# not run yet: the rest of the study (issue 12), at each method's best lr so far (FRN 0.02, GN 0.1,
-# BN 0.05, FRN with input centering 0.2)
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 2 --base-lrs 0.2 --seeds 1 --extra-seeds --output output/study/real_center --keep-in benchmarks/study/real_center FRN_MONITOR.ENABLED True MODEL.CENTER_PIXELS_PER_IMAGE True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --base-lrs 0.1 --extra-seeds --output output/study/real_center --keep-in benchmarks/study/real_center FRN_MONITOR.ENABLED True MODEL.CENTER_PIXELS_PER_IMAGE True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 
 # not run on the CPU: the options at 8 images, measured on a GPU instead (benchmarks/study_gpu/)
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --extra-seeds --output output/study/shapes_zero_init --keep-in benchmarks/study/shapes_zero_init FRN_MONITOR.ENABLED True MODEL.RESNETS.ZERO_INIT_RESIDUAL True
