@@ -81,6 +81,7 @@ def test_a_failed_run_fails_the_study(tmp_path):
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "frn_2img_seed0: FAILED (exit code 1" in proc.stdout
     assert proc.stderr.rstrip().endswith("batch study: 1 run(s) failed: frn_2img_seed0")
+    assert "not found: missing" in (tmp_path / "study" / "frn_2img_seed0" / "study.log").read_text()
 
 
 def test_schedules_scale_warmup_and_go_to_their_own_folders(batch_study):

@@ -143,6 +143,8 @@ def test_between_images_share_by_hand():
     assert between_images_share(same_means) == pytest.approx(0.0, abs=1e-6)
     constant_samples = torch.arange(5.0).view(5, 1, 1, 1).expand(5, 3, 2, 2)
     assert between_images_share(constant_samples) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="2 or more samples"):
+        between_images_share(x[:1])
 
 
 def test_group_names():
@@ -177,6 +179,9 @@ def test_record_norm_stats_by_hand():
     taus = torch.tensor([0.0, 0.5, -1.0, 1.0])
     assert s["tau_mean"] == pytest.approx(taus.mean().item())
     assert s["tau_std"] == pytest.approx(taus.std(unbiased=False).item())
+    with record_norm_stats(net) as one_sample, torch.no_grad():
+        net.head(x[:1])
+    assert "between_images" not in one_sample["head"] and "uncentred" in one_sample["head"]
     # hooks are gone after the block
     net.head[0](x)
     assert not net.head[0]._forward_hooks

@@ -82,7 +82,8 @@ def plot(all_stats, path, title):
         ax.grid(axis="y", alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
     rows = -(-len(labels) // 4)
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
+    if labels:
+        fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.07 * rows, 1, 1))
     fig.savefig(path, dpi=110)

@@ -10,7 +10,8 @@ Every FRN_MONITOR.PERIOD iterations, forward hooks on the norm layers record for
 - `between_images`: mean over channels of the share of a channel's variance over the batch (samples
   and positions) that lies between the samples' spatial means: the part of BN's batch statistics
   that an image's batch companions set, which per-image norms (GN, FRN) do not see; 0 when every
-  sample has the same channel means, 1 when each sample is constant. Needs 2 or more samples.
+  sample has the same channel means, 1 when each sample is constant. Not recorded for one sample per
+  process; a batch's padding counts as pixels, as it does for BN.
 The values go to detectron2's EventStorage as `frn_monitor/<group>/<stat>` (metrics.json, TensorBoard).
 GN and BN layers get `uncentred`, `between_images` and `out_rms` too, for comparison.
 """
@@ -45,6 +46,8 @@ def uncentred_ratio(x, var_mean=None):
 def between_images_share(x, var_mean=None):
     """mean over C of var_n(mean_hw x) / var_{n,hw}(x) for (N, C, H, W), N >= 2 (equal spatial sizes:
     the total variance is the mean within-sample variance plus the between-sample one)."""
+    if x.shape[0] < 2:
+        raise ValueError(f"between_images_share needs 2 or more samples, got shape {tuple(x.shape)}")
     var, mean = var_mean or _spatial_var_mean(x)
     between = mean.var(dim=0, correction=0)
     total = var.mean(dim=0) + between
