@@ -120,6 +120,40 @@ def test_tiny_convergence_curve_keeps_committable_results(batch_study, tmp_path,
     assert batch_study.relative(os.path.join(ROOT, "configs", "demo", "x.yaml")) == os.path.join("configs", "demo", "x.yaml")
 
 
+def test_sizes_scale_images_and_anchors_and_name_the_runs(batch_study):
+    runs = batch_study.plan_runs(["frn"], [8], [0], {}, base_lrs=[0.02], sizes=[128, 256], own_size=128)
+    assert [(r["name"], r["size"]) for r in runs] == [("frn_8img_seed0_lr0.02", 128), ("frn_8img_seed0_lr0.02_256px", 256)]
+    cfg = batch_study.reference_config(batch_study.STUDY_CONFIG, [])
+    assert batch_study.config_size(cfg) == 128 and batch_study.size_opts(128, cfg) == []
+    opts = dict(zip(*[iter(batch_study.size_opts(256, cfg))] * 2))
+    assert (opts["INPUT.MIN_SIZE_TRAIN"], opts["INPUT.MAX_SIZE_TEST"]) == ("(256,)", "256")
+    # every anchor doubles, so each object stays on its pyramid level
+    assert opts["MODEL.ANCHOR_GENERATOR.SIZES"].startswith("[[24.0, 30.24, 38.1], [48.0, 60.48, 76.2]")
+    records = [{**r, "result": {"val": {"AP": 10.0 if r["size"] == 128 else 20.0, "AP50": 0, "AP75": 0}}} for r in runs]
+    assert batch_study.summarize(records, size=256)[("frn", 8)]["AP"] == [20.0]
+
+
+def test_tiny_study_at_two_sizes(batch_study, tmp_path, monkeypatch):
+    import yaml
+
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(make_coco_tree(tmp_path / "datasets")))
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(f'_BASE_: "{os.path.join(ROOT, "configs", "retinanet_frn_2img.yaml")}"\n'
+                   "SOLVER:\n  IMS_PER_BATCH: 2\n  MAX_ITER: 1\n  WARMUP_ITERS: 1\n  CHECKPOINT_PERIOD: 1\n")
+    out = tmp_path / "study"
+    records = batch_study.main(["--config", str(cfg), "--methods", "frn", "gn", "--imgs", "2", "--extra-seeds",
+                                "--sizes", "64", "96", "--output", str(out), *TINY_MODEL,
+                                "MODEL.FPN.OUT_CHANNELS", "64"])  # GN(32) needs 2 values per group on 1x1 maps
+    assert [r["name"] for r in records] == ["frn_2img_seed0", "gn_2img_seed0", "frn_2img_seed0_96px", "gn_2img_seed0_96px"]
+    assert all("failed" not in r["result"] for r in records), records
+    run_cfg = yaml.safe_load(open(out / "frn_2img_seed0_96px" / "config.yaml"))
+    assert run_cfg["INPUT"]["MIN_SIZE_TRAIN"] == [96] and run_cfg["INPUT"]["MAX_SIZE_TEST"] == 96
+    assert run_cfg["MODEL"]["ANCHOR_GENERATOR"]["SIZES"] == [[12], [24], [48], [96], [192]]
+    assert os.path.getsize(out / "sizes.png") > 1000
+    assert "### 96 px" in (out / "table.md").read_text()
+    assert json.loads((out / "results.json").read_text())["sizes"] == [64, 96]
+
+
 def test_committed_results_name_no_machine_paths():
     import glob
 

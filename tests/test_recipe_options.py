@@ -187,6 +187,23 @@ def test_record_norm_stats_by_hand():
     assert not net.head[0]._forward_hooks
 
 
+def test_record_norm_stats_reports_learned_eps():
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = torch.nn.Sequential(FRN(2, learnable_eps=True), FRN(2, learnable_eps=True), FRN(2))
+            self.backbone = torch.nn.Sequential(FRN(2))
+
+    net = Net()
+    with torch.no_grad():
+        net.head[0].eps_l.fill_(-3e-3)  # eps = 1e-6 + |eps_l|
+        net.head[1].eps_l.fill_(1e-3)
+    with record_norm_stats(net) as stats, torch.no_grad():
+        net.backbone(net.head(torch.randn(2, 2, 3, 3)))
+    assert stats["head"]["eps_mean"] == pytest.approx(1e-6 + 2e-3)  # the fixed-eps layer does not count
+    assert "eps_mean" not in stats["fpn"]  # no learnable eps there
+
+
 def test_monitor_writes_to_metrics_json(tmp_path):
     datasets = make_coco_tree(tmp_path / "datasets")
     out = tmp_path / "out"

@@ -9,6 +9,8 @@ scratch with the same number of images seen, evaluated with COCO AP / AP50 / AP7
                                                                # the same study on COCO
   python tools/batch_study.py --methods frn gn --imgs 8 --extra-seeds --schedules 400 800 1600 3200
                                                                # convergence: AP against images seen
+  python tools/batch_study.py --methods frn gn bn --imgs 8 --sizes 128 256
+                                                               # input size: the same images scaled
 
 Each run follows the rule of the config generator relative to the config's own solver (its
 IMS_PER_BATCH, MAX_ITER, BASE_LR, WARMUP_ITERS): lr in proportion to the batch, steps in inverse
@@ -16,7 +18,11 @@ proportion. With --base-lrs, every method and column is trained at each of those
 rates (the config's batch; scaled by the same rule) and each cell reports the best one, as the paper
 reports the best of three base_lr values. With --schedules, every cell is trained at each of those
 reference lengths (iterations at the config's batch; warmup and checkpoints scaled alike), each in
-OUTPUT/iters<N>/, and curve.png plots AP against images seen.
+OUTPUT/iters<N>/, and curve.png plots AP against images seen. With --sizes, every cell is trained at each
+of those input sides: the images are resized at load time (INPUT.*_SIZE_*; nothing is regenerated on
+disk) and the anchors (and MODEL.FPN.SQUARE_PAD) scale with them, so that each object lands on the same
+pyramid level as at the config's own size; a run at another size than the config's is named
+..._<side>px, and sizes.png plots each method's AP minus GN's against the input side.
 
 Runs go through tools/train_net.py, one process each, with --resume: a run whose results.json exists
 is skipped and an interrupted one continues from its last checkpoint, so the study resumes where it
@@ -26,6 +32,7 @@ each run's results.json, metrics.json and config.yaml to DIR, for committing.
 """
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -44,28 +51,59 @@ STUDY_CONFIG = os.path.join(ROOT, "configs", "demo", "batch_study_R18_shapes.yam
 METRICS = ("AP", "AP50", "AP75")
 
 
-def reference_solver(config_file, opts):
-    """The solver the study scales from: the config's, after its _BASE_ chain and the overrides."""
+def reference_config(config_file, opts):
+    """The config the study scales from, after its _BASE_ chain and the overrides."""
     from frn_det.engine import build_cfg
 
-    s = build_cfg(config_file, opts).SOLVER
+    return build_cfg(config_file, opts)
+
+
+def reference_solver(config_file, opts, cfg=None):
+    """The solver the study scales from: the config's, after its _BASE_ chain and the overrides."""
+    s = (cfg or reference_config(config_file, opts)).SOLVER
     return dict(batch=s.IMS_PER_BATCH, steps=s.MAX_ITER, lr=s.BASE_LR, warmup=s.WARMUP_ITERS,
                 checkpoint=s.CHECKPOINT_PERIOD)
 
 
-def plan_runs(methods, imgs, seeds, extra_seeds, base_lrs=(None,), schedules=(None,)):
-    """One run per schedule, reference lr, images per GPU, seed and method (None: the config's)."""
+def plan_runs(methods, imgs, seeds, extra_seeds, base_lrs=(None,), schedules=(None,), sizes=(None,),
+              own_size=None):
+    """One run per size, schedule, reference lr, images per GPU, seed and method (None: the
+    config's). A run at a size other than own_size (the config's) is named ..._<size>px."""
     runs = []
-    for steps in schedules:
-        for lr in base_lrs:
-            for m in imgs:
-                for seed in sorted(set(seeds) | set(extra_seeds.get(m, []))):
-                    for method in methods:
-                        name = f"{method}_{m}img_seed{seed}" + ("" if lr is None else f"_lr{lr:g}")
-                        folder = name if steps is None else os.path.join(f"iters{steps}", name)
-                        runs.append(dict(method=method, imgs=m, seed=seed, base_lr=lr, schedule=steps,
-                                         name=name, dir=folder))
+    for size in sizes:
+        for steps in schedules:
+            for lr in base_lrs:
+                for m in imgs:
+                    for seed in sorted(set(seeds) | set(extra_seeds.get(m, []))):
+                        for method in methods:
+                            name = (f"{method}_{m}img_seed{seed}" + ("" if lr is None else f"_lr{lr:g}")
+                                    + ("" if size in (None, own_size) else f"_{size}px"))
+                            folder = name if steps is None else os.path.join(f"iters{steps}", name)
+                            runs.append(dict(method=method, imgs=m, seed=seed, base_lr=lr, schedule=steps,
+                                             size=size or own_size, name=name, dir=folder))
     return runs
+
+
+def config_size(cfg):
+    """The input side a config trains at: its longest training side (the study's images are square)."""
+    return cfg.INPUT.MAX_SIZE_TRAIN
+
+
+def size_opts(size, cfg):
+    """Overrides that train and test at input side `size` instead of the config's own: the images are
+    resized at load time and the anchors (and square padding) scale with them, so that each object
+    keeps its pyramid level. Nothing when size is the config's."""
+    if cfg is None or size is None or size == config_size(cfg):
+        return []
+    base = config_size(cfg)
+    scale = size / base
+    anchors = [[round(a * scale, 2) for a in level] for level in cfg.MODEL.ANCHOR_GENERATOR.SIZES]
+    opts = ["INPUT.MIN_SIZE_TRAIN", f"({size},)", "INPUT.MAX_SIZE_TRAIN", str(size),
+            "INPUT.MIN_SIZE_TEST", str(size), "INPUT.MAX_SIZE_TEST", str(size),
+            "MODEL.ANCHOR_GENERATOR.SIZES", str(anchors)]
+    if cfg.MODEL.FPN.get("SQUARE_PAD", 0):
+        opts += ["MODEL.FPN.SQUARE_PAD", str(round(cfg.MODEL.FPN.SQUARE_PAD * scale))]
+    return opts
 
 
 def run_solver(run, ref, num_gpus):
@@ -103,7 +141,7 @@ def _checkpointed_iterations(out):
     return int(match.group(1)) + 1 if match else 0
 
 
-def run_one(run, args, ref, progress=None):
+def run_one(run, args, ref, progress=None, cfg=None):
     """Trains and evaluates one run; returns ({dataset: {AP, AP50, AP75}} or {"failed": why}, skipped).
     progress(iterations_done) is called while it trains."""
     out = os.path.join(args.output, run["dir"])
@@ -111,7 +149,8 @@ def run_one(run, args, ref, progress=None):
     if os.path.exists(results_file):
         return json.load(open(results_file))["headline"], True
     solver = run_solver(run, ref, args.num_gpus)
-    opts = [*args.opts, *method_opts(run["method"])]  # the study's own keys come last and win
+    # the study's own keys come last and win
+    opts = [*args.opts, *method_opts(run["method"]), *size_opts(run.get("size"), cfg)]
     for key, value in solver.items():
         opts += [f"SOLVER.{key}", str(value)]
     opts += ["SEED", str(run["seed"]), "OUTPUT_DIR", out, "MODEL.DEVICE", args.device]
@@ -130,12 +169,15 @@ def run_one(run, args, ref, progress=None):
     return json.load(open(results_file))["headline"], False
 
 
-def summarize(records, schedule=None):
+def summarize(records, schedule=None, size=None):
     """{(method, imgs): {metric: [values over seeds], "base_lr": lr}} from the finished runs of one
-    schedule; where several learning rates were run, the one with the best mean AP."""
+    schedule (and input size, where given); where several learning rates were run, the one with the
+    best mean AP."""
     by_lr = {}
     for r in records:
         if "failed" in r["result"] or r.get("schedule") != schedule:
+            continue
+        if size is not None and r.get("size") != size:
             continue
         (values,) = r["result"].values()  # one test dataset
         cell = by_lr.setdefault((r["method"], r["imgs"], r["base_lr"]), {k: [] for k in METRICS})
@@ -195,13 +237,13 @@ def plot(cells, methods, imgs, path, title):
     _finish(fig, ax, sorted(imgs), [str(m) for m in sorted(imgs)], "images per GPU", title, path)
 
 
-def _finish(fig, ax, ticks, labels, xlabel, title, path):
+def _finish(fig, ax, ticks, labels, xlabel, title, path, ylabel="AP (COCO, val)"):
     import matplotlib.pyplot as plt
 
     ax.set_xscale("log", base=2)
     ax.set_xticks(ticks, labels)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("AP (COCO, val)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -228,6 +270,28 @@ def plot_curve(by_schedule, methods, imgs, batch, path, title):
     _finish(fig, ax, xs, [f"{x:,}" for x in xs], "images seen", title, path)
 
 
+def plot_sizes(by_size, methods, imgs, path, title):
+    """Each method's AP minus GN's (same images per GPU) against the input side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for method in methods:
+        if method == "gn":
+            continue
+        for m in sorted(imgs, reverse=True):
+            pts = [(size, statistics.mean(cells[(method, m)]["AP"]) - statistics.mean(cells[("gn", m)]["AP"]))
+                   for size, cells in sorted(by_size.items()) if (method, m) in cells and ("gn", m) in cells]
+            pts = [(x, y) for x, y in pts if math.isfinite(y)]  # a model with no detections has AP nan
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=f"{method.upper()} - GN, {m} img")
+    ax.axhline(0, color="grey", lw=0.8)
+    _finish(fig, ax, sorted(by_size), [str(s) for s in sorted(by_size)], "input side (px)", title, path,
+            ylabel="AP minus GN's AP (same images per GPU)")
+
+
 def keep_results(output, records, dest):
     """Copies the study's summary and each finished run's small files to dest (for committing)."""
     for r in records:
@@ -236,7 +300,7 @@ def keep_results(output, records, dest):
             if os.path.exists(src):
                 os.makedirs(os.path.join(dest, r["dir"]), exist_ok=True)
                 shutil.copy2(src, os.path.join(dest, r["dir"], name))
-    for name in ("results.json", "table.md", "plot.png", "curve.png"):
+    for name in ("results.json", "table.md", "plot.png", "curve.png", "sizes.png"):
         if os.path.exists(os.path.join(output, name)):
             shutil.copy2(os.path.join(output, name), os.path.join(dest, name))
 
@@ -268,6 +332,10 @@ def main(argv=None):
     parser.add_argument("--schedules", nargs="+", type=int, default=None,
                         help="reference schedule lengths (iterations at the config's batch) to run every cell "
                              "at; each goes to OUTPUT/iters<N> (default: the config's SOLVER.MAX_ITER only)")
+    parser.add_argument("--sizes", nargs="+", type=int, default=None,
+                        help="input sides (px) to run every cell at: images resized at load time, anchors "
+                             "scaled alike; runs at another size than the config's are named _<side>px "
+                             "(default: the config's size only)")
     parser.add_argument("--keep-in", default=None,
                         help="also copy the summary and each run's results.json, metrics.json, config.yaml here")
     parser.add_argument("--num-gpus", type=int, default=1, help="processes per run")
@@ -278,10 +346,13 @@ def main(argv=None):
     args.config = os.path.abspath(args.config)
     os.makedirs(args.output, exist_ok=True)
 
-    ref = reference_solver(args.config, args.opts)
+    cfg = reference_config(args.config, args.opts)
+    ref = reference_solver(args.config, args.opts, cfg)
     base_lrs = args.base_lrs or [None]
     schedules = args.schedules or [None]
-    runs = plan_runs(args.methods, args.imgs, args.seeds, parse_extra_seeds(args.extra_seeds), base_lrs, schedules)
+    sizes = args.sizes or [config_size(cfg)]
+    runs = plan_runs(args.methods, args.imgs, args.seeds, parse_extra_seeds(args.extra_seeds), base_lrs, schedules,
+                     sizes, config_size(cfg))
     records = []
     start = time.time()
     # The bar counts training images still to go: a run's cost is about its images (an iteration of
@@ -297,7 +368,7 @@ def main(argv=None):
         bar.set_postfix_str(run["dir"])
         base, n, batch = bar.n, s["MAX_ITER"], s["IMS_PER_BATCH"]
         result, skipped = run_one(run, args, ref, progress=lambda it: bar.update(
-            base + max(0, min(it, n) - before) * batch - bar.n))
+            base + max(0, min(it, n) - before) * batch - bar.n), cfg=cfg)
         if before is not None:
             bar.update(base + (n - before) * batch - bar.n)
         records.append({**run, "result": result, "skipped": skipped})
@@ -307,15 +378,19 @@ def main(argv=None):
     minutes = (time.time() - start) / 60
 
     lrs_note = "" if base_lrs[0] is None else "\nbest of lr " + ", ".join(f"{lr:g}" for lr in base_lrs)
-    by_schedule = {steps: summarize(records, steps) for steps in schedules}
+    last_size = sizes[-1]
+    by_schedule = {steps: summarize(records, steps, last_size) for steps in schedules}
     tables = []
-    for steps, cells in by_schedule.items():
-        table = markdown_table(cells, args.methods, args.imgs, base_lrs)
-        seen = (ref["steps"] if steps is None else steps) * ref["batch"]
-        tables.append(table if steps is None else f"### {steps} iterations of {ref['batch']} images ({seen:,} images seen)\n\n{table}")
+    for size in sizes:
+        for steps in schedules:
+            table = markdown_table(summarize(records, steps, size), args.methods, args.imgs, base_lrs)
+            seen = (ref["steps"] if steps is None else steps) * ref["batch"]
+            heads = ([] if steps is None else [f"{steps} iterations of {ref['batch']} images ({seen:,} images seen)"]) + \
+                ([] if len(sizes) == 1 else [f"{size} px"])
+            tables.append(f"### {', '.join(heads)}\n\n{table}" if heads else table)
     table = "\n".join(tables)
     with open(os.path.join(args.output, "results.json"), "w") as f:
-        json.dump({"config": relative(args.config), "reference_solver": ref, "num_gpus": args.num_gpus,
+        json.dump({"config": relative(args.config), "reference_solver": ref, "sizes": sizes, "num_gpus": args.num_gpus,
                    "command": ["python", "tools/batch_study.py",
                                *(relative(a) if os.path.exists(a) else a for a in (sys.argv[1:] if argv is None else argv))],
                    "minutes_this_invocation": minutes, "runs": records}, f, indent=2)
@@ -325,6 +400,9 @@ def main(argv=None):
     seen = (ref["steps"] if last is None else last) * ref["batch"]
     plot(by_schedule[last], args.methods, args.imgs, os.path.join(args.output, "plot.png"),
          f"{os.path.basename(args.config)}: {seen:,} images seen" + lrs_note)
+    if len(sizes) > 1:
+        plot_sizes({size: summarize(records, last, size) for size in sizes}, args.methods, args.imgs,
+                   os.path.join(args.output, "sizes.png"), f"{os.path.basename(args.config)}: AP against input size" + lrs_note)
     if len(schedules) > 1:
         plot_curve(by_schedule, args.methods, args.imgs, ref["batch"], os.path.join(args.output, "curve.png"),
                    f"{os.path.basename(args.config)}: AP against images seen" + lrs_note)

@@ -2,7 +2,7 @@
 """The FRN health monitor's statistics (frn_det.engine.record_norm_stats) of trained models, on images
 of their test dataset: how uncentred each group's norm inputs are, how much of their batch variance
 lies between the images, how often TLU passes its input,
-tau, and the output RMS, per ResNet stage, FPN and head, side by side for several runs.
+tau, the output RMS and, for a learnable eps, eps itself, per ResNet stage, FPN and head, side by side for several runs.
 
   python tools/norm_health.py --run FRN=output/batch_study/frn_8img_seed0 --run GN=output/batch_study/gn_8img_seed0 \
       --output benchmarks/norm_health
@@ -25,7 +25,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-STATS = ("uncentred", "between_images", "tlu_active", "tau_mean", "tau_std", "out_rms")
+STATS = ("uncentred", "between_images", "tlu_active", "tau_mean", "tau_std", "out_rms", "eps_mean")
 GROUP_ORDER = ("stem", "res2", "res3", "res4", "res5", "fpn", "head")
 
 
@@ -48,6 +48,11 @@ def run_stats(run_dir, num_images, dataset=None):
     return stats
 
 
+def _fmt(value):
+    """3 decimals, or 3 significant digits for small values such as a learned eps (1e-4)."""
+    return f"{value:.3f}" if value == 0 or abs(value) >= 0.01 else f"{value:.3g}"
+
+
 def markdown(all_stats):
     lines = []
     for stat in STATS:
@@ -57,7 +62,7 @@ def markdown(all_stats):
         lines += [f"**{stat}**", "", "| run | " + " | ".join(groups) + " |", "|---|" + "---:|" * len(groups)]
         for label, s in all_stats.items():
             lines.append(f"| {label} | " + " | ".join(
-                f"{s[g][stat]:.3f}" if stat in s.get(g, {}) else "-" for g in groups) + " |")
+                _fmt(s[g][stat]) if stat in s.get(g, {}) else "-" for g in groups) + " |")
         lines.append("")
     return "\n".join(lines)
 

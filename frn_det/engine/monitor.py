@@ -6,6 +6,8 @@ Every FRN_MONITOR.PERIOD iterations, forward hooks on the norm layers record for
   so a high value means its output carries the mean (e.g. an image's brightness) through;
 - `tlu_active`: the fraction of TLU outputs above tau (FRN+TLU layers and the TLUs after residual adds);
 - `tau_mean`, `tau_std`: tau over the group's TLU channels;
+- `eps_mean`: the effective eps (1e-6 + |eps_l|) averaged over the group's FRN layers with a learnable
+  eps (section 3.3): how far training moved it from its 1e-4 start, e.g. on small maps;
 - `out_rms`: the root mean square of the norm layers' outputs;
 - `between_images`: mean over channels of the share of a channel's variance over the batch (samples
   and positions) that lies between the samples' spatial means: the part of BN's batch statistics
@@ -26,6 +28,7 @@ from detectron2.utils import comm
 from torch import nn
 
 from frn_det.layers import FRN, TLU
+from frn_det.layers.frn import effective_eps
 
 NORM_TYPES = (FRN, nn.GroupNorm, nn.modules.batchnorm._BatchNorm, FrozenBatchNorm2d)
 _STAGE = re.compile(r"^(stem|res\d+)$")
@@ -76,6 +79,7 @@ def record_norm_stats(model):
     dict) holds {group: {stat: value}}, each value the mean over the group's layers."""
     per_layer = defaultdict(lambda: defaultdict(list))  # group -> stat -> values
     taus = defaultdict(list)
+    eps = defaultdict(list)
     handles = []
 
     def hook(module, inputs, output, group):
@@ -102,6 +106,8 @@ def record_norm_stats(model):
             handles.append(module.register_forward_hook(lambda m, i, o, g=group: hook(m, i, o, g)))
             if _tau_of(module) is not None:
                 taus[group].append(module.tau.detach())
+            if isinstance(module, FRN) and module.eps_l is not None:
+                eps[group].append(effective_eps(module.eps, module.eps_l.detach()).float())
     stats = {}
     try:
         yield stats
@@ -114,6 +120,9 @@ def record_norm_stats(model):
         if group in stats:
             t = torch.cat([x.float().flatten() for x in ts])
             stats[group].update(tau_mean=t.mean().item(), tau_std=t.std(unbiased=False).item())
+    for group, values in eps.items():
+        if group in stats:
+            stats[group]["eps_mean"] = torch.stack(values).mean().item()
 
 
 class FRNMonitor(HookBase):
