@@ -17,12 +17,13 @@ def _tool(name):
     return module
 
 
-def _run(study, variant, name, ap, imgs, lr=0.02, metrics=()):
+def _run(study, variant, name, ap, imgs, lr=0.02, metrics=(), size=128):
     folder = study / variant / name
     folder.mkdir(parents=True)
     (folder / "results.json").write_text(json.dumps({"headline": {"shapes_val": {"AP": ap, "AP50": ap + 20, "AP75": ap + 5}}}))
     (folder / "config.yaml").write_text(yaml.safe_dump(
-        {"SOLVER": {"IMS_PER_BATCH": imgs, "BASE_LR": lr * imgs / 8, "MAX_ITER": 1600 * 8 // imgs}}))
+        {"SOLVER": {"IMS_PER_BATCH": imgs, "BASE_LR": lr * imgs / 8, "MAX_ITER": 1600 * 8 // imgs},
+         "INPUT": {"MAX_SIZE_TRAIN": size}}))
     (folder / "metrics.json").write_text("".join(json.dumps(m) + "\n" for m in metrics))
     return folder
 
@@ -49,6 +50,27 @@ def test_runs_are_read_from_their_folders(study):
     assert sorted(r["seed"] for r in frn2) == [0, 1]
     assert {r["lr"] for r in runs if r["variant"] == "shapes"} == {0.02, 0.05}
     assert {r["iters"] * r["imgs"] // 8 for r in runs} == {1600}
+
+
+def test_sizes_get_their_own_tables_and_gaps(study, tmp_path):
+    summary = _tool("study_summary")
+    for variant, name, ap, imgs in [("shapes", "frn_8img_seed0_lr0.02_256px", 80.0, 8),
+                                    ("shapes", "gn_8img_seed0_lr0.02_256px", 83.0, 8),
+                                    ("shapes_learnable_eps", "frn_8img_seed0_lr0.02_256px", 82.5, 8)]:
+        _run(study, variant, name, ap, imgs, size=256)
+    runs = summary.load_runs(str(study))
+    assert sorted(r["size"] for r in runs).count(256) == 3
+    # 256 px has no BN and no 2-image column: the complete 128 px table stays the main one
+    assert summary.main_size(runs) == 128
+    text = summary.markdown(runs)
+    assert text.index("### 256 px") < text.index("### 128 px") < text.index("### The gap to GN by input size")
+    at256 = text[text.index("### 256 px"):text.index("### 128 px")]
+    assert "| FRN (paper) | 80.0 (lr 0.02) | - |" in at256
+    assert "| FRN + learnable_eps (option) | 82.5 (lr 0.02) | - |" in at256
+    # 128 px: FRN 70.0 against GN 70.8 at their best lr; 256 px: 80.0 against 83.0
+    assert "| shapes | FRN (paper) | 8 | 70.0 (-0.8) | 80.0 (-3.0) |" in text
+    assert "| shapes | FRN + learnable_eps (option) | 8 | - | 82.5 (-0.5) |" in text
+    assert os.path.getsize(summary.plot_sizes(runs, str(tmp_path / "sizes.png"))) > 1000
 
 
 def test_targets_are_checked_against_the_issue(study):

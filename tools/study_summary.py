@@ -10,7 +10,9 @@ The study folder holds one folder per variant, as benchmarks/study/commands.sh w
 `<look>_<option>` (the same runs with a recipe option on). Each run folder (`frn_2img_seed1`,
 `gn_8img_seed0_lr0.05`) holds the results.json and config.yaml that tools/train_net.py wrote. Where a
 cell was run at several learning rates, it shows the best (by mean AP over seeds) and names it.
-Writes summary.md and summary.png; with --readme FILE, also puts the tables between FILE's lines
+Runs at another input size than 128 px (`..._256px`, tools/batch_study.py --sizes) get tables of their
+own, and a table and sizes.png show each row's gap to GN by size; summary.png shows the main size (the
+largest with a complete table). Writes summary.md and summary.png; with --readme FILE, also puts the tables between FILE's lines
 `<!-- study summary -->` and `<!-- /study summary -->`.
 """
 import argparse
@@ -26,6 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOOKS = {"shapes": "photo-like shapes (shapes_train / shapes_val)", "real": "real-photo look (shapes_real_train / shapes_real_val)"}
 # option folder suffix -> (what it is, its config key)
 OPTIONS = {
+    "learnable_eps": ("learnable eps, 1e-6 + |eps_l| (the paper's, section 3.3)", "MODEL.FRN.LEARNABLE_EPS True"),
     "center": ("input centering: each image's per-channel mean removed", "MODEL.CENTER_PIXELS_PER_IMAGE True"),
     "zero_init": ("last norm's gamma of each residual branch at 0", "MODEL.RESNETS.ZERO_INIT_RESIDUAL True"),
     "norm_per_level": ("head norms per FPN level", "MODEL.RETINANET.NORM_PER_LEVEL True"),
@@ -33,7 +36,7 @@ OPTIONS = {
 }
 METHODS = ("frn", "gn", "bn")
 REFERENCE_IMGS = 8  # the study config's batch: learning rates are swept and named at it
-RUN_NAME = re.compile(r"^(frn|gn|bn)_(\d+)img_seed(\d+)(?:_lr([0-9.e-]+))?$")
+RUN_NAME = re.compile(r"^(frn|gn|bn)_(\d+)img_seed(\d+)(?:_lr([0-9.e-]+))?(?:_(\d+)px)?$")
 # issue 12's targets
 FRN_VS_GN = 1.0  # FRN within 1 AP of GN (or above) at every column
 FRN_FLAT = 1.5  # FRN at 2 images within 1.5 AP of FRN at 8
@@ -53,11 +56,13 @@ def load_runs(study):
             if not match or not os.path.exists(results):
                 continue
             (headline,) = json.load(open(results))["headline"].values()  # one test dataset
-            solver = yaml.safe_load(open(os.path.join(folder, name, "config.yaml")))["SOLVER"]
-            method, imgs, seed, lr = match.groups()
+            config = yaml.safe_load(open(os.path.join(folder, name, "config.yaml")))
+            solver = config["SOLVER"]
+            method, imgs, seed, lr, _ = match.groups()
             runs.append(dict(variant=variant, method=method, imgs=int(imgs), seed=int(seed),
                              lr=float(lr) if lr else round(REFERENCE_IMGS * solver["BASE_LR"] / solver["IMS_PER_BATCH"], 8),
-                             iters=solver["MAX_ITER"], **{k: headline[k] for k in ("AP", "AP50", "AP75")}))
+                             iters=solver["MAX_ITER"], size=config["INPUT"]["MAX_SIZE_TRAIN"],
+                             **{k: headline[k] for k in ("AP", "AP50", "AP75")}))
     return runs
 
 
@@ -156,13 +161,67 @@ def targets(runs, look, cols):
     return out
 
 
+def sizes_of(runs):
+    """The input sides the runs were trained at, the largest first."""
+    return sorted({r["size"] for r in runs}, reverse=True)
+
+
 def markdown(runs):
-    cols = sorted({r["imgs"] for r in runs}, reverse=True)
+    """The tables of every input size, the largest first, then FRN's and BN's gaps to GN by size."""
     iters = sorted({r["iters"] * r["imgs"] // REFERENCE_IMGS for r in runs})
     lines = [f"Reference schedule: {', '.join(map(str, iters))} iterations of 8 images (steps x 8/m at m images "
              "per batch, lr x m/8); seed 0, plus seed 1 where a cell says 2 seeds; AP on the look's val set; "
              "(lr) is the reference learning rate at 8 images: the 8-image column's best of those run, which the "
-             "2-image column takes too (x 2/8); @2 - @8 is at that same lr.", ""]
+             "2-image column takes too (x 2/8); @2 - @8 is at that same lr. Input sizes: the images (128 px on "
+             "disk) resized at load time, anchors scaled alike (tools/batch_study.py --sizes).", ""]
+    sizes = sizes_of(runs)
+    for size in sizes:
+        if len(sizes) > 1:
+            lines += [f"### {size} px", ""]
+        lines += size_tables([r for r in runs if r["size"] == size])
+    if len(sizes) > 1:
+        lines += gap_by_size(runs)
+    return "\n".join(lines)
+
+
+def gap_rows(runs):
+    """(look, label, variant, method, imgs) of every FRN / BN row that has a GN row to compare with."""
+    rows = []
+    for look in LOOKS:
+        for label, variant, method in look_rows(runs, look):
+            if method == "gn":
+                continue
+            for m in sorted({r["imgs"] for r in runs}, reverse=True):
+                rows.append((look, label, variant, method, m))
+    return rows
+
+
+def gaps(runs, look, variant, method, imgs, size):
+    """(AP, GN's AP) of one row and column at one size, on the table's cells; None where not run."""
+    at = [r for r in runs if r["size"] == size]
+    return mean(column_cell(at, variant, method, imgs)[1]), mean(column_cell(at, look, "gn", imgs)[1])
+
+
+def gap_by_size(runs):
+    """Each FRN and BN row's AP minus GN's (same look, images per GPU, table rule) at every size."""
+    sizes = sorted({r["size"] for r in runs})
+    lines = ["### The gap to GN by input size", "",
+             "| look | row | images | " + " | ".join(f"{s} px: AP (- GN)" for s in sizes) + " |",
+             "|---|---|---:|" + "---:|" * len(sizes)]
+    for look, label, variant, method, m in gap_rows(runs):
+        cells = []
+        for s in sizes:
+            ap, gn = gaps(runs, look, variant, method, m, s)
+            cells.append("-" if ap is None else f"{ap:.1f} ({diff(ap, gn)})")
+        if any(c != "-" for c in cells[1:]):  # rows run at another size than the first only
+            lines.append(f"| {look} | {label} | {m} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def size_tables(runs):
+    """Table 6's shape per look, its targets, the options' effects and the lr sweep, for runs of one size."""
+    cols = sorted({r["imgs"] for r in runs}, reverse=True)
+    lines = []
     for look, what in LOOKS.items():
         if not any(r["variant"] == look for r in runs):
             continue
@@ -205,15 +264,30 @@ def markdown(runs):
             lines.append(f"| {method.upper()} | " + " | ".join("-" if aps[lr] is None else f"{aps[lr]:.1f}" for lr in lrs)
                          + f" | {best} |")
         lines.append("")
-    return "\n".join(lines)
+    return lines
+
+
+def main_size(runs):
+    """The largest input size at which every look that has runs has its whole table (FRN, GN and BN at
+    every images-per-GPU column): the study's main table. The smallest size when none is complete."""
+    cols = {r["imgs"] for r in runs}
+    for size in sizes_of(runs):
+        at = [r for r in runs if r["size"] == size]
+        looks = [look for look in LOOKS if any(r["variant"] == look for r in runs)]
+        if all(column_cell(at, look, method, m)[1] for look in looks for method in METHODS for m in cols):
+            return size
+    return min(r["size"] for r in runs)
 
 
 def plot(runs, path):
+    """AP against images per GPU, a panel per look, at the main size."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    size = main_size(runs)
+    runs = [r for r in runs if r["size"] == size]
     looks = [look for look in LOOKS if any(r["variant"] == look for r in runs)]
     cols = sorted({r["imgs"] for r in runs})
     fig, axes = plt.subplots(1, len(looks), figsize=(5.2 * len(looks), 4), squeeze=False, sharey=True)
@@ -228,13 +302,48 @@ def plot(runs, path):
         ax.set_xscale("log", base=2)
         ax.set_xticks(cols, [str(m) for m in cols])
         ax.set_xlabel("images per GPU")
-        ax.set_title(LOOKS[look], fontsize=9)
+        ax.set_title(f"{LOOKS[look]}, {size} px", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("AP (COCO, val)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_sizes(runs, path):
+    """Each FRN and BN row's AP minus GN's against the input side, a panel per look; None with one size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted({r["size"] for r in runs})
+    looks = [look for look in LOOKS if any(r["variant"] == look for r in runs)]
+    if len(sizes) < 2 or not looks:
+        return None
+    fig, axes = plt.subplots(1, len(looks), figsize=(5.2 * len(looks), 4), squeeze=False, sharey=True)
+    for ax, look in zip(axes[0], looks):
+        for row_look, label, variant, method, m in gap_rows(runs):
+            if row_look != look:
+                continue
+            pts = [(s, *gaps(runs, look, variant, method, m, s)) for s in sizes]
+            pts = [(s, ap - gn) for s, ap, gn in pts if ap is not None and gn is not None]
+            if len(pts) > 1 or (pts and pts[0][0] != sizes[0]):
+                ax.plot(*zip(*pts), marker="o", label=f"{label}, {m} img",
+                        ls="--" if "option" in label else "-")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(s) for s in sizes])
+        ax.set_xlabel("input side (px)")
+        ax.set_title(LOOKS[look], fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("AP minus GN's AP (same images per GPU)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 README_BEGIN, README_END = "<!-- study summary -->", "<!-- /study summary -->"
@@ -265,6 +374,7 @@ def main(argv=None):
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write(text)
     plot(runs, os.path.join(out, "summary.png"))
+    plot_sizes(runs, os.path.join(out, "sizes.png"))
     if args.readme:
         update_readme(args.readme, text)
     print(text)

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The study at 256 px (the images scaled at load time, anchors x2): tools/batch_study.py --sizes 256,
+# one call per line, in the order they were queued: two lines at a time, one thread each, from the
+# repo root, with FRN_DET_DATASETS set:
+#   grep -v -e '^#' -e '^$' benchmarks/study/commands_sizes.sh | xargs -d '\n' -n 1 -P 2 bash -c 'eval "$0"'
+# Finished runs are skipped and interrupted ones resume from their checkpoints (if output/study
+# survives). Runs at 256 px are named ..._256px beside the 128 px runs of the same variant folder.
+# Same schedule as commands.sh: 1600 reference iterations of 8 images (6400 of 2).
+# A 256 px run of 8 images takes about 55 min here, two at a time; one of 2 images about twice that.
+
+# 8 images: the paper's FRN and GN at their 128 px best lrs, on both looks, then FRN with a learnable
+# eps (at 128 px too, to complete that row)
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --base-lrs 0.02 --extra-seeds --output output/study/real --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 8 --sizes 256 --base-lrs 0.1 --extra-seeds --output output/study/real --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --base-lrs 0.02 --extra-seeds --output output/study/shapes_learnable_eps --keep-in benchmarks/study/shapes_learnable_eps FRN_MONITOR.ENABLED True MODEL.FRN.LEARNABLE_EPS True
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --base-lrs 0.02 --extra-seeds --output output/study/shapes --keep-in benchmarks/study/shapes FRN_MONITOR.ENABLED True
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 8 --sizes 256 --base-lrs 0.1 --extra-seeds --output output/study/shapes --keep-in benchmarks/study/shapes FRN_MONITOR.ENABLED True
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --base-lrs 0.02 --extra-seeds --output output/study/shapes_learnable_eps --keep-in benchmarks/study/shapes_learnable_eps FRN_MONITOR.ENABLED True MODEL.FRN.LEARNABLE_EPS True
+
+# not run yet: the rest of the 8-image column at 256 px
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --base-lrs 0.02 --extra-seeds --output output/study/real_learnable_eps --keep-in benchmarks/study/real_learnable_eps FRN_MONITOR.ENABLED True MODEL.FRN.LEARNABLE_EPS True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 8 --sizes 256 --base-lrs 0.02 --extra-seeds --output output/study/shapes --keep-in benchmarks/study/shapes FRN_MONITOR.ENABLED True
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 8 --sizes 256 --base-lrs 0.02 --extra-seeds --output output/study/real --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --base-lrs 0.05 --extra-seeds --output output/study/shapes --keep-in benchmarks/study/shapes FRN_MONITOR.ENABLED True
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --base-lrs 0.05 --extra-seeds --output output/study/real --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods bn --imgs 8 --sizes 256 --base-lrs 0.05 --extra-seeds --output output/study/shapes --keep-in benchmarks/study/shapes FRN_MONITOR.ENABLED True
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods bn --imgs 8 --sizes 256 --base-lrs 0.05 --extra-seeds --output output/study/real --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+# then the 2-image column at 256 px on the look where GN at 8 images is furthest from its ceiling:
+# FRN (the better of paper eps / learnable eps at 8) and GN with seeds 0 and 1, BN with seed 0
