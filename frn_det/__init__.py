@@ -1,7 +1,9 @@
 """frn_det: Filter Response Normalization for detectron2.
 
-Importing this package registers what it adds to detectron2: the "FRN" and "FRN_NoTLU" norm names
-in get_norm, the "cosine" warmup method.
+Importing this package registers what it adds to detectron2's registries (the FRN backbones,
+RetinaNetFRN) and makes the "FRN" and "FRN_NoTLU" norm names resolvable through get_norm, the one
+thing it changes in detectron2. The rest (cosine warmup, CPU DDP, checks) comes through frn_det's
+own Trainer (frn_det.engine.Trainer) and functions.
 """
 __version__ = "0.1.0"  # setup.py reads it from here
 
@@ -13,10 +15,7 @@ with warnings.catch_warnings():
     from .config import add_frn_config
     from .layers import FRN, TLU, frn_reference, register_frn_norm
     from .layers.frn_impl import cpp_available as _cpp_available
-    from .solver import register_cosine_warmup
     from . import modeling  # noqa: F401  (registers backbones and RetinaNetFRN)
-    from . import engine  # noqa: F401  (CPU-capable create_ddp_model for DefaultTrainer)
 
 register_frn_norm()
-register_cosine_warmup()
 _cpp_available()  # an install without the C++ kernel says so once, now

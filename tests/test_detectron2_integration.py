@@ -7,10 +7,14 @@ from detectron2.config import get_cfg
 from detectron2.layers import ShapeSpec, get_norm
 from detectron2.modeling.backbone.fpn import build_resnet_fpn_backbone
 from detectron2.solver import build_lr_scheduler as d2_build_lr_scheduler
+from detectron2.modeling.backbone.resnet import BasicStem
 
 import frn_det
 from frn_det.layers import FRN, TLU
-from frn_det.solver import build_optimizer
+from frn_det.config import with_frn_options
+from frn_det.engine import Trainer
+from frn_det.layers import FRNNorm, frn_options
+from frn_det.solver import build_lr_scheduler, build_optimizer
 
 
 def _cfg(**overrides):
@@ -38,16 +42,28 @@ def test_get_norm_names_and_options():
     assert get_norm("FRN_NoTLU", 4).tau is None
     assert isinstance(get_norm("GN", 64), torch.nn.GroupNorm)  # detectron2's names still work
     assert get_norm("", 4) is None
-    cfg = _cfg(**{"MODEL.FRN.LEARNABLE_EPS": True, "MODEL.FRN.EPS": 1e-5})
-    from frn_det.config.defaults import apply_frn_options
+    # options travel as constructor arguments, in an FRNNorm that detectron2's get_norm calls
+    layer = get_norm(FRNNorm("FRN", eps=1e-5, learnable_eps=True), 4)
+    assert layer.eps_l is not None and layer.eps == 1e-5 and layer.tau is not None
+    stem = BasicStem(3, 8, norm=frn_options(learnable_eps=True))
+    assert stem.conv1.norm.eps_l is not None and stem.conv1.norm.tau is not None
+    assert get_norm("FRN", 4).eps_l is None and get_norm("FRN", 4).eps == 1e-6  # nothing is left behind
 
-    try:
-        apply_frn_options(cfg)
-        layer = get_norm("FRN", 4)
-        assert layer.eps_l is not None and layer.eps == 1e-5
-    finally:
-        apply_frn_options(_cfg())
-    assert get_norm("FRN", 4).eps_l is None
+
+def test_config_options_reach_detectron2s_own_builders():
+    """An R-CNN box head with NORM "FRN" (detectron2's builder) gets MODEL.FRN.* through the cfg that
+    frn_det's Trainer builds from; the cfg itself is unchanged."""
+    from detectron2.modeling.roi_heads import build_box_head
+
+    cfg = _cfg(**{"MODEL.ROI_BOX_HEAD.NAME": "FastRCNNConvFCHead", "MODEL.ROI_BOX_HEAD.NORM": "FRN",
+                  "MODEL.ROI_BOX_HEAD.NUM_CONV": 2, "MODEL.ROI_BOX_HEAD.CONV_DIM": 8, "MODEL.FRN.EPS": 1e-4,
+                  "MODEL.FRN.LEARNABLE_EPS": True})
+    head = build_box_head(with_frn_options(cfg), ShapeSpec(channels=8, height=7, width=7))
+    frns = [m for m in head.modules() if isinstance(m, FRN)]
+    assert len(frns) == 2 and all(m.eps == 1e-4 and m.eps_l is not None for m in frns)
+    assert cfg.MODEL.ROI_BOX_HEAD.NORM == "FRN"
+    plain = [m for m in build_box_head(cfg, ShapeSpec(channels=8, height=7, width=7)).modules() if isinstance(m, FRN)]
+    assert all(m.eps == 1e-6 and m.eps_l is None for m in plain)  # a bare name: the paper's options
 
 
 def test_unknown_norm_lists_valid_names():
@@ -78,11 +94,16 @@ def test_weight_decay_bias_still_wins_for_frn_bias():
     assert decay[model[1].bias] == 5e-5 and decay[model[0].bias] == 5e-5 and decay[model[1].tau] == 0.0
 
 
-def test_cosine_warmup_through_detectron2_build_lr_scheduler():
-    cfg = _cfg(**{"SOLVER.WARMUP_METHOD": "cosine", "SOLVER.WARMUP_ITERS": 100, "SOLVER.WARMUP_FACTOR": 0.0,
-                  "SOLVER.MAX_ITER": 1000, "SOLVER.LR_SCHEDULER_NAME": "WarmupCosineLR", "SOLVER.BASE_LR": 0.1})
+def _cosine_cfg():
+    return _cfg(**{"SOLVER.WARMUP_METHOD": "cosine", "SOLVER.WARMUP_ITERS": 100, "SOLVER.WARMUP_FACTOR": 0.0,
+                   "SOLVER.MAX_ITER": 1000, "SOLVER.LR_SCHEDULER_NAME": "WarmupCosineLR", "SOLVER.BASE_LR": 0.1})
+
+
+@pytest.mark.parametrize("build", [build_lr_scheduler, Trainer.build_lr_scheduler])
+def test_cosine_warmup_through_frn_det_build_lr_scheduler(build):
+    cfg = _cosine_cfg()
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-    sched = d2_build_lr_scheduler(cfg, opt)
+    sched = build(cfg, opt)
     lrs = []
     for _ in range(1000):
         lrs.append(opt.param_groups[0]["lr"])
@@ -93,10 +114,63 @@ def test_cosine_warmup_through_detectron2_build_lr_scheduler():
         assert lrs[it] == pytest.approx(peak * 0.5 * (1 - math.cos(math.pi * it / 100)), abs=1e-9)
     for it in (100, 500, 999):
         assert lrs[it] == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * it / 1000)), abs=1e-9)
+    assert cfg.SOLVER.WARMUP_METHOD == "cosine"
+
+
+def test_other_warmups_are_detectron2s():
+    cfg = _cosine_cfg()
+    cfg.SOLVER.WARMUP_METHOD = "linear"
+    lrs = []
+    for build in (build_lr_scheduler, d2_build_lr_scheduler):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        sched = build(cfg, opt)
+        lrs.append([opt.param_groups[0]["lr"] for _ in range(300) if not opt.step() and not sched.step()])
+    assert lrs[0] == lrs[1]
 
 
 def test_unknown_warmup_method_is_a_clear_error():
     cfg = _cfg(**{"SOLVER.WARMUP_METHOD": "cosin"})
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     with pytest.raises(ValueError, match="'cosin'.*constant, linear, cosine"):
-        d2_build_lr_scheduler(cfg, opt)
+        build_lr_scheduler(cfg, opt)
+
+
+def test_detectron2_is_unchanged_but_the_norm_lookup():
+    """Importing frn_det after detectron2 changes no attribute of any detectron2 module except the
+    get_norm bindings; registries and catalogs only gain entries (checked in a fresh process)."""
+    import subprocess
+    import sys
+
+    code = """
+import importlib, pkgutil, sys, warnings
+warnings.simplefilter("ignore")
+import detectron2, detectron2.engine, detectron2.solver, detectron2.modeling, detectron2.data, detectron2.layers
+import detectron2.checkpoint, detectron2.evaluation, detectron2.config
+def snapshot():
+    return {(m, a): id(v) for m, mod in list(sys.modules.items()) if m.startswith("detectron2")
+            for a, v in list(vars(mod).items())}
+before = snapshot()
+backbones = set(detectron2.modeling.BACKBONE_REGISTRY._obj_map)
+datasets = {n: detectron2.data.DatasetCatalog[n] for n in detectron2.data.DatasetCatalog.list()}
+import frn_det, frn_det.engine, frn_det.model_zoo, frn_det.train_net
+from frn_det.config import build_cfg
+build_cfg(frn_det.model_zoo.get_config_file("demo/retinanet_frn_R18_shapes.yaml"))
+after = snapshot()
+changed = sorted(k for k in before if k in after and before[k] != after[k])
+assert changed and all(a == "get_norm" for m, a in changed), changed
+assert backbones < set(detectron2.modeling.BACKBONE_REGISTRY._obj_map)
+assert all(detectron2.data.DatasetCatalog[n] is f for n, f in datasets.items())
+print("ok", len(changed))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("ok"), out.stderr[-3000:]
+
+
+def test_model_zoo_builds_a_config_without_the_trainer():
+    import subprocess
+    import sys
+
+    code = ("import sys, frn_det.model_zoo as z; cfg = z.get_config('retinanet_frn_2img.yaml'); "
+            "assert cfg.MODEL.FRN.EPS == 1e-6; assert 'frn_det.engine' not in sys.modules, 'engine imported'")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]

@@ -236,7 +236,7 @@ def test_monitor_stops_recording_before_evaluation_and_precise_bn(tmp_path):
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), torch.nn.BatchNorm2d(3))
     trainer._trainer = SimpleNamespace(model=model, data_loader=None, optimizer=None)
     trainer.cfg, trainer.max_iter, trainer.start_iter = cfg, 2, 0
-    trainer.checkpointer = SimpleNamespace(model=model)
+    trainer.checkpointer = trainer.build_checkpointer(cfg, model)
     trainer.scheduler = None
     trainer.build_train_loader = lambda cfg: None
     kinds = [type(h) for h in trainer.build_hooks()]

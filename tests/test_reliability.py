@@ -17,14 +17,13 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import register_coco_instances
 from detectron2.engine import default_argument_parser
 from detectron2.modeling import build_backbone, build_model
-from detectron2.solver import build_lr_scheduler
 
 import frn_det
 from coco_tree import ROOT, TINY, TINY_MODEL, make_coco_tree
-from frn_det.data.datasets import MalformedDatasetError, check_datasets
+from frn_det.data.datasets import MalformedDatasetError, check_datasets, load_dataset, naming_malformed_datasets
 from frn_det.engine import CPUAMPTrainer, Trainer, check_batch_split, setup_cfg
-from frn_det.engine.checkpoint import AtomicCheckpointer
-from frn_det.engine.trainer import FiniteAtomicCheckpointer
+from frn_det.engine.checkpoint import AtomicCheckpointer, FiniteAtomicCheckpointer
+from frn_det.solver import build_lr_scheduler
 
 CONFIG = os.path.join(ROOT, "configs", "retinanet_frn_2img.yaml")
 TRAIN_NET = os.path.join(ROOT, "tools", "train_net.py")
@@ -144,14 +143,26 @@ def test_malformed_annotations_name_the_file_and_the_problem(coco_root, tmp_path
     bad = _write_json(tmp_path / "instances.json", coco)
     name = register("frn_malformed", coco_root, json_file=bad)
     check_datasets([name])  # a well-formed json object: the content is checked when loaded
+    loader = DatasetCatalog[name]
     with pytest.raises(MalformedDatasetError, match=rf"{re.escape(str(bad))} is not a valid COCO annotation file: .*{message}"):
-        DatasetCatalog.get(name)
+        load_dataset(name)
+    assert DatasetCatalog[name] is loader  # the catalog entry is detectron2's, as registered
+
+
+def test_a_failed_load_in_detectron2s_loader_names_the_dataset(coco_root, tmp_path):
+    coco = json.load(open(os.path.join(coco_root, "coco", "annotations", "instances_train2017.json")))
+    coco["images"][0].pop("file_name")
+    bad = _write_json(tmp_path / "instances.json", coco)
+    names = [register("frn_reliability_train", coco_root), register("frn_malformed", coco_root, json_file=bad)]
+    with pytest.raises(MalformedDatasetError, match=rf"Dataset 'frn_malformed': {re.escape(str(bad))} .*KeyError"):
+        with naming_malformed_datasets(names):
+            [DatasetCatalog.get(n) for n in names]
 
 
 def test_good_dataset_still_loads(tiny_train):
     check_datasets([tiny_train])
-    check_datasets([tiny_train])  # wrapped once
-    assert len(DatasetCatalog.get(tiny_train)) == 6
+    check_datasets([tiny_train])
+    assert len(load_dataset(tiny_train)) == 6 and len(DatasetCatalog.get(tiny_train)) == 6
 
 
 # --- 1. non-finite losses and checkpoints -----------------------------------------------------------

@@ -30,8 +30,8 @@ from detectron2.modeling.meta_arch.dense_detector import DenseDetector  # noqa: 
 from detectron2.utils.logger import setup_logger  # noqa: E402
 
 import frn_det  # noqa: E402  (registers FRN, the backbones and RetinaNetFRN)
-from frn_det.config import apply_frn_options  # noqa: E402
-from frn_det.engine import build_cfg, prepare_datasets  # noqa: E402
+from frn_det.config import build_cfg, with_frn_options  # noqa: E402
+from frn_det.engine import prepare_datasets  # noqa: E402
 
 logger = logging.getLogger("frn_det.export")
 
@@ -41,7 +41,6 @@ def setup_cfg(args):
     cfg.DATALOADER.NUM_WORKERS = 0
     cfg.MODEL.DEVICE = "cpu"  # traced on the CPU; the exported graph has no device-specific ops
     cfg.freeze()
-    apply_frn_options(cfg)
     return cfg
 
 
@@ -110,7 +109,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     setup_logger(name="frn_det")
     cfg = setup_cfg(args)
-    model = build_model(cfg)
+    model = build_model(with_frn_options(cfg))
     DetectionCheckpointer(model).resume_or_load(cfg.MODEL.WEIGHTS, resume=False)
     return export(model, sample_image(cfg, args.sample_image), args.format, args.output)
 

@@ -1,1 +1,3 @@
-from .defaults import add_frn_config, apply_frn_options, frn_options_of
+from .build import build_cfg, merge_config
+from .defaults import add_frn_config
+from .norms import frn_norm_of, with_frn_options

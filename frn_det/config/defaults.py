@@ -1,5 +1,3 @@
-import contextlib
-
 from detectron2.config import CfgNode as CN
 
 
@@ -32,20 +30,3 @@ def add_frn_config(cfg):
     cfg.FRN_MONITOR.PERIOD = 20
     return cfg
 
-
-def apply_frn_options(cfg):
-    """Makes every FRN layer built through get_norm from now on use cfg.MODEL.FRN (also those of
-    detectron2's own modules, e.g. an R-CNN box head with NORM "FRN")."""
-    from frn_det.layers import set_frn_options
-
-    set_frn_options(eps=cfg.MODEL.FRN.EPS, learnable_eps=cfg.MODEL.FRN.LEARNABLE_EPS)
-
-
-def frn_options_of(cfg):
-    """Context in which get_norm's FRN layers follow cfg.MODEL.FRN. frn_det's builders (FRN ResNet, FPN,
-    RetinaNetFRN's head) build inside it, so the keys hold for them in any build_model(cfg); layers that
-    detectron2's own builders make (e.g. an R-CNN box head with NORM "FRN") follow apply_frn_options."""
-    from frn_det.layers import frn_options
-
-    node = cfg.MODEL.get("FRN")
-    return frn_options(node.EPS, node.LEARNABLE_EPS) if node is not None else contextlib.nullcontext()

@@ -1,6 +1,6 @@
 """Checks that a config's datasets are on disk and well-formed, with one message saying what is wrong
-and where."""
-import functools
+and where: the files before training (check_datasets), their content when loaded (load_dataset)."""
+import contextlib
 import os
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -40,7 +40,6 @@ def check_datasets(names):
         problem = _json_shape_problem(json_file)
         if problem:
             raise MalformedDatasetError(f"Dataset {name!r}: {json_file} is not a COCO json file: {problem}")
-        _check_on_load(name, json_file)
 
 
 def _json_shape_problem(path):
@@ -60,29 +59,37 @@ def _json_shape_problem(path):
     return None
 
 
-def _check_on_load(name, json_file):
-    """Makes the dataset's loader raise one error naming the json file and the problem when its
-    content is malformed (the loader's own errors name neither, or only the dataset)."""
-    load = DatasetCatalog[name]
-    if getattr(load, "_frn_det_checked", False):
-        return
+def load_dataset(name):
+    """DatasetCatalog.get(name), with one error naming the json file and the problem when its content
+    is malformed (the loader's own errors name neither, or only the dataset)."""
+    json_file = MetadataCatalog.get(name).get("json_file", None)
+    try:
+        dicts = DatasetCatalog.get(name)
+    except _LOAD_ERRORS as e:
+        if json_file is None or isinstance(e, MalformedDatasetError):
+            raise
+        raise MalformedDatasetError(
+            f"Dataset {name!r}: {json_file} is not a valid COCO annotation file: {type(e).__name__}: {e}"
+        ) from e
+    problem = _records_problem(dicts) if json_file is not None else None
+    if problem:
+        raise MalformedDatasetError(f"Dataset {name!r}: {json_file} is not a valid COCO annotation file: {problem}")
+    return dicts
 
-    @functools.wraps(load)
-    def checked_load():
-        try:
-            dicts = load()
-        except _LOAD_ERRORS as e:
-            raise MalformedDatasetError(
-                f"Dataset {name!r}: {json_file} is not a valid COCO annotation file: {type(e).__name__}: {e}"
-            ) from e
-        problem = _records_problem(dicts)
-        if problem:
-            raise MalformedDatasetError(f"Dataset {name!r}: {json_file} is not a valid COCO annotation file: {problem}")
-        return dicts
 
-    checked_load._frn_det_checked = True
-    DatasetCatalog.remove(name)
-    DatasetCatalog.register(name, checked_load)
+@contextlib.contextmanager
+def naming_malformed_datasets(names):
+    """Inside, an error from loading the datasets `names` (e.g. in detectron2's data loader builders)
+    becomes load_dataset's error naming the dataset, its json file and the problem. Only a failed load
+    is repeated, one dataset at a time, to find the culprit; the catalog is left as it is."""
+    try:
+        yield
+    except _LOAD_ERRORS as e:
+        if isinstance(e, MalformedDatasetError):
+            raise
+        for name in names:
+            load_dataset(name)
+        raise
 
 
 def _records_problem(dicts):

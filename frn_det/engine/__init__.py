@@ -1,6 +1,11 @@
-from .amp import CPUAMPTrainer
-from .monitor import FRNMonitor, between_images_share, record_norm_stats, uncentred_ratio
-from .ddp import create_ddp_model, register_cpu_ddp
-from .trainer import Trainer, build_cfg, check_batch_split, check_losses_finite, prepare_datasets, setup_cfg
+"""Training: the loop (train_loop, amp), checkpoints (checkpoint), the Trainer (trainer, ddp), the
+run's set-up (setup) and the FRN health monitor (monitor). Config building is frn_det.config."""
+from frn_det.config import build_cfg  # noqa: F401  (also here, where tools found it before)
 
-register_cpu_ddp()
+from .amp import CPUAMPTrainer
+from .checkpoint import AtomicCheckpointer, FiniteAtomicCheckpointer
+from .ddp import create_ddp_model
+from .monitor import FRNMonitor, between_images_share, record_norm_stats, uncentred_ratio
+from .setup import check_batch_split, check_recipe_options, prepare_datasets, setup_cfg
+from .train_loop import check_losses_finite
+from .trainer import Trainer

@@ -25,3 +25,16 @@ class AtomicCheckpointer(DetectionCheckpointer):
 
     def tag_last_checkpoint(self, last_filename_basename):
         write_atomic(os.path.join(self.save_dir, "last_checkpoint"), lambda f: f.write(last_filename_basename), "w")
+
+
+class FiniteAtomicCheckpointer(AtomicCheckpointer):
+    """Refuses to write weights that are not finite, so that the last checkpoint is a usable one."""
+
+    def save(self, name, **kwargs):
+        for key, value in self.model.state_dict().items():
+            if value.is_floating_point() and not torch.isfinite(value).all():
+                raise FloatingPointError(
+                    f"Not saving checkpoint {name!r}: {key} is not finite. Training stopped; the previous "
+                    "checkpoint (OUTPUT_DIR/last_checkpoint) is intact."
+                )
+        super().save(name, **kwargs)

@@ -1,10 +1,13 @@
-"""Makes "FRN" a norm name everywhere detectron2 calls get_norm.
+"""Makes "FRN" a norm name everywhere detectron2 calls get_norm, and carries FRN's options to the layers.
 
 detectron2 modules bind get_norm at import time (`from detectron2.layers import get_norm`), so the
 function is replaced in every loaded module that holds it (detectron2's and the user's), and in
-detectron2.layers for modules imported later.
+detectron2.layers for modules imported later. That lookup is the only thing frn_det changes in detectron2.
+
+get_norm passes only (name, channels), so a bare name builds FRN with the paper's options. Builders
+that have other options (MODEL.FRN.EPS, MODEL.FRN.LEARNABLE_EPS) pass an FRNNorm instead of the name:
+detectron2's get_norm and every module that takes a `norm` argument accept a callable of the channels.
 """
-import contextlib
 import functools
 import sys
 
@@ -18,32 +21,59 @@ FRN_NORMS = {
     "FRN_NoTLU": False,  # FRN alone: before a residual add, or where no activation follows
 }
 
-# Options for FRN layers built through get_norm, which only passes (name, channels): cfg.MODEL.FRN,
-# set by frn_det's builders while they build (frn_det.config.frn_options_of) and by setup_cfg.
-_options = {"eps": EPS_FLOOR, "learnable_eps": False}
+
+class FRNNorm:
+    """A `norm` argument for detectron2's modules: FRN layers with these constructor options.
+
+    FRNNorm("FRN", eps=1e-5)(256) is FRN(256, eps=1e-5, learnable_eps=False, tlu=True). LazyConfig
+    users put it in the config tree, e.g. `model.head.norm = L(FRNNorm)(name="FRN", learnable_eps=True)`.
+    """
+
+    def __init__(self, name="FRN", eps=EPS_FLOOR, learnable_eps=False):
+        if name not in FRN_NORMS:
+            raise ValueError(f"Unknown FRN norm {name!r}; valid: {', '.join(repr(n) for n in FRN_NORMS)}")
+        self.name, self.eps, self.learnable_eps = name, float(eps), bool(learnable_eps)
+
+    @property
+    def tlu(self):
+        return FRN_NORMS[self.name]
+
+    def __call__(self, num_features):
+        return FRN(num_features, eps=self.eps, learnable_eps=self.learnable_eps, tlu=self.tlu)
+
+    def without_tlu(self):
+        return FRNNorm("FRN_NoTLU", self.eps, self.learnable_eps)
+
+    def __eq__(self, other):
+        return isinstance(other, FRNNorm) and vars(self) == vars(other)
+
+    def __repr__(self):
+        return f"FRNNorm({self.name!r}, eps={self.eps!r}, learnable_eps={self.learnable_eps!r})"
 
 
-def set_frn_options(eps=None, learnable_eps=None):
-    if eps is not None:
-        _options["eps"] = float(eps)
-    if learnable_eps is not None:
-        _options["learnable_eps"] = bool(learnable_eps)
+def frn_norm(norm, eps=EPS_FLOOR, learnable_eps=False):
+    """`norm` with FRN's options: an FRN norm name becomes an FRNNorm; any other norm is returned as is."""
+    if isinstance(norm, str) and norm in FRN_NORMS:
+        return FRNNorm(norm, eps, learnable_eps)
+    return norm
 
 
-@contextlib.contextmanager
-def frn_options(eps=None, learnable_eps=None):
-    """FRN layers that get_norm builds inside the block use these options; the old ones come back after."""
-    saved = dict(_options)
-    set_frn_options(eps, learnable_eps)
-    try:
-        yield
-    finally:
-        _options.update(saved)
+def frn_options(eps=EPS_FLOOR, learnable_eps=False):
+    """The FRN+TLU norm argument with these options: frn_norm("FRN", eps, learnable_eps), for code
+    that builds detectron2 modules itself, e.g. `BasicStem(norm=frn_options(learnable_eps=True))`."""
+    return FRNNorm("FRN", eps, learnable_eps)
 
 
 def norm_has_tlu(norm):
-    """True for the norm name whose layer ends in TLU: the activation is already there."""
+    """True for a norm (name or FRNNorm) whose layer ends in TLU: the activation is already there."""
+    if isinstance(norm, FRNNorm):
+        return norm.tlu
     return isinstance(norm, str) and FRN_NORMS.get(norm, False)
+
+
+def norm_without_tlu(norm):
+    """The FRN norm without TLU, with the same options ("FRN" -> "FRN_NoTLU")."""
+    return norm.without_tlu() if isinstance(norm, FRNNorm) else "FRN_NoTLU"
 
 
 def valid_norm_names():
@@ -53,9 +83,9 @@ def valid_norm_names():
 def make_frn_get_norm(detectron2_get_norm):
     @functools.wraps(detectron2_get_norm)
     def get_norm(norm, out_channels):
-        """detectron2's get_norm, plus "FRN" (FRN+TLU) and "FRN_NoTLU"."""
+        """detectron2's get_norm, plus "FRN" (FRN+TLU) and "FRN_NoTLU" with the paper's options."""
         if isinstance(norm, str) and norm in FRN_NORMS:
-            return FRN(out_channels, tlu=FRN_NORMS[norm], **_options)
+            return FRNNorm(norm)(out_channels)
         try:
             return detectron2_get_norm(norm, out_channels)
         except KeyError as e:  # detectron2 looks the name up in a dict and says only the name

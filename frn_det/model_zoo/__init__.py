@@ -54,7 +54,7 @@ def get_config(config_path):
         from detectron2.config import LazyConfig
 
         return LazyConfig.load(cfg_file)
-    from frn_det.engine import build_cfg
+    from frn_det.config import build_cfg
 
     return build_cfg(cfg_file)
 

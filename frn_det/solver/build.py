@@ -1,10 +1,7 @@
 import torch
-from detectron2.solver import build as d2_build
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping, reduce_param_groups
 
 from frn_det.layers import FRN, TLU
-
-from .lr_scheduler import WarmupParamScheduler
 
 FRN_MODULE_TYPES = (FRN, TLU)
 
@@ -52,9 +49,4 @@ def build_optimizer(cfg, model):
         weight_decay=cfg.SOLVER.WEIGHT_DECAY,
         foreach=True,  # as detectron2's build_optimizer
     )
-
-
-def register_cosine_warmup():
-    """Lets detectron2's own build_lr_scheduler take SOLVER.WARMUP_METHOD "cosine"."""
-    d2_build.WarmupParamScheduler = WarmupParamScheduler
 

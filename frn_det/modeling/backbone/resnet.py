@@ -12,8 +12,8 @@ from detectron2.layers import get_norm
 from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling.backbone.resnet import BasicBlock, BasicStem, BottleneckBlock, build_resnet_backbone
 
-from frn_det.config import frn_options_of
-from frn_det.layers import TLU, norm_has_tlu
+from frn_det.config import frn_norm_of, with_frn_options
+from frn_det.layers import TLU, norm_has_tlu, norm_without_tlu
 
 
 class _FRNAware:
@@ -29,7 +29,7 @@ class _FRNAware:
         for name in self.convs_without_activation:
             conv = getattr(self, name)
             if conv is not None:  # e.g. no projection shortcut
-                conv.norm = get_norm("FRN_NoTLU", conv.out_channels)
+                conv.norm = get_norm(norm_without_tlu(norm), conv.out_channels)
         if self.has_residual:
             self.tlu = TLU(self.out_channels)
 
@@ -84,6 +84,7 @@ _FRN_CLASSES = {BasicStem: FRNStem, BasicBlock: FRNBasicBlock, BottleneckBlock: 
 
 def make_frn_aware(resnet, norm):
     """Turns a ResNet built by detectron2's build_resnet_backbone into the FRN-aware one, in place.
+    `norm` is the one the ResNet was built with (a name or an FRNNorm with options).
 
     Reusing detectron2's builder keeps every RESNETS config key working; the modules' classes are
     swapped for the subclasses above, which only change where activations go.
@@ -119,7 +120,7 @@ def zero_init_residual_norms(resnet):
 
 def finish_resnet(resnet, cfg):
     """The FRN-aware blocks, and the recipe options of cfg.MODEL.RESNETS."""
-    make_frn_aware(resnet, cfg.MODEL.RESNETS.NORM)
+    make_frn_aware(resnet, frn_norm_of(cfg, cfg.MODEL.RESNETS.NORM))
     if cfg.MODEL.RESNETS.get("ZERO_INIT_RESIDUAL", False):
         zero_init_residual_norms(resnet)
     return resnet
@@ -128,5 +129,4 @@ def finish_resnet(resnet, cfg):
 @BACKBONE_REGISTRY.register()
 def build_resnet_frn_backbone(cfg, input_shape):
     """detectron2's build_resnet_backbone with FRN's activation placement (any MODEL.RESNETS.NORM)."""
-    with frn_options_of(cfg):
-        return finish_resnet(build_resnet_backbone(cfg, input_shape), cfg)
+    return finish_resnet(build_resnet_backbone(with_frn_options(cfg), input_shape), cfg)

@@ -1,0 +1,47 @@
+"""A detectron2 config with frn_det's keys, from a file and command-line overrides, with errors that
+name the key."""
+import difflib
+import re
+
+from detectron2.config import CfgNode, get_cfg
+
+from .defaults import add_frn_config
+
+
+def _keys(node, prefix=""):
+    for k, v in node.items():
+        yield from _keys(v, f"{prefix}{k}.") if isinstance(v, CfgNode) else (f"{prefix}{k}",)
+
+
+def merge_config(cfg, config_file, opts):
+    """merge_from_file + merge_from_list. An unknown key or a value of the wrong type is one ValueError
+    naming the key, where it was given, and the closest valid keys (yacs asserts, or names only the key)."""
+    for source, merge in ((config_file, lambda: cfg.merge_from_file(config_file)),
+                          ("the command line", lambda: cfg.merge_from_list(opts))):
+        try:
+            merge()
+        except (KeyError, ValueError, AssertionError) as e:
+            message = e.args[0] if e.args else str(e)
+            key = re.search(r"(?:key|for config key): (\S+)$", str(message))
+            close = _close_keys(cfg, key.group(1)) if key else []
+            hint = f" Did you mean {' or '.join(close)}?" if close and key.group(1) not in close else ""
+            raise ValueError(f"Config error in {source}: {message}.{hint}") from e
+    return cfg
+
+
+def _close_keys(cfg, key):
+    """Valid keys close to `key`: its siblings first (DEPHT -> DEPTH), else any key."""
+    keys = list(_keys(cfg))
+    parent, _, leaf = key.rpartition(".")
+    siblings = [k.rpartition(".")[2] for k in keys if k.rpartition(".")[0] == parent]
+    close = [f"{parent}.{k}" if parent else k for k in difflib.get_close_matches(leaf, siblings, n=2, cutoff=0.7)]
+    return close or difflib.get_close_matches(key, keys, n=2, cutoff=0.8)
+
+
+def build_cfg(config_file, opts=()):
+    """get_cfg + add_frn_config + the file and command-line overrides (errors that name the key), with
+    the embedded datasets registered. Not frozen: for tools that adjust it (export, batch study)."""
+    from frn_det.data import register_default_datasets
+
+    register_default_datasets()
+    return merge_config(add_frn_config(get_cfg()), config_file, list(opts))
