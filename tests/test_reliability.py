@@ -20,7 +20,7 @@ from detectron2.modeling import build_backbone, build_model
 
 import frn_det
 from coco_tree import ROOT, TINY, TINY_MODEL, make_coco_tree
-from frn_det.data.datasets import MalformedDatasetError, check_datasets, load_dataset, naming_malformed_datasets
+from frn_det.data.checks import MalformedDatasetError, check_datasets, load_dataset, naming_malformed_datasets
 from frn_det.engine import CPUAMPTrainer, Trainer, check_batch_split, setup_cfg
 from frn_det.engine.checkpoint import AtomicCheckpointer, FiniteAtomicCheckpointer
 from frn_det.solver import build_lr_scheduler

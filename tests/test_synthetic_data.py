@@ -1,4 +1,4 @@
-"""The generated shapes dataset: determinism, annotations, COCO / detectron2 loading, idempotency, variation."""
+"""The generated shapes dataset: determinism, annotations, COCO / detectron2 loading, idempotency, looks."""
 import hashlib
 import json
 import os
@@ -20,7 +20,7 @@ from frn_det.data import (
     register_default_datasets,
     register_shapes_dataset,
 )
-from frn_det.data import synthetic
+from frn_det.data import render, shapes
 
 
 def _unregister(*names):
@@ -28,7 +28,6 @@ def _unregister(*names):
         if name in DatasetCatalog.list():
             DatasetCatalog.remove(name)
             MetadataCatalog.remove(name)
-        synthetic._REGISTERED.pop(name, None)
 
 
 def test_deterministic(tmp_path):
@@ -42,10 +41,10 @@ def test_deterministic(tmp_path):
     assert open(a, "rb").read() != open(c, "rb").read()
 
 
-@pytest.mark.parametrize("variation", ["photo", "uniform", "real"])
-def test_annotations_valid(tmp_path, variation):
+@pytest.mark.parametrize("look", ["photo", "uniform", "real"])
+def test_annotations_valid(tmp_path, look):
     size = 96  # a non-default size on purpose
-    path = generate_shapes_dataset(tmp_path, "val", 12, image_size=size, variation=variation)
+    path = generate_shapes_dataset(tmp_path, "val", 12, image_size=size, look=look)
     coco = COCO(path)
     assert sorted(coco.getCatIds()) == list(range(1, len(SHAPE_CLASSES) + 1))
     assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == list(SHAPE_CLASSES)
@@ -64,32 +63,32 @@ def test_annotations_valid(tmp_path, variation):
         assert (poly >= [x - 1, y - 1]).all() and (poly <= [x + w + 1, y + h + 1]).all()
 
 
-@pytest.mark.parametrize("variation", ["photo", "uniform", "real"])
-def test_boxes_tight(variation):
+@pytest.mark.parametrize("look", ["photo", "uniform", "real"])
+def test_boxes_tight(look):
     for i in range(20):
-        img, objs = synthetic._render_sample(np.random.default_rng([7, i]), 128, variation, num_objects=1)
+        img, objs = render.render_sample(np.random.default_rng([7, i]), 128, look, num_objects=1)
         assert len(objs) == 1
         x, y, w, h = objs[0]["bbox"]
         ys, xs = np.nonzero(objs[0]["mask"])
         # every pixel the object changed is in the box, and the box touches such pixels on all sides
         assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == (x, y, x + w, y + h)
-        if variation == "uniform":  # independent of the mask: pixels far from the grey background
+        if look == "uniform":  # independent of the mask: pixels far from the grey background
             far = np.abs(img.astype(int) - 102).max(-1) > 60
             assert far.any()
             fy, fx = np.nonzero(far)
             assert fx.min() >= x and fx.max() < x + w and fy.min() >= y and fy.max() < y + h
 
 
-@pytest.mark.parametrize("variation", ["photo", "real"])
-def test_objects_do_not_overlap(variation):
+@pytest.mark.parametrize("look", ["photo", "real"])
+def test_objects_do_not_overlap(look):
     for i in range(10):
-        _, objs = synthetic._render_sample(np.random.default_rng([5, i]), 128, variation, num_objects=6)
+        _, objs = render.render_sample(np.random.default_rng([5, i]), 128, look, num_objects=6)
         assert (np.sum([o["mask"] for o in objs], axis=0) <= 1).all()
 
 
 def test_photo_statistics_vary_more_than_uniform():
-    def stats(variation):
-        imgs = [synthetic._render_sample(np.random.default_rng([1, i]), 128, variation)[0] / 255.0 for i in range(24)]
+    def stats(look):
+        imgs = [render.render_sample(np.random.default_rng([1, i]), 128, look)[0] / 255.0 for i in range(24)]
         means = np.array([im.mean() for im in imgs])
         casts = np.array([im.reshape(-1, 3).mean(0) / im.mean() for im in imgs])  # colour balance
         return means.std(), casts.std(0).mean()
@@ -101,7 +100,7 @@ def test_photo_statistics_vary_more_than_uniform():
 
 
 # Pixels and annotations of the first 8 images (seed 0) of the looks that existed before the real look,
-# computed before it was added: the issue forbids changing their data. Decoded pixels, not PNG bytes,
+# computed before it was added, which must not change their data. Decoded pixels, not PNG bytes,
 # so that another zlib in Pillow does not fail the test (the files would still be valid).
 _PINNED = {
     "photo": ("00cd7a95cd0ede9dfc770c425e9bc0afcebe9919693a7bb0372743165990d209",
@@ -111,36 +110,36 @@ _PINNED = {
 }
 
 
-@pytest.mark.parametrize("variation", sorted(_PINNED))
-def test_existing_looks_unchanged(tmp_path, variation):
-    path = generate_shapes_dataset(tmp_path, "train", 8, seed=0, variation=variation)
+@pytest.mark.parametrize("look", sorted(_PINNED))
+def test_existing_looks_unchanged(tmp_path, look):
+    path = generate_shapes_dataset(tmp_path, "train", 8, seed=0, look=look)
     pixels = hashlib.sha256()
     for i in range(8):
         pixels.update(np.asarray(Image.open(tmp_path / "train" / f"{i:06d}.png")).tobytes())
-    assert (pixels.hexdigest(), hashlib.sha256(open(path, "rb").read()).hexdigest()) == _PINNED[variation]
+    assert (pixels.hexdigest(), hashlib.sha256(open(path, "rb").read()).hexdigest()) == _PINNED[look]
     manifest = json.load(open(tmp_path / "annotations" / "manifest_train.json"))
     assert manifest == {"generator": "frn_shapes-2", "split": "train", "num_images": 8, "image_size": 128,
-                        "seed": 0, "variation": variation, "classes": list(SHAPE_CLASSES)}
+                        "seed": 0, "variation": look, "classes": list(SHAPE_CLASSES)}
 
 
 def test_real_deterministic(tmp_path):
-    a = generate_shapes_dataset(tmp_path / "a", "real", 4, seed=3, variation="real")
-    b = generate_shapes_dataset(tmp_path / "b", "real", 4, seed=3, variation="real")
+    a = generate_shapes_dataset(tmp_path / "a", "real", 4, seed=3, look="real")
+    b = generate_shapes_dataset(tmp_path / "b", "real", 4, seed=3, look="real")
     for rel in ["annotations/instances_real.json", "annotations/manifest_real.json"] + [
             f"real/{i:06d}.png" for i in range(4)]:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
     manifest = json.load(open(tmp_path / "a" / "annotations" / "manifest_real.json"))
-    assert manifest["generator"] == synthetic.REAL_GENERATOR_VERSION != synthetic.GENERATOR_VERSION
-    assert manifest["photos"] == synthetic._real_photos()[1]
-    c = generate_shapes_dataset(tmp_path / "c", "real", 4, seed=4, variation="real")
+    assert manifest["generator"] == shapes.REAL_GENERATOR_VERSION != shapes.GENERATOR_VERSION
+    assert manifest["photos"] == render.real_photos()[1]
+    c = generate_shapes_dataset(tmp_path / "c", "real", 4, seed=4, look="real")
     assert open(a, "rb").read() == open(b, "rb").read() != open(c, "rb").read()
 
 
 def _photo_crop(index, box, flipped, size):
-    """The real look's background recomputed from skimage.data, independently of synthetic.py."""
+    """The real look's background recomputed from skimage.data, independently of frn_det.data.render."""
     import skimage.data
 
-    name = synthetic._REAL_PHOTOS[index]
+    name = render.REAL_PHOTOS[index]
     pixels = getattr(skimage.data, name)()
     pixels = pixels[0] if name == "stereo_motorcycle" else pixels
     region = Image.fromarray(pixels).convert("RGB").crop(box)
@@ -151,8 +150,8 @@ def _photo_crop(index, box, flipped, size):
 def test_real_backgrounds_are_photo_crops():
     images, used = [], set()
     for i in range(12):
-        _, (index, box, flipped) = synthetic._real_background(np.random.default_rng([9, i]), 128)
-        img, objs = synthetic._render_sample(np.random.default_rng([9, i]), 128, "real")
+        _, (index, box, flipped) = render.real_background(np.random.default_rng([9, i]), 128)
+        img, objs = render.render_sample(np.random.default_rng([9, i]), 128, "real")
         expected, region = _photo_crop(index, box, flipped, 128)
         covered = np.any([o["mask"] for o in objs], axis=0)
         # every pixel outside the objects is the photo's, untouched (no lighting, cast or noise on top)
@@ -172,12 +171,12 @@ def test_real_photos_bundled_not_downloaded(monkeypatch):
         raise OSError("network used while loading the real look's photos")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    synthetic._real_photos.cache_clear()
+    render.real_photos.cache_clear()
     try:
-        photos, digest = synthetic._real_photos()
+        photos, digest = render.real_photos()
     finally:
-        synthetic._real_photos.cache_clear()
-    assert len(photos) == len(synthetic._REAL_PHOTOS) and len(digest) == 16
+        render.real_photos.cache_clear()
+    assert len(photos) == len(render.REAL_PHOTOS) and len(digest) == 16
     assert all(p.mode == "RGB" and min(p.size) >= 256 for p in photos)
 
 
@@ -199,7 +198,7 @@ def test_idempotent(tmp_path):
     generate_shapes_dataset(tmp_path, "train", 5)
     assert (tmp_path / "train" / "000004.png").exists()
     with pytest.raises(ValueError):
-        generate_shapes_dataset(tmp_path, "train", 5, variation="photos")
+        generate_shapes_dataset(tmp_path, "train", 5, look="photos")
 
 
 def test_detectron2_registration(tmp_path):

@@ -31,7 +31,7 @@ def render_grid(num=6, scale=2, seed=0, image_size=128):
         draw.text((LABEL_WIDTH + k * 90, 2), name, fill=BOX_COLOURS[k])
     with tempfile.TemporaryDirectory() as root:
         for row, look in enumerate(LOOKS):
-            coco = json.load(open(generate_shapes_dataset(root, look, num, image_size, seed=seed, variation=look)))
+            coco = json.load(open(generate_shapes_dataset(root, look, num, image_size, seed=seed, look=look)))
             top = 16 + row * (cell + 4)
             draw.text((4, top + cell // 2), look, fill="black")
             for col, info in enumerate(coco["images"]):

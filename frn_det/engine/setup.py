@@ -8,7 +8,7 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from frn_det.config import build_cfg
-from frn_det.data.datasets import check_datasets
+from frn_det.data.checks import check_datasets
 
 logger = logging.getLogger("frn_det")
 

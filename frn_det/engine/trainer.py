@@ -12,7 +12,7 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from frn_det.config import with_frn_options
-from frn_det.data.datasets import naming_malformed_datasets
+from frn_det.data.checks import naming_malformed_datasets
 from frn_det.solver import build_lr_scheduler, build_optimizer
 
 from .checkpoint import FiniteAtomicCheckpointer

@@ -1,7 +1,7 @@
-"""The embedded default dataset: small generated images of shapes, in COCO format.
+"""Rendering of the shapes images, in three looks.
 
 Each image holds 1-6 filled shapes of the classes in `SHAPE_CLASSES`, with random colours and sizes,
-upright but slightly tilted, none occluding another. Three looks (`variation`):
+upright but slightly tilted, none occluding another. The looks (`LOOKS`):
 
 - "photo" (default): image statistics differ from image to image as in photographs - backgrounds of
   several kinds (flat, gradients, cloudy noise, stripes, checkers, grain), per-image illumination
@@ -11,82 +11,27 @@ upright but slightly tilted, none occluding another. Three looks (`variation`):
 - "uniform": one plain grey noisy background, no photometric changes, a narrow range of sizes.
 - "real": the photo look's shapes and sizes on random crops (position, scale, flip) of photographs
   that scikit-image's wheel bundles, with nothing synthetic on top (no lighting, cast or noise): the
-  photos supply the variation. scikit-image is imported only when this look is generated.
+  photos supply the variation. scikit-image is imported only when this look is rendered.
 
-Images are rendered with numpy (anti-aliased through signed distances), and are the same bytes
-for the same arguments: every image has its own generator seeded from (seed, variation, index), and
-is written as PNG. A box is the tightest box around every pixel its object changes.
-
-Generation is lazy so that importing stays fast: `register_shapes_dataset` / `register_default_datasets`
-register a DatasetCatalog function that generates the files (if missing or stale) before loading the
-json. The metadata's `json_file` only exists after that, so code that builds a COCOEvaluator before
-loading the dataset calls `ensure_generated(name)` first.
+Images are rendered with numpy (anti-aliased through signed distances); a box is the tightest box
+around every pixel its object changes.
 """
 import functools
 import hashlib
-import json
-import os
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from frn_det.utils import write_atomic
-
-__all__ = [
-    "SHAPE_CLASSES",
-    "VARIATIONS",
-    "GENERATOR_VERSION",
-    "DEFAULT_DATASETS",
-    "generate_shapes_dataset",
-    "register_shapes_dataset",
-    "register_default_datasets",
-    "ensure_generated",
-    "default_dataset_root",
-]
-
 SHAPE_CLASSES = ("circle", "rectangle", "triangle", "cross")
-VARIATIONS = ("photo", "uniform", "real")  # the index seeds each image's generator: append only
-# Part of the manifest: bump it whenever rendering changes, so that stale files are regenerated.
-GENERATOR_VERSION = "frn_shapes-2"
-# The real look's own version, so that changing it leaves the other looks' manifests (and files) alone.
-REAL_GENERATOR_VERSION = "frn_shapes_real-1"
-
-# name -> (split, num_images, seed, variation); all 128 px, generated under default_dataset_root().
-DEFAULT_DATASETS = {
-    "shapes_train": ("train", 1200, 0, "photo"),
-    "shapes_val": ("val", 200, 1, "photo"),
-    "shapes_uniform_train": ("uniform_train", 1200, 0, "uniform"),
-    "shapes_uniform_val": ("uniform_val", 200, 1, "uniform"),
-    "shapes_real_train": ("real_train", 1200, 0, "real"),
-    "shapes_real_val": ("real_val", 200, 1, "real"),
-}
-
-# Specs of the datasets registered by this module, for ensure_generated().
-_REGISTERED = {}
+LOOKS = ("photo", "uniform", "real")  # the index seeds each image's generator: append only
 
 _MAX_TILT = np.radians(15)
 _CIRCLE_SIDES = 32  # of the circles' outline polygons (segmentation, extent)
 # The real look's photos: skimage.data functions whose files are in scikit-image's wheel (read from the
 # installed package, never downloaded), colour and grey. Left out: coins, text, page (their circles and
 # glyphs look like the shape classes), retina and microscopy (not scenes), logos and synthetic images.
-_REAL_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle", "hubble_deep_field",
-                "camera", "grass", "gravel", "brick", "moon")
-
-
-def default_dataset_root():
-    """`$FRN_DET_DATASETS` if set, else `frn_shapes` under detectron2's dataset root
-    (`$DETECTRON2_DATASETS`, default `datasets`, relative to the working directory as in detectron2;
-    the checkout's commands run from the repo root, where `datasets/` is git-ignored)."""
-    env = os.environ.get("FRN_DET_DATASETS")
-    if env:
-        return env
-    return os.path.join(os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets")), "frn_shapes")
-
-
-# ----------------------------------------------------------------------------------------------------
-# Rendering
-# ----------------------------------------------------------------------------------------------------
+REAL_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle", "hubble_deep_field",
+               "camera", "grass", "gravel", "brick", "moon")
 
 
 def _hsv_to_rgb(h, s, v):
@@ -153,8 +98,8 @@ def _photo_background(rng, h, w, scale):
 
 
 @functools.lru_cache(maxsize=1)
-def _real_photos():
-    """The real look's photos as RGB PIL images (in _REAL_PHOTOS order) and a digest of their pixels."""
+def real_photos():
+    """The real look's photos as RGB PIL images (in REAL_PHOTOS order) and a digest of their pixels."""
     try:
         import skimage.data  # here, not at the top: only the real look needs scikit-image
     except ImportError as e:
@@ -162,7 +107,7 @@ def _real_photos():
                           "that scikit-image bundles: pip install scikit-image (or frn_det[real])") from e
 
     images, digest = [], hashlib.sha256()
-    for name in _REAL_PHOTOS:
+    for name in REAL_PHOTOS:
         pixels = getattr(skimage.data, name)()
         if name == "stereo_motorcycle":
             pixels = pixels[0]  # (left view, right view, disparity)
@@ -172,10 +117,10 @@ def _real_photos():
     return images, digest.hexdigest()[:16]
 
 
-def _real_background(rng, size):
-    """A square crop of a random photo (_REAL_PHOTOS) at a random position and scale, flipped or not,
+def real_background(rng, size):
+    """A square crop of a random photo (REAL_PHOTOS) at a random position and scale, flipped or not,
     resized to (size, size). Returns the image (floats in [0, 1]) and the crop: (photo index, box, flipped)."""
-    photos, _ = _real_photos()
+    photos, _ = real_photos()
     index = int(rng.integers(len(photos)))
     photo = photos[index]
     short = min(photo.size)
@@ -250,16 +195,16 @@ def _part_sdf(poly, px, py):
     return np.where(inside > 0, outside, inside)
 
 
-def _render_sample(rng, image_size, variation, num_objects=None):
+def render_sample(rng, image_size, look, num_objects=None):
     """Render one image. Returns (uint8 HxWx3 image, objects); each object is a dict with category (0-based),
     bbox [x, y, w, h], area, segmentation (flat polygon) and mask (bool HxW: the pixels it changed)."""
-    photo, real = variation == "photo", variation == "real"
+    photo, real = look == "photo", look == "real"
     size = image_size
     scale = size / 128.0
     if photo:
         img = _photo_background(rng, size, size, scale)
     elif real:
-        img = _real_background(rng, size)[0]
+        img = real_background(rng, size)[0]
     else:
         img = np.full((size, size, 3), 0.4)
     if num_objects is None:
@@ -337,117 +282,3 @@ def _object_colour(rng, background, photo):
     dist = np.linalg.norm(candidates - background, axis=1)
     ok = np.nonzero(dist >= 0.45)[0]
     return candidates[ok[0] if len(ok) else dist.argmax()]
-
-
-# ----------------------------------------------------------------------------------------------------
-# Files
-# ----------------------------------------------------------------------------------------------------
-
-
-def _paths(root, split):
-    root = Path(root)
-    return root / split, root / "annotations" / f"instances_{split}.json", root / "annotations" / f"manifest_{split}.json"
-
-
-def generate_shapes_dataset(root, split, num_images, image_size=128, seed=0, variation="photo"):
-    """Write `root/<split>/NNNNNN.png` and `root/annotations/instances_<split>.json` (COCO); return the json path.
-
-    Deterministic: the same arguments give the same bytes. Idempotent: does nothing when the json, the
-    images and `root/annotations/manifest_<split>.json` exist and the manifest matches the arguments and
-    GENERATOR_VERSION (REAL_GENERATOR_VERSION and the photos' digest for the real look); otherwise
-    (re)generates everything. Takes about 3-4 ms per 128 px image.
-    """
-    if variation not in VARIATIONS:
-        raise ValueError(f"variation must be one of {VARIATIONS}, got {variation!r}")
-    image_dir, json_path, manifest_path = _paths(root, split)
-    manifest = {"generator": GENERATOR_VERSION, "split": split, "num_images": int(num_images),
-                "image_size": int(image_size), "seed": int(seed), "variation": variation,
-                "classes": list(SHAPE_CLASSES)}
-    if variation == "real":  # other photos (another scikit-image) regenerate; other looks' manifests unchanged
-        manifest.update(generator=REAL_GENERATOR_VERSION, photos=_real_photos()[1])
-    names = [f"{i:06d}.png" for i in range(num_images)]
-    if json_path.exists() and manifest_path.exists() and image_dir.is_dir():
-        try:
-            current = json.loads(manifest_path.read_text())
-        except ValueError:
-            current = None
-        if current == manifest and set(names) <= set(os.listdir(image_dir)):
-            return str(json_path)
-
-    image_dir.mkdir(parents=True, exist_ok=True)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    variation_code = VARIATIONS.index(variation)
-    images, annotations = [], []
-    for index, name in enumerate(names):
-        rng = np.random.default_rng([int(seed), variation_code, index])
-        pixels, objects = _render_sample(rng, image_size, variation)
-        write_atomic(image_dir / name, lambda f: Image.fromarray(pixels).save(f, format="PNG", compress_level=1),
-                     fsync=False)
-        images.append({"id": index + 1, "file_name": name, "width": image_size, "height": image_size})
-        for o in objects:
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": index + 1, "category_id": o["category"] + 1,
-                "bbox": o["bbox"], "area": o["area"], "iscrowd": 0, "segmentation": [o["segmentation"]],
-            })
-    coco = {
-        "info": manifest, "licenses": [], "images": images, "annotations": annotations,
-        "categories": [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(SHAPE_CLASSES)],
-    }
-    write_atomic(json_path, lambda f: json.dump(coco, f), "w", fsync=False)
-    write_atomic(manifest_path, lambda f: json.dump(manifest, f), "w", fsync=False)  # last: marks completion
-    return str(json_path)
-
-
-# ----------------------------------------------------------------------------------------------------
-# detectron2 registration
-# ----------------------------------------------------------------------------------------------------
-
-
-def register_shapes_dataset(name, root, split, num_images, image_size=128, seed=0, variation="photo"):
-    """Register `name` in detectron2's DatasetCatalog / MetadataCatalog, without generating anything yet.
-
-    `DatasetCatalog.get(name)` generates the files if needed (see generate_shapes_dataset), then loads
-    them with detectron2's load_coco_json. The metadata gets json_file, image_root, evaluator_type="coco"
-    and thing_classes; json_file exists only once generated, so call `ensure_generated(name)` before
-    building a COCOEvaluator for a dataset that may not be loaded yet. Like detectron2's own
-    registration, registering a name twice raises an AssertionError.
-    """
-    from detectron2.data import DatasetCatalog, MetadataCatalog
-    from detectron2.data.datasets import load_coco_json
-
-    spec = dict(root=str(root), split=split, num_images=num_images, image_size=image_size, seed=seed,
-                variation=variation)
-    image_root, json_file, _ = _paths(root, split)
-
-    def load():
-        return load_coco_json(generate_shapes_dataset(**spec), str(image_root), name)
-
-    DatasetCatalog.register(name, load)
-    MetadataCatalog.get(name).set(json_file=str(json_file), image_root=str(image_root), evaluator_type="coco",
-                                  thing_classes=list(SHAPE_CLASSES))
-    _REGISTERED[name] = spec
-
-
-def register_default_datasets(root=None):
-    """Register the names in DEFAULT_DATASETS under `root` (default: default_dataset_root()).
-
-    Names already in DatasetCatalog are left as they are, so calling this twice is harmless.
-    Returns the tuple of default names.
-    """
-    from detectron2.data import DatasetCatalog
-
-    root = default_dataset_root() if root is None else root
-    registered = set(DatasetCatalog.list())
-    for name, (split, num_images, seed, variation) in DEFAULT_DATASETS.items():
-        if name not in registered:
-            register_shapes_dataset(name, root, split, num_images, seed=seed, variation=variation)
-    return tuple(DEFAULT_DATASETS)
-
-
-def ensure_generated(name):
-    """Generate the files of a dataset registered by this module (if needed); return its json path.
-
-    Returns None for any other name, so a trainer can call it for every name in cfg.DATASETS.TEST.
-    """
-    spec = _REGISTERED.get(name)
-    return None if spec is None else generate_shapes_dataset(**spec)
