@@ -1,6 +1,5 @@
-"""tools/batch_study.py: a tiny study writes its table, plot and results, and a second run skips
+"""tools/batch_study.py (frn_det.study.batch): a tiny study writes its table, plot and results, and a second run skips
 the finished runs."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,10 +12,9 @@ from coco_tree import ROOT, TINY_MODEL, make_coco_tree
 
 @pytest.fixture
 def batch_study():
-    spec = importlib.util.spec_from_file_location("batch_study", os.path.join(ROOT, "tools", "batch_study.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from frn_det.study import batch
+
+    return batch
 
 
 def test_plan_and_scaling_rule(batch_study):

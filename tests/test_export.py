@@ -1,6 +1,5 @@
 """Issue 5, export: tools/export_model.py traces RetinaNet-FRN with detectron2's TracingAdapter to
 TorchScript and ONNX; TorchScript and onnxruntime give PyTorch's detections on the CPU."""
-import importlib.util
 import os
 import subprocess
 import sys
@@ -25,11 +24,6 @@ CONFIG = os.path.join(ROOT, "configs", "retinanet_frn_2img.yaml")
 OPTS = [*TINY_MODEL, "MODEL.RETINANET.SCORE_THRESH_TEST", "0.0"]
 
 
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +43,7 @@ def exported(tmp_path_factory):
     image_path = str(tmp / "sample.jpg")
     Image.fromarray(rng.integers(0, 256, (48, 80, 3), dtype=np.uint8)).save(image_path)
 
-    tool = load_tool("export_model")
+    from frn_det.export import model as tool
     paths = {fmt: tool.main(["--config-file", CONFIG, "--format", fmt, "--output", str(tmp / fmt),
                              "--sample-image", image_path, *OPTS, "MODEL.WEIGHTS", str(tmp / "weights.pth")])
              for fmt in ("torchscript", "onnx")}

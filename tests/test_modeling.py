@@ -57,11 +57,8 @@ def test_auto_scale_workers_keeps_images_per_gpu_and_the_rule():
 
 
 def test_committed_configs_are_the_generator_output(tmp_path):
-    import importlib.util
+    from frn_det.config import make_configs
 
-    spec = importlib.util.spec_from_file_location("make_configs", os.path.join(ROOT, "tools", "make_configs.py"))
-    make_configs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(make_configs)
     written = make_configs.write_configs(str(tmp_path))
     assert len(written) == 9 and len(PAPER_CONFIGS) == 9
     for path in written:

@@ -1,6 +1,5 @@
 """Issue 5, portability: several processes on the CPU (gloo), FRN backbones in other detectron2
 models (a model-zoo Faster R-CNN, tools/extract_backbone.py), and the LazyConfig versions."""
-import importlib.util
 import logging
 import os
 import subprocess
@@ -26,11 +25,6 @@ BASE = os.path.join(ROOT, "configs", "Base-RetinaNet-FRN.yaml")
 LAZY = os.path.join(ROOT, "configs", "lazy")
 
 
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def yacs_cfg(path, *opts, tiny=True):
@@ -132,7 +126,7 @@ def test_model_zoo_faster_rcnn_with_the_frn_backbone_of_a_retinanet_checkpoint(t
         for p in retina.parameters():
             p.normal_(0, 0.1)
     DetectionCheckpointer(retina, save_dir=str(tmp_path)).save("retinanet_frn")
-    extract = load_tool("extract_backbone")
+    from frn_det.export import backbone as extract
     extract.main([str(tmp_path / "retinanet_frn.pth"), str(tmp_path / "backbone.pth")])
     assert "dropped head.bbox_pred.*, head.bbox_subnet.*, head.cls_score.*, head.cls_subnet.*" in capsys.readouterr().out
     assert all(k.startswith("backbone.") for k in torch.load(tmp_path / "backbone.pth")["model"])

@@ -1,20 +1,18 @@
 """tools/study_summary.py (the study's tables and issue 12's targets) and norm_health.py --training
 (the monitor's records of training), on hand-made run folders."""
-import importlib.util
+import importlib
 import json
 import os
 
 import pytest
 import yaml
 
-from coco_tree import ROOT
 
 
 def _tool(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The package module behind tools/<name>.py."""
+    return importlib.import_module({"study_summary": "frn_det.study.summary", "norm_health": "frn_det.study.norm_health",
+                                    "bn_statistics": "frn_det.study.bn_statistics"}[name])
 
 
 def _run(study, variant, name, ap, imgs, lr=0.02, metrics=(), size=128):

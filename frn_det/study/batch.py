@@ -1,0 +1,419 @@
+"""The shape of the paper's Table 6 at small scale: {BN, GN, FRN} x images per GPU, trained from
+scratch with the same number of images seen, evaluated with COCO AP / AP50 / AP75.
+
+  python tools/batch_study.py                                  # the default study (embedded data, CPU)
+  python tools/batch_study.py --methods frn gn --imgs 2 8      # a subset
+  python tools/batch_study.py --base-lrs 0.02 0.05 0.1         # best of three lrs per cell, as the paper
+  python tools/batch_study.py --config configs/retinanet_frn_8img.yaml --num-gpus 8 --device cuda
+                                                               # the same study on COCO
+  python tools/batch_study.py --methods frn gn --imgs 8 --extra-seeds --schedules 400 800 1600 3200
+                                                               # convergence: AP against images seen
+  python tools/batch_study.py --methods frn gn bn --imgs 8 --sizes 128 256
+                                                               # input size: the same images scaled
+
+Each run follows the rule of the config generator relative to the config's own solver (its
+IMS_PER_BATCH, MAX_ITER, BASE_LR, WARMUP_ITERS): lr in proportion to the batch, steps in inverse
+proportion. With --base-lrs, every method and column is trained at each of those reference learning
+rates (the config's batch; scaled by the same rule) and each cell reports the best one, as the paper
+reports the best of three base_lr values. With --schedules, every cell is trained at each of those
+reference lengths (iterations at the config's batch; warmup and checkpoints scaled alike), each in
+OUTPUT/iters<N>/, and curve.png plots AP against images seen. With --sizes, every cell is trained at each
+of those input sides: the images are resized at load time (INPUT.*_SIZE_*; nothing is regenerated on
+disk) and the anchors (and MODEL.FPN.SQUARE_PAD) scale with them, so that each object lands on the same
+pyramid level as at the config's own size; a run at another size than the config's is named
+..._<side>px, and sizes.png plots each method's AP minus GN's against the input side.
+
+Runs go through tools/train_net.py, one process each, with --resume: a run whose results.json exists
+is skipped and an interrupted one continues from its last checkpoint, so the study resumes where it
+stopped. The progress bar counts iterations (its ETA holds across runs of different lengths). Writes
+results.json (paths relative to the repo), table.md and plot.png; --keep-in DIR also copies them and
+each run's results.json, metrics.json and config.yaml to DIR, for committing.
+"""
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+from tqdm import tqdm
+
+from frn_det.utils import REPO_ROOT as ROOT
+from frn_det.config.protocol import METHOD_NORMS, method_opts, scaled_solver
+
+STUDY_CONFIG = os.path.join(ROOT, "configs", "demo", "batch_study_R18_shapes.yaml")
+METRICS = ("AP", "AP50", "AP75")
+
+
+def reference_config(config_file, opts):
+    """The config the study scales from, after its _BASE_ chain and the overrides."""
+    from frn_det.config import build_cfg
+
+    return build_cfg(config_file, opts)
+
+
+def reference_solver(config_file, opts, cfg=None):
+    """The solver the study scales from: the config's, after its _BASE_ chain and the overrides."""
+    s = (cfg or reference_config(config_file, opts)).SOLVER
+    return dict(batch=s.IMS_PER_BATCH, steps=s.MAX_ITER, lr=s.BASE_LR, warmup=s.WARMUP_ITERS,
+                checkpoint=s.CHECKPOINT_PERIOD)
+
+
+def plan_runs(methods, imgs, seeds, extra_seeds, base_lrs=(None,), schedules=(None,), sizes=(None,),
+              own_size=None):
+    """One run per size, schedule, reference lr, images per GPU, seed and method (None: the
+    config's). A run at a size other than own_size (the config's) is named ..._<size>px."""
+    runs = []
+    for size in sizes:
+        for steps in schedules:
+            for lr in base_lrs:
+                for m in imgs:
+                    for seed in sorted(set(seeds) | set(extra_seeds.get(m, []))):
+                        for method in methods:
+                            name = (f"{method}_{m}img_seed{seed}" + ("" if lr is None else f"_lr{lr:g}")
+                                    + ("" if size in (None, own_size) else f"_{size}px"))
+                            folder = name if steps is None else os.path.join(f"iters{steps}", name)
+                            runs.append(dict(method=method, imgs=m, seed=seed, base_lr=lr, schedule=steps,
+                                             size=size or own_size, name=name, dir=folder))
+    return runs
+
+
+def config_size(cfg):
+    """The input side a config trains at: its longest training side (the study's images are square)."""
+    return cfg.INPUT.MAX_SIZE_TRAIN
+
+
+def size_opts(size, cfg):
+    """Overrides that train and test at input side `size` instead of the config's own: the images are
+    resized at load time and the anchors (and square padding) scale with them, so that each object
+    keeps its pyramid level. Nothing when size is the config's."""
+    if cfg is None or size is None or size == config_size(cfg):
+        return []
+    base = config_size(cfg)
+    scale = size / base
+    anchors = [[round(a * scale, 2) for a in level] for level in cfg.MODEL.ANCHOR_GENERATOR.SIZES]
+    opts = ["INPUT.MIN_SIZE_TRAIN", f"({size},)", "INPUT.MAX_SIZE_TRAIN", str(size),
+            "INPUT.MIN_SIZE_TEST", str(size), "INPUT.MAX_SIZE_TEST", str(size),
+            "MODEL.ANCHOR_GENERATOR.SIZES", str(anchors)]
+    if cfg.MODEL.FPN.get("SQUARE_PAD", 0):
+        opts += ["MODEL.FPN.SQUARE_PAD", str(round(cfg.MODEL.FPN.SQUARE_PAD * scale))]
+    return opts
+
+
+def run_solver(run, ref, num_gpus):
+    """SOLVER keys of one run: the reference solver at the run's schedule, scaled to its batch."""
+    steps = ref["steps"] if run.get("schedule") is None else run["schedule"]
+    stretch = steps / ref["steps"]
+    lr = ref["lr"] if run["base_lr"] is None else run["base_lr"]
+    return scaled_solver(run["imgs"], num_gpus, ref["batch"], steps, lr, round(ref["warmup"] * stretch),
+                         max(1, round(ref["checkpoint"] * stretch)))
+
+
+def relative(path):
+    """A path relative to the repo when it is inside it, so that committed results name no machine."""
+    rel = os.path.relpath(os.path.abspath(path), ROOT)
+    return path if rel.startswith("..") else rel
+
+
+def _iterations_done(out):
+    """Iterations a run has done, from its last metrics line (while it trains)."""
+    try:
+        with open(os.path.join(out, "metrics.json")) as f:
+            lines = [line for line in f if '"iteration"' in line]
+        return json.loads(lines[-1])["iteration"] + 1 if lines else 0
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def _checkpointed_iterations(out):
+    """Iterations up to a run's last checkpoint, where --resume starts it again."""
+    try:
+        name = open(os.path.join(out, "last_checkpoint")).read().strip()  # model_0000799.pth, model_final.pth
+    except OSError:
+        return 0
+    match = re.fullmatch(r"model_(\d+)\.pth", name)
+    return int(match.group(1)) + 1 if match else 0
+
+
+def run_one(run, args, ref, progress=None, cfg=None):
+    """Trains and evaluates one run; returns ({dataset: {AP, AP50, AP75}} or {"failed": why}, skipped).
+    progress(iterations_done) is called while it trains."""
+    out = os.path.join(args.output, run["dir"])
+    results_file = os.path.join(out, "results.json")
+    if os.path.exists(results_file):
+        return json.load(open(results_file))["headline"], True
+    solver = run_solver(run, ref, args.num_gpus)
+    # the study's own keys come last and win
+    opts = [*args.opts, *method_opts(run["method"]), *size_opts(run.get("size"), cfg)]
+    for key, value in solver.items():
+        opts += [f"SOLVER.{key}", str(value)]
+    opts += ["SEED", str(run["seed"]), "OUTPUT_DIR", out, "MODEL.DEVICE", args.device]
+    cmd = [sys.executable, os.path.join(ROOT, "tools", "train_net.py"), "--config-file", args.config,
+           "--num-gpus", str(args.num_gpus), "--resume", *opts]
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "study.log"), "a") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        while proc.poll() is None:
+            time.sleep(2)
+            if progress:
+                progress(_iterations_done(out))
+        code = proc.returncode
+    if code != 0 or not os.path.exists(results_file):
+        return {"failed": f"exit code {code}; see {relative(os.path.join(out, 'study.log'))}"}, False
+    return json.load(open(results_file))["headline"], False
+
+
+def summarize(records, schedule=None, size=None):
+    """{(method, imgs): {metric: [values over seeds], "base_lr": lr}} from the finished runs of one
+    schedule (and input size, where given); where several learning rates were run, the one with the
+    best mean AP."""
+    by_lr = {}
+    for r in records:
+        if "failed" in r["result"] or r.get("schedule") != schedule:
+            continue
+        if size is not None and r.get("size") != size:
+            continue
+        (values,) = r["result"].values()  # one test dataset
+        cell = by_lr.setdefault((r["method"], r["imgs"], r["base_lr"]), {k: [] for k in METRICS})
+        for k in METRICS:
+            cell[k].append(values[k])
+    cells = {}
+    for (method, m, lr), cell in by_lr.items():
+        best = cells.get((method, m))
+        if best is None or statistics.mean(cell["AP"]) > statistics.mean(best["AP"]):
+            cells[(method, m)] = {**cell, "base_lr": lr}
+    return cells
+
+
+def _fmt(values):
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+def markdown_table(cells, methods, imgs, base_lrs=(None,)):
+    """Table 6's layout: a row per method, AP / AP50 / AP75 for each images-per-GPU column, and with
+    --base-lrs, a row of the best learning rate per column."""
+    cols = sorted(imgs, reverse=True)
+    head = "| method | " + " | ".join(f"{k} @{m}" for k in METRICS for m in cols) + " |"
+    rule = "|---|" + "---|" * (len(METRICS) * len(cols))
+    rows = []
+    for method in methods:
+        rows.append(f"| {method.upper()} | " + " | ".join(
+            _fmt(cells.get((method, m), {}).get(k, [])) for k in METRICS for m in cols) + " |")
+        if base_lrs[0] is not None:
+            lrs = [cells[(method, m)]["base_lr"] if (method, m) in cells else None for m in cols]
+            rows.append(f"| {method.upper()} best lr | " + " | ".join(
+                "-" if lr is None else f"{lr:g}" for _ in METRICS for lr in lrs) + " |")
+    note = "Images per GPU (per process) after @; mean ± std over seeds where a cell has several."
+    if base_lrs[0] is not None:
+        note += (f" Each cell: the best of reference lrs {', '.join(f'{lr:g}' for lr in base_lrs)} (at the"
+                 " config's batch; scaled by m/batch), chosen by mean AP.")
+    return "\n".join([head, rule, *rows, "", note]) + "\n"
+
+
+def plot(cells, methods, imgs, path, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for method in methods:
+        xs = [m for m in sorted(imgs) if cells.get((method, m))]
+        if not xs:
+            continue
+        means = [statistics.mean(cells[(method, m)]["AP"]) for m in xs]
+        errs = [statistics.stdev(cells[(method, m)]["AP"]) if len(cells[(method, m)]["AP"]) > 1 else 0 for m in xs]
+        ax.errorbar(xs, means, yerr=errs, marker="o", capsize=3, label=method.upper())
+    _finish(fig, ax, sorted(imgs), [str(m) for m in sorted(imgs)], "images per GPU", title, path)
+
+
+def _finish(fig, ax, ticks, labels, xlabel, title, path, ylabel="AP (COCO, val)"):
+    import matplotlib.pyplot as plt
+
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks, labels)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_curve(by_schedule, methods, imgs, batch, path, title):
+    """AP against images seen (schedule x reference batch), a line per method and images per GPU."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for method in methods:
+        for m in sorted(imgs, reverse=True):
+            pts = [(steps * batch, statistics.mean(cells[(method, m)]["AP"]))
+                   for steps, cells in sorted(by_schedule.items()) if (method, m) in cells]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=f"{method.upper()} {m} img")
+    xs = sorted(steps * batch for steps in by_schedule)
+    _finish(fig, ax, xs, [f"{x:,}" for x in xs], "images seen", title, path)
+
+
+def plot_sizes(by_size, methods, imgs, path, title):
+    """Each method's AP minus GN's (same images per GPU) against the input side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for method in methods:
+        if method == "gn":
+            continue
+        for m in sorted(imgs, reverse=True):
+            pts = [(size, statistics.mean(cells[(method, m)]["AP"]) - statistics.mean(cells[("gn", m)]["AP"]))
+                   for size, cells in sorted(by_size.items()) if (method, m) in cells and ("gn", m) in cells]
+            pts = [(x, y) for x, y in pts if math.isfinite(y)]  # a model with no detections has AP nan
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=f"{method.upper()} - GN, {m} img")
+    ax.axhline(0, color="grey", lw=0.8)
+    _finish(fig, ax, sorted(by_size), [str(s) for s in sorted(by_size)], "input side (px)", title, path,
+            ylabel="AP minus GN's AP (same images per GPU)")
+
+
+def keep_results(output, records, dest):
+    """Copies the study's summary and each finished run's small files to dest (for committing)."""
+    for r in records:
+        for name in ("results.json", "metrics.json", "config.yaml"):
+            src = os.path.join(output, r["dir"], name)
+            if os.path.exists(src):
+                os.makedirs(os.path.join(dest, r["dir"]), exist_ok=True)
+                shutil.copy2(src, os.path.join(dest, r["dir"], name))
+    for name in ("results.json", "table.md", "plot.png", "curve.png", "sizes.png"):
+        if os.path.exists(os.path.join(output, name)):
+            shutil.copy2(os.path.join(output, name), os.path.join(dest, name))
+
+
+def parse_extra_seeds(items):
+    """["2=1,2"] -> {2: [1, 2]}"""
+    extra = {}
+    for item in items:
+        try:
+            m, seeds = item.split("=")
+            extra[int(m)] = [int(x) for x in seeds.split(",")]
+        except ValueError:
+            raise SystemExit(f"--extra-seeds takes IMGS=SEED,SEED... (e.g. 2=1,2); got {item!r}")
+    return extra
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=STUDY_CONFIG,
+                        help="the reference config whose solver every run scales from (default: %(default)s)")
+    parser.add_argument("--methods", nargs="+", default=list(METHOD_NORMS), choices=list(METHOD_NORMS))
+    parser.add_argument("--imgs", nargs="+", type=int, default=[8, 2], help="images per GPU (default: the committed study's columns)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds for every column")
+    parser.add_argument("--extra-seeds", nargs="*", default=["2=1"],
+                        help="more seeds for some columns, as IMGS=SEED,SEED (default: 2=1)")
+    parser.add_argument("--base-lrs", nargs="+", type=float, default=None,
+                        help="reference learning rates (at the config's batch) to run for every cell; the "
+                             "table reports the best (default: the config's SOLVER.BASE_LR only)")
+    parser.add_argument("--schedules", nargs="+", type=int, default=None,
+                        help="reference schedule lengths (iterations at the config's batch) to run every cell "
+                             "at; each goes to OUTPUT/iters<N> (default: the config's SOLVER.MAX_ITER only)")
+    parser.add_argument("--sizes", nargs="+", type=int, default=None,
+                        help="input sides (px) to run every cell at: images resized at load time, anchors "
+                             "scaled alike; runs at another size than the config's are named _<side>px "
+                             "(default: the config's size only)")
+    parser.add_argument("--keep-in", default=None,
+                        help="also copy the summary and each run's results.json, metrics.json, config.yaml here")
+    parser.add_argument("--num-gpus", type=int, default=1, help="processes per run")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--output", default=os.path.join(ROOT, "output", "batch_study"))
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every run (KEY VALUE ...)")
+    args = parser.parse_args(argv)
+    args.config = os.path.abspath(args.config)
+    os.makedirs(args.output, exist_ok=True)
+
+    cfg = reference_config(args.config, args.opts)
+    ref = reference_solver(args.config, args.opts, cfg)
+    base_lrs = args.base_lrs or [None]
+    schedules = args.schedules or [None]
+    sizes = args.sizes or [config_size(cfg)]
+    runs = plan_runs(args.methods, args.imgs, args.seeds, parse_extra_seeds(args.extra_seeds), base_lrs, schedules,
+                     sizes, config_size(cfg))
+    records = []
+    start = time.time()
+    # The bar counts training images still to go: a run's cost is about its images (an iteration of
+    # 2 images costs about a quarter of one of 8), finished runs are skipped and a resumed run's
+    # earlier iterations are done, so none of them count and the ETA stays true.
+    solvers = [run_solver(r, ref, args.num_gpus) for r in runs]
+    done_before = [None if os.path.exists(os.path.join(args.output, r["dir"], "results.json"))
+                   else min(_checkpointed_iterations(os.path.join(args.output, r["dir"])), s["MAX_ITER"])
+                   for r, s in zip(runs, solvers)]
+    bar = tqdm(total=sum((s["MAX_ITER"] - d) * s["IMS_PER_BATCH"] for s, d in zip(solvers, done_before) if d is not None),
+               desc="batch study", unit="img", unit_scale=True, smoothing=0.05)
+    for run, s, before in zip(runs, solvers, done_before):
+        bar.set_postfix_str(run["dir"])
+        base, n, batch = bar.n, s["MAX_ITER"], s["IMS_PER_BATCH"]
+        result, skipped = run_one(run, args, ref, progress=lambda it: bar.update(
+            base + max(0, min(it, n) - before) * batch - bar.n), cfg=cfg)
+        if before is not None:
+            bar.update(base + (n - before) * batch - bar.n)
+        records.append({**run, "result": result, "skipped": skipped})
+        if "failed" in result:
+            tqdm.write(f"{run['dir']}: FAILED ({result['failed']})")
+    bar.close()
+    minutes = (time.time() - start) / 60
+
+    lrs_note = "" if base_lrs[0] is None else "\nbest of lr " + ", ".join(f"{lr:g}" for lr in base_lrs)
+    last_size = sizes[-1]
+    by_schedule = {steps: summarize(records, steps, last_size) for steps in schedules}
+    tables = []
+    for size in sizes:
+        for steps in schedules:
+            table = markdown_table(summarize(records, steps, size), args.methods, args.imgs, base_lrs)
+            seen = (ref["steps"] if steps is None else steps) * ref["batch"]
+            heads = ([] if steps is None else [f"{steps} iterations of {ref['batch']} images ({seen:,} images seen)"]) + \
+                ([] if len(sizes) == 1 else [f"{size} px"])
+            tables.append(f"### {', '.join(heads)}\n\n{table}" if heads else table)
+    table = "\n".join(tables)
+    with open(os.path.join(args.output, "results.json"), "w") as f:
+        json.dump({"config": relative(args.config), "reference_solver": ref, "sizes": sizes, "num_gpus": args.num_gpus,
+                   "command": ["python", "tools/batch_study.py",
+                               *(relative(a) if os.path.exists(a) else a for a in (sys.argv[1:] if argv is None else argv))],
+                   "minutes_this_invocation": minutes, "runs": records}, f, indent=2)
+    with open(os.path.join(args.output, "table.md"), "w") as f:
+        f.write(table)
+    last = max(schedules, key=lambda s: -1 if s is None else s)
+    seen = (ref["steps"] if last is None else last) * ref["batch"]
+    plot(by_schedule[last], args.methods, args.imgs, os.path.join(args.output, "plot.png"),
+         f"{os.path.basename(args.config)}: {seen:,} images seen" + lrs_note)
+    if len(sizes) > 1:
+        plot_sizes({size: summarize(records, last, size) for size in sizes}, args.methods, args.imgs,
+                   os.path.join(args.output, "sizes.png"), f"{os.path.basename(args.config)}: AP against input size" + lrs_note)
+    if len(schedules) > 1:
+        plot_curve(by_schedule, args.methods, args.imgs, ref["batch"], os.path.join(args.output, "curve.png"),
+                   f"{os.path.basename(args.config)}: AP against images seen" + lrs_note)
+    if args.keep_in:
+        keep_results(args.output, records, args.keep_in)
+    print(table)
+    print(f"{len(runs)} runs ({sum(r['skipped'] for r in records)} skipped) in {minutes:.1f} min; "
+          f"results, table.md and plot.png in {args.output}")
+    return records
+
+
+def cli(argv=None):
+    """main(), then the exit status: a failed run fails the study, so that scripts (and queues of
+    studies) see it."""
+    failed = [r["dir"] for r in main(argv) if "failed" in r["result"]]
+    return f"batch study: {len(failed)} run(s) failed: {', '.join(failed)}" if failed else 0
