@@ -1,4 +1,4 @@
-"""Issue 5, export: tools/export_model.py traces RetinaNet-FRN with detectron2's TracingAdapter to
+"""Export: tools/export_model.py traces RetinaNet-FRN with detectron2's TracingAdapter to
 TorchScript and ONNX; TorchScript and onnxruntime give PyTorch's detections on the CPU."""
 import os
 import subprocess

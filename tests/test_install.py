@@ -1,4 +1,4 @@
-"""Issue 11: frn_det as a user installs it into their detectron2 environment. Builds the wheel from the
+"""frn_det as a user installs it into their detectron2 environment. Builds the wheel from the
 checkout's files (as a fresh clone has them), installs it into a folder of its own, and from a working
 directory outside the repo gets configs through frn_det.model_zoo, trains and evaluates the demo config
 on the embedded data, and loads the FRN backbone into a model-zoo Faster R-CNN."""

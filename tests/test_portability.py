@@ -1,4 +1,4 @@
-"""Issue 5, portability: several processes on the CPU (gloo), FRN backbones in other detectron2
+"""Portability: several processes on the CPU (gloo), FRN backbones in other detectron2
 models (a model-zoo Faster R-CNN, tools/extract_backbone.py), and the LazyConfig versions."""
 import logging
 import os

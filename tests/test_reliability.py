@@ -1,4 +1,4 @@
-"""Issue 5, reliability: bad input is one clear error that loses nothing, non-finite losses stop
+"""Reliability: bad input is one clear error that loses nothing, non-finite losses stop
 training with the last checkpoint intact, bf16 mixed precision on the CPU, and resume after SIGKILL."""
 import json
 import math

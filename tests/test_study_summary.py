@@ -1,4 +1,4 @@
-"""tools/study_summary.py (the study's tables and issue 12's targets) and norm_health.py --training
+"""tools/study_summary.py (the study's tables and targets) and norm_health.py --training
 (the monitor's records of training), on hand-made run folders."""
 import importlib
 import json
@@ -71,7 +71,7 @@ def test_sizes_get_their_own_tables_and_gaps(study, tmp_path):
     assert os.path.getsize(summary.plot_sizes(runs, str(tmp_path / "sizes.png"))) > 1000
 
 
-def test_targets_are_checked_against_the_issue(study):
+def test_targets_are_checked_on_the_table_cells(study):
     summary = _tool("study_summary")
     runs = summary.load_runs(str(study))
     got = {target: (met, measured) for target, met, measured in summary.targets(runs, "shapes", [8, 2])}

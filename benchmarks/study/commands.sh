@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The runs of benchmarks/study/ (issue 12), one tools/batch_study.py call per line, in the order they
+# The runs of benchmarks/study/, one tools/batch_study.py call per line, in the order they
 # were run: two lines at a time, one thread each (the fastest use of 2 cores), from the repo root:
 #   grep -v -e '^#' -e '^$' benchmarks/study/commands.sh | xargs -d '\n' -n 1 -P 2 bash -c 'eval "$0"'
 # Every call skips finished runs and resumes interrupted ones, so this can be run again at any time;

@@ -1,5 +1,5 @@
 """The batch-size study's summary (benchmarks/study/): Table 6's shape on each look, with and without
-the recipe options, each option's effect, the learning-rate sweep, and issue 12's targets checked.
+the recipe options, each option's effect, the learning-rate sweep, and the study's targets checked.
 
   python tools/study_summary.py                          # reads and writes benchmarks/study
   python tools/study_summary.py --study output/study --output /tmp/summary
@@ -35,7 +35,7 @@ OPTIONS = {
 METHODS = ("frn", "gn", "bn")
 REFERENCE_IMGS = 8  # the study config's batch: learning rates are swept and named at it
 RUN_NAME = re.compile(r"^(frn|gn|bn)_(\d+)img_seed(\d+)(?:_lr([0-9.e-]+))?(?:_(\d+)px)?$")
-# issue 12's targets
+# the study's targets: what FRN should show at small scale if it behaves as in the paper's Table 6
 FRN_VS_GN = 1.0  # FRN within 1 AP of GN (or above) at every column
 FRN_FLAT = 1.5  # FRN at 2 images within 1.5 AP of FRN at 8
 BN_DROP = 3.0  # BN at 2 images at least 3 AP below BN at 8
@@ -127,9 +127,9 @@ def look_rows(runs, look):
 
 
 def targets(runs, look, cols):
-    """Issue 12's targets on one look, each as (target, met or None when not run, what was measured),
+    """The study's targets on one look, each as (target, met or None when not run, what was measured),
     on the table's cells (column_cell). A comparison across columns with one seed at 2 images is
-    marked provisional: the issue asks for two."""
+    marked provisional: a comparison needs two."""
     out = []
     gn = {m: mean(column_cell(runs, look, "gn", m)[1]) for m in cols}
     frn_rows = [(label.replace(" (option)", ""), variant) for label, variant, method in look_rows(runs, look)
