@@ -7,6 +7,8 @@ import os
 import pytest
 import yaml
 
+from coco_tree import ROOT
+
 
 
 def _tool(name):
@@ -160,6 +162,9 @@ def test_summary_goes_between_the_readme_markers(study, tmp_path):
     text = readme.read_text()
     assert text.startswith("# x\nbefore\n<!-- study summary -->\nReference schedule:") and text.endswith("<!-- /study summary -->\nafter\n")
     assert "old table" not in text and "| FRN (paper) | 70.0 (lr 0.02)" in text
+    committed = _tool("study_summary").STUDY_README
+    assert os.path.relpath(committed, ROOT) == os.path.join("benchmarks", "study", "README.md")
+    assert open(committed).read().count("<!-- study summary -->") == 1  # where --readme alone writes
     readme.write_text("no markers\n")
     with pytest.raises(SystemExit, match="study summary"):
         _tool("study_summary").main(["--study", str(study), "--output", str(tmp_path / "out"), "--readme", str(readme)])

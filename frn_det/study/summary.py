@@ -11,8 +11,9 @@ The study folder holds one folder per variant, as benchmarks/study/commands.sh w
 cell was run at several learning rates, it shows the best (by mean AP over seeds) and names it.
 Runs at another input size than 128 px (`..._256px`, tools/batch_study.py --sizes) get tables of their
 own, and a table and sizes.png show each row's gap to GN by size; summary.png shows the main size (the
-largest with a complete table). Writes summary.md and summary.png; with --readme FILE, also puts the tables between FILE's lines
-`<!-- study summary -->` and `<!-- /study summary -->`.
+largest with a complete table). Writes summary.md and summary.png; with --readme, also puts the tables
+between the lines `<!-- study summary -->` and `<!-- /study summary -->` of benchmarks/study/README.md
+(or of --readme FILE).
 """
 import argparse
 import json
@@ -345,6 +346,7 @@ def plot_sizes(runs, path):
 
 
 README_BEGIN, README_END = "<!-- study summary -->", "<!-- /study summary -->"
+STUDY_README = os.path.join(ROOT, "benchmarks", "study", "README.md")
 
 
 def update_readme(path, text):
@@ -361,7 +363,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--study", default=os.path.join(ROOT, "benchmarks", "study"))
     ap.add_argument("--output", default=None, help="default: the study folder")
-    ap.add_argument("--readme", default=None, help="a markdown file to put the tables in (between markers)")
+    ap.add_argument("--readme", nargs="?", const=STUDY_README, default=None, metavar="FILE",
+                    help="a markdown file to put the tables in, between markers (without FILE: the study's README)")
     args = ap.parse_args(argv)
     runs = load_runs(args.study)
     if not runs:
