@@ -124,8 +124,23 @@ def test_other_warmups_are_detectron2s():
     for build in (build_lr_scheduler, d2_build_lr_scheduler):
         opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
         sched = build(cfg, opt)
-        lrs.append([opt.param_groups[0]["lr"] for _ in range(300) if not opt.step() and not sched.step()])
-    assert lrs[0] == lrs[1]
+        lrs.append([])
+        for _ in range(300):
+            lrs[-1].append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+    assert lrs[0] == lrs[1] and lrs[0][50] == pytest.approx(lrs[0][99] * 50 / 99, rel=0.05)  # linear ramp
+
+
+def test_detectron2s_own_scheduler_is_left_as_it_is():
+    """frn_det does not teach detectron2's build_lr_scheduler (nor DefaultTrainer's) the cosine
+    ramp-up; a cosine config there fails at once, and frn_det's Trainer builds it."""
+    from detectron2.engine import DefaultTrainer
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    with pytest.raises(ValueError, match="Unknown warmup method: cosine"):
+        DefaultTrainer.build_lr_scheduler(_cosine_cfg(), opt)
+    assert Trainer.build_lr_scheduler(_cosine_cfg(), opt) is not None
 
 
 def test_unknown_warmup_method_is_a_clear_error():
