@@ -255,9 +255,8 @@ def test_monitor_period_must_match_the_writers():
 
 
 def test_centering_is_in_the_traced_export_graph():
-    from test_export import load_tool
+    from frn_det.export import model as tool
 
-    tool = load_tool("export_model")
     _, model = tiny_retinanet(**{"MODEL.CENTER_PIXELS_PER_IMAGE": "True", "MODEL.RETINANET.SCORE_THRESH_TEST": "0.0"})
     g = torch.Generator().manual_seed(1)
     image = torch.rand(3, 64, 96, generator=g) * 255
