@@ -14,6 +14,7 @@ On CUDA the paths are compile, python and reference, times come from CUDA events
 bf16 inputs under torch.autocast, and --models reports torch.cuda.max_memory_allocated (AMP: fp16).
 """
 import argparse
+import contextlib
 import datetime
 import itertools
 import os
@@ -22,14 +23,13 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from unittest import mock
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from frn_det.layers import FRN, frn_impl  # noqa: E402
+from frn_det.layers import FRN, dispatch, path_cpp, path_torch  # noqa: E402
 
 # RetinaNet FPN levels P3-P7 for a 1024x1024 input, 2 images. Issue 4's targets: P3 and P6, fp32.
 TARGET_SHAPES = [(2, 256, 128, 128), (2, 256, 16, 16)]
@@ -46,7 +46,7 @@ BASELINE = "GN+ReLU"
 def frn_method(path):
     def build(c):
         layer = FRN(c)
-        fn = frn_impl.PATHS[path]
+        fn = dispatch.PATHS[path]
         return layer, lambda x: fn(x, layer.weight, layer.bias, layer.tau, layer.eps, layer.eps_l)
 
     return build
@@ -63,7 +63,7 @@ def module_method(make):
 def methods(device="cpu"):
     """name -> build(channels) -> (module holding the parameters, callable)."""
     if device == "cpu":
-        paths = (["cpp"] if frn_impl.cpp_available() else []) + ["python", "reference"]
+        paths = (["cpp"] if path_cpp.cpp_available() else []) + ["python", "reference"]
     else:
         paths = ["compile", "python", "reference"]  # no C++ kernel off the CPU
     out = {f"FRN+TLU {path}": frn_method(path) for path in paths}
@@ -151,7 +151,7 @@ def compile_sizes(device, dtype_name, sizes=COMPILE_SIZES, channels=256):
     from torch._dynamo.utils import counters
 
     torch._dynamo.reset()
-    frn_impl._compiled_kernels.cache_clear()
+    path_torch.compiled_kernels.cache_clear()
     layer, fn = frn_method("compile")(channels)
     params = [p for p in layer.to(device).parameters() if p.requires_grad]
     if dtype_name in AUTOCAST:
@@ -168,8 +168,7 @@ def compile_sizes(device, dtype_name, sizes=COMPILE_SIZES, channels=256):
         graphs = counters["stats"]["unique_graphs"] - before
         recompiles += bool(i and graphs)
         lines.append(f"| 2x{channels}x{h}x{w} | {time.perf_counter() - t0:.3g} | {graphs} |")
-    kernels = frn_impl._compiled_kernels()
-    fallback = kernels.forward.compiled is None or kernels.backward.compiled is None
+    fallback = path_torch.compile_fell_back()
     summary = (f"- torch.compile over {len(sizes)} sizes, {dtype_name}: {recompiles} recompilation(s) after "
                f"the first size (target: at most 1: {'met' if recompiles <= 1 else 'NOT met'})"
                + ("; compiling FAILED, the eager kernels ran (see the log)" if fallback else ""))
@@ -229,7 +228,7 @@ def _model_parts(args, root):
     device = getattr(args, "device", "cpu")
     if device == "cpu":  # the cpp path where it is built; the eager formula shows what it saves
         names = [n for n, (_, impl) in MODEL_CONFIGS.items()
-                 if impl not in ("compile", "python") and (impl != "cpp" or frn_impl.cpp_available())]
+                 if impl not in ("compile", "python") and (impl != "cpp" or path_cpp.cpp_available())]
     else:
         names = [n for n, (_, impl) in MODEL_CONFIGS.items() if impl != "cpp"]
     size, g = args.model_size, torch.Generator().manual_seed(0)
@@ -396,8 +395,8 @@ def _device_words(device):
 
 
 def _impl_env(impl):
-    """FRN_DET_IMPL=impl inside the block (None: unchanged)."""
-    return mock.patch.dict(os.environ, {"FRN_DET_IMPL": impl} if impl else {})
+    """FRN path `impl` inside the block (None: unchanged)."""
+    return dispatch.force_impl(impl) if impl else contextlib.nullcontext()
 
 
 def main(argv=None):
@@ -458,7 +457,7 @@ def main(argv=None):
         f"`{' '.join(['tools/benchmark_frn.py'] + (argv if argv is not None else sys.argv[1:]))}` on "
         f"{datetime.date.today()}: {_device_words(args.device)}, torch "
         f"{torch.__version__}, default {'CPU' if args.device == 'cpu' else 'CUDA'} FRN path "
-        f"`{frn_impl.active_impl(args.device)}`."
+        f"`{dispatch.active_impl(args.device)}`."
         + ("" if args.skip_layers else
            f" Forward+backward (grads of input and parameters), median of {args.repeats} interleaved timings; "
            f"saved = bytes autograd keeps for backward (each storage once, parameters not counted). ReLUs "

@@ -11,14 +11,12 @@ import argparse
 import importlib
 import json
 import sys
-from pathlib import Path
 
 import torch
 
-root = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(root), str(root / "tests")]
-from frn_det.layers import frn_impl, frn_reference  # noqa: E402
-from test_frn_paths import assert_agree, make_case, run  # noqa: E402
+from frn_det.layers import dispatch, frn_reference, path_torch
+from frn_det.layers.testing import assert_agree, make_case
+from frn_det.layers.testing import outputs_and_grads as run
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 SHAPES = [(2, 4, 9, 11), (2, 256, 16, 16), (3, 5), (2, 8, 1, 1)]
@@ -33,7 +31,7 @@ COMPILE_VARIANTS = [(True, True), (False, False)]
 def env(args):
     info = {"python": sys.version.split()[0], "torch": torch.__version__, "cuda": torch.version.cuda,
             "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
-            "default FRN path": frn_impl.active_impl(args.device)}
+            "default FRN path": dispatch.active_impl(args.device)}
     for name in ("triton", "detectron2", "fvcore", "pycocotools", "omegaconf", "hydra", "numpy", "cv2"):
         try:
             info[name] = getattr(importlib.import_module(name), "__version__", "present")
@@ -59,7 +57,7 @@ def frn(args):
                     torch.manual_seed(0)
                     x, params, dz = make_case(shape, DTYPES[dtype], learnable_eps, tlu, device=args.device)
                     try:
-                        got = run(frn_impl.PATHS[path], x, params, dz)
+                        got = run(dispatch.PATHS[path], x, params, dz)
                         assert_agree(x, params, dz, got, run(frn_reference, x, params, dz))
                         error = None
                     except Exception as e:  # noqa: BLE001  (a mismatch or a crash: recorded, the rest go on)
@@ -68,8 +66,7 @@ def frn(args):
                                  "tlu": tlu, "ok": error is None, "error": error})
     compiled = None
     if "compile" in paths:  # _CompiledOrEager falls back to eager for good when compiling fails
-        kernels = frn_impl._compiled_kernels()
-        compiled = kernels.forward.compiled is not None and kernels.backward.compiled is not None
+        compiled = not path_torch.compile_fell_back()
     print(json.dumps({"cases": len(rows), "failures": failures, "compile_compiled": compiled,
                       "graphs_compiled": counters["stats"]["unique_graphs"], "rows": rows}))
     return int(failures > 0 or compiled is False)
