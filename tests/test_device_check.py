@@ -50,11 +50,12 @@ def test_tiny_dry_run_writes_a_full_report(tmp_path):
     tests = steps["cuda_tests"]["result"]
     assert tests["tests"] >= 4 and tests["failures"] == tests["errors"] == 0
     frn = steps["frn_vs_reference"]["result"]
-    assert frn["cases"] == 3 * 2 * 4 and frn["failures"] == 0  # fp32/bf16/fp16 x 2 shapes x eps/TLU variants
+    # triton (through the interpreter) and python: fp32/bf16/fp16 x 2 shapes x eps/TLU variants each
+    assert frn["cases_per_path"] == {"triton": 3 * 2 * 4, "python": 3 * 2 * 4} and frn["failures"] == 0
     layers = steps["benchmark_layers"]["result"]["markdown"]
     for method in ("FRN+TLU python", "FRN+TLU reference", "GN+ReLU", "BN+ReLU"):
         assert f"| fp32 | {method} |" in layers and f"| bf16-autocast | {method} |" in layers
-    assert len(steps["benchmark_layers"]["result"]["targets"]) == 4  # 2 shapes x fp32, bf16-autocast
+    assert len(steps["benchmark_layers"]["result"]["targets"]) == 6  # 3 shapes x fp32, bf16-autocast
     models = steps["retinanet"]["result"]["markdown"]
     for amp in ("off", "on"):
         for model in ("RetinaNet FRN reference", "RetinaNet GN", "RetinaNet BN"):

@@ -192,7 +192,7 @@ def test_compile_path_on_cpu(shape):
 @pytest.mark.parametrize("shape", [(2, 4, 9, 11), (4, 6)])
 def test_gpu_path_agrees_with_reference(dtype, shape):
     assert dispatch.active_impl("cuda") in ("compile", "python")
-    for path in ("compile", "python"):
+    for path in ("triton", "compile", "python"):
         x, params, dz = make_case(shape, dtype, learnable_eps=True, tlu=True, device="cuda")
         got = run(PATHS[path], x, params, dz)
         assert_agree(x, params, dz, got, run(frn_reference, x, params, dz))

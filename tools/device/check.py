@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The device check (issue 10): every step in a process of its own with a time limit, so one that fails
+"""The device check: every step in a process of its own with a time limit, so one that fails
 or hangs is recorded and the rest still run. report.md and report.json are rewritten after each step,
 so a run cut short still returns what it did. Run it through tools/device/check.sh.
 
@@ -21,9 +21,11 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from frn_det.utils import write_atomic
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = "configs/demo/retinanet_frn_R18_shapes.yaml"
-# The tests that skip without CUDA (tests/test_frn_paths.py: test_gpu_path_agrees_with_reference).
+# The tests that skip without CUDA (tests/test_frn_paths.py: test_gpu_path_agrees_with_reference, every GPU path).
 CUDA_TESTS = ["tests/test_frn_paths.py", "-k", "gpu"]
 MIN_STEP_S = 20  # kept back for each later step, so that a slow step can't starve the rest
 
@@ -54,8 +56,9 @@ class Check:
             (self.out / d).mkdir(parents=True, exist_ok=True)
 
     # ---- running -----------------------------------------------------------------------------------
-    def run(self, name, cmd, limit, later_steps):
-        """Runs cmd (in its own process group, killed whole on timeout); returns (rc, output) or None."""
+    def run(self, name, cmd, limit, later_steps, env=None):
+        """Runs cmd (in its own process group, killed whole on timeout); returns (rc, output) or None.
+        env: variables on top of the check's own."""
         left = self.args.budget - (time.monotonic() - self.start) - MIN_STEP_S * later_steps
         timeout = min(limit, left)
         step = self.steps[name] = {"status": "running", "command": " ".join(map(str, cmd)), "limit_s": round(timeout)}
@@ -66,7 +69,7 @@ class Check:
         log = self.out / "logs" / f"{name}.log"
         t0 = time.monotonic()
         with open(log, "w") as f:
-            proc = subprocess.Popen([str(c) for c in cmd], cwd=ROOT, env=self.env, stdout=f,
+            proc = subprocess.Popen([str(c) for c in cmd], cwd=ROOT, env={**self.env, **(env or {})}, stdout=f,
                                     stderr=subprocess.STDOUT, start_new_session=True)
             try:
                 rc = proc.wait(timeout=timeout)
@@ -105,13 +108,15 @@ class Check:
             ("env", 60, lambda n, k: self.json_step(
                 n, k, [py, "tools/device/steps.py", "env", "--device", self.device])),
             ("cuda_tests", 120, self.cuda_tests),
-            ("frn_vs_reference", 120, lambda n, k: self.json_step(n, k, [
+            # the triton path: on the GPU, and through Triton's interpreter on the CPU
+            ("frn_vs_reference", 120 if dry else 180, lambda n, k: self.json_step(n, k, [
                 py, "tools/device/steps.py", "frn", "--device", self.device,
-                "--paths", ("python" if a.tiny else "python,compile") if dry else "compile,python"]
-                + (["--tiny"] if a.tiny else []))),
+                "--paths", ("triton,python" if a.tiny else "triton,python,compile") if dry else "triton,compile,python"]
+                + (["--tiny"] if a.tiny else []), env={"TRITON_INTERPRET": "1"} if dry else None)),
             ("benchmark_layers", 120, lambda n, k: self.md_step(n, k, bench + [
                 "--shapes", "target", "--dtypes", "fp32,bf16-autocast"]
-                + (["--scale", "32" if a.tiny else "8", "--repeats", "2", "--min-time", "0.005"] if dry else []))),
+                + (["--scale", "32" if a.tiny else "8", "--repeats", "2", "--min-time", "0.005", "--host-iters", "2"]
+                   if dry else []))),
             ("compile_sizes", 120, lambda n, k: self.md_step(n, k, bench + [
                 "--skip-layers", "--compile-sizes", "--dtypes", "fp32" if dry else "fp32,bf16-autocast"]
                 + (["--scale", "16"] if dry else []), skip_if="tiny: inductor on this CPU takes too long")),
@@ -121,8 +126,8 @@ class Check:
         ]
         return steps
 
-    def json_step(self, name, later, cmd):
-        res = self.run(name, cmd, self.limit(name), later)
+    def json_step(self, name, later, cmd, env=None):
+        res = self.run(name, cmd, self.limit(name), later, env)
         if res:
             self.record(name, lambda: last_json_line(res[1]))
 
@@ -183,8 +188,9 @@ class Check:
     def write(self):
         report = {"mode": self.mode, "device": self.device, "elapsed_s": round(time.monotonic() - self.start, 1),
                   "budget_s": self.args.budget, "steps": self.steps}
-        write_atomic(self.out / "report.json", json.dumps(report, indent=1, default=str))
-        write_atomic(self.out / "report.md", markdown(report))
+        for path, text in ((self.out / "report.json", json.dumps(report, indent=1, default=str)),
+                           (self.out / "report.md", markdown(report))):
+            write_atomic(path, lambda f, text=text: f.write(text), mode="w", fsync=False)
 
     def main(self):
         steps = self.all_steps()
@@ -229,7 +235,8 @@ def markdown(report):
             bad = [r for r in result["rows"] if not r["ok"]]
             lines += [f"{result['cases']} cases (path x dtype x shape x eps/TLU variant), {result['failures']} "
                       f"disagree with the reference; compile path compiled: {result['compile_compiled']} "
-                      f"({result['graphs_compiled']} graphs)", ""]
+                      f"({result['graphs_compiled']} graphs); per path: "
+                      + ", ".join(f"{p} {n}" for p, n in result.get("cases_per_path", {}).items()), ""]
             lines += [f"- {r['path']} {r['dtype']} {r['shape']} eps_l={r['learnable_eps']} tlu={r['tlu']}: "
                       f"{r['error']}" for r in bad[:20]]
         elif isinstance(result, dict) and "headline" in result:
@@ -261,12 +268,6 @@ def tail(text, n=15):
 def last_match(pattern, text):
     found = re.findall(pattern, text)
     return float(found[-1]) if found else None
-
-
-def write_atomic(path, text):
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def parse_args(argv=None):
