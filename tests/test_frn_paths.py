@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from frn_det.layers import FRN, TLU, dispatch, frn_reference, path_cpp, path_torch
-from frn_det.layers.testing import assert_agree, make_case
+from frn_det.layers.testing import (NON_CONTIGUOUS_LAYOUTS, assert_agree, make_case, non_contiguous_case,
+                                    saved_bytes)
 from frn_det.layers.testing import outputs_and_grads as run
 
 CPU_PATHS = ["python"] + (["cpp"] if path_cpp.cpp_available() else [])
@@ -55,16 +56,9 @@ def test_fp16(path, dtype, shape):
 
 
 @pytest.mark.parametrize("path", CPU_PATHS)
-@pytest.mark.parametrize("layout", ["permuted", "channels_last", "sliced"])
+@pytest.mark.parametrize("layout", NON_CONTIGUOUS_LAYOUTS)
 def test_non_contiguous_input(path, layout):
-    base = torch.randn(2, 5, 6, 4)
-    x = {
-        "permuted": base.permute(0, 3, 1, 2),
-        "channels_last": base.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last),
-        "sliced": torch.randn(2, 4, 12, 5)[:, :, ::2],
-    }[layout]
-    _, params, _ = make_case(x.shape, torch.float32, learnable_eps=True, tlu=True)
-    dz = torch.randn(x.shape).transpose(2, 3).contiguous().transpose(2, 3)  # non-contiguous too
+    x, params, dz = non_contiguous_case(layout)
     got = run(PATHS[path], x, params, dz)
     assert_agree(x, params, dz, got, run(frn_reference, x, params, dz))
 
@@ -88,20 +82,15 @@ def test_gradcheck(path, shape):
 def test_saves_only_the_input(path, shape, tlu, learnable_eps, dtype):
     x, params, _ = make_case(shape, dtype, learnable_eps, tlu)
     layer_params = [p.requires_grad_() for p in params.values() if p is not None]
-    skip = {p.untyped_storage().data_ptr() for p in layer_params}
-    saved = {}
-
-    def pack(t):
-        if t.untyped_storage().data_ptr() not in skip:
-            saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
     x.requires_grad_()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        z = PATHS[path](x, params["weight"], params["bias"], params["tau"], 1e-6, params["eps_l"])
+
+    def layer(x):
+        return PATHS[path](x, params["weight"], params["bias"], params["tau"], 1e-6, params["eps_l"])
+
+    saved = saved_bytes(layer, x, layer_params)
     n, c = shape[:2]
-    assert sum(saved.values()) <= x.numel() * x.element_size() + n * c * 8
-    z.sum().backward()  # the hooks' tensors still give gradients
+    assert saved <= x.numel() * x.element_size() + n * c * 8
+    layer(x).sum().backward()
     assert torch.isfinite(x.grad).all()
 
 

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from frn_det.layers import FRN, dispatch, frn_function, frn_reference, path_triton
-from frn_det.layers.testing import assert_agree, make_case, outputs_and_grads
+from frn_det.layers.testing import (NON_CONTIGUOUS_LAYOUTS, assert_agree, make_case, non_contiguous_case,
+                                    outputs_and_grads, saved_bytes)
 
 INTERPRETER = os.environ.get("TRITON_INTERPRET") == "1"
 in_interpreter = pytest.mark.skipif(not INTERPRETER, reason="runs in test_kernels_in_the_interpreter's pytest")
@@ -109,16 +110,9 @@ def test_all_zero_input_at_init(dtype, shape):
 
 
 @in_interpreter
-@pytest.mark.parametrize("layout", ["permuted", "channels_last", "sliced"])
+@pytest.mark.parametrize("layout", NON_CONTIGUOUS_LAYOUTS)
 def test_non_contiguous_input(layout):
-    base = torch.randn(2, 5, 6, 4)
-    x = {
-        "permuted": base.permute(0, 3, 1, 2),
-        "channels_last": base.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last),
-        "sliced": torch.randn(2, 4, 12, 5)[:, :, ::2],
-    }[layout]
-    _, params, _ = make_case(x.shape, torch.float32, learnable_eps=True, tlu=True)
-    dz = torch.randn(x.shape).transpose(2, 3).contiguous().transpose(2, 3)  # non-contiguous too
+    x, params, dz = non_contiguous_case(layout)
     got = outputs_and_grads(frn_function, x, params, dz)
     assert_agree(x, params, dz, got, outputs_and_grads(frn_reference, x, params, dz))
 
@@ -142,18 +136,13 @@ def test_gradcheck(shape, plan):
 def test_saves_only_the_input(shape, tlu, learnable_eps, dtype):
     x, params, _ = make_case(shape, dtype, learnable_eps, tlu)
     layer_params = [p.requires_grad_() for p in params.values() if p is not None]
-    skip = {p.untyped_storage().data_ptr() for p in layer_params}
-    saved = {}
-
-    def pack(t):
-        if t.untyped_storage().data_ptr() not in skip:
-            saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
     x.requires_grad_()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        z = frn_function(x, params["weight"], params["bias"], params["tau"], 1e-6, params["eps_l"])
+
+    def layer(x):
+        return frn_function(x, params["weight"], params["bias"], params["tau"], 1e-6, params["eps_l"])
+
+    saved = saved_bytes(layer, x, layer_params)
     n, c = shape[:2]
-    assert sum(saved.values()) <= x.numel() * x.element_size() + n * c * 4  # x and one fp32 per row
-    z.sum().backward()
+    assert saved <= x.numel() * x.element_size() + n * c * 4  # x and one fp32 per row
+    layer(x).sum().backward()
     assert torch.isfinite(x.grad).all()

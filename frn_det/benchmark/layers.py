@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from frn_det.layers import FRN, dispatch, path_cpp, path_torch, path_triton
+from frn_det.layers.testing import saved_bytes
 
 from .timing import device_launches, host_seconds, interleaved_times, medians, synchronize
 
@@ -56,23 +57,6 @@ def methods(device="cpu"):
     out[BASELINE] = module_method(lambda c: nn.Sequential(nn.GroupNorm(32, c), nn.ReLU(inplace=True)))
     out["BN+ReLU"] = module_method(lambda c: nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=True)))
     return out
-
-
-def saved_bytes(fn, x, params):
-    """Bytes of the tensors autograd saves for backward, each storage once, parameters not counted."""
-    skip = {p.untyped_storage().data_ptr() for p in params}
-    seen = {}
-
-    def pack(t):
-        s = t.untyped_storage()
-        if s.data_ptr() not in skip:
-            seen[s.data_ptr()] = s.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = fn(x)
-    del out
-    return sum(seen.values())
 
 
 def fwd_bwd(fn, x, params, dz):

@@ -11,8 +11,8 @@ import sys
 import torch
 
 from frn_det.layers import dispatch, path_cpp
+from frn_det.layers.testing import saved_bytes
 
-from .layers import saved_bytes
 from .timing import interleaved_times, medians, synchronize
 
 MODEL_CONFIGS = {  # name -> (config, FRN path of its FRN layers)

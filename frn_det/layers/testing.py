@@ -61,3 +61,36 @@ def assert_agree(x, params, dz, got, want):
     for name in set(g) - {"x"}:
         assert g[name].dtype == g_ref[name].dtype, name
         check(name, g[name], g_ref[name], ptol)
+
+
+NON_CONTIGUOUS_LAYOUTS = ("permuted", "channels_last", "sliced")
+
+
+def non_contiguous_case(layout):
+    """x in a layout that is not contiguous NCHW, its parameters, and a non-contiguous dz."""
+    base = torch.randn(2, 5, 6, 4)
+    x = {
+        "permuted": base.permute(0, 3, 1, 2),
+        "channels_last": base.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last),
+        "sliced": torch.randn(2, 4, 12, 5)[:, :, ::2],
+    }[layout]
+    _, params, _ = make_case(x.shape, torch.float32, learnable_eps=True, tlu=True)
+    dz = torch.randn(x.shape).transpose(2, 3).contiguous().transpose(2, 3)
+    return x, params, dz
+
+
+def saved_bytes(fn, x, params):
+    """Bytes of the tensors autograd saves for backward in fn(x), each storage once, `params` not counted."""
+    skip = {p.untyped_storage().data_ptr() for p in params}
+    seen = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        if s.data_ptr() not in skip:
+            seen[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn(x)
+    del out
+    return sum(seen.values())

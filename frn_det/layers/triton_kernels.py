@@ -25,6 +25,15 @@ def _tlu_dy(dz, x, a, b, tau, HAS_TAU: tl.constexpr):
 
 
 @triton.jit
+def _load_dy(x_ptr, dz_ptr, idx, end, a, b, tau, HAS_TAU: tl.constexpr, ACC: tl.constexpr):
+    """x, dz and dy = dz through the TLU at the indices below end (0 beyond)."""
+    m = idx < end
+    x = tl.load(x_ptr + idx, mask=m, other=0.0).to(ACC)
+    dz = tl.load(dz_ptr + idx, mask=m, other=0.0).to(ACC)
+    return x, dz, _tlu_dy(dz, x, a, b, tau, HAS_TAU)
+
+
+@triton.jit
 def _sum_squares(x_ptr, start, end, BLOCK: tl.constexpr, ACC: tl.constexpr):
     offs = tl.arange(0, BLOCK)
     acc = tl.zeros([BLOCK], dtype=ACC)
@@ -44,11 +53,7 @@ def _grad_sums(x_ptr, dz_ptr, start, end, a, b, tau, HAS_TAU: tl.constexpr, BLOC
     acc_dy = tl.zeros([BLOCK], dtype=ACC)
     acc_dz = tl.zeros([BLOCK], dtype=ACC)
     for s in range(start, end, BLOCK):
-        idx = s + offs
-        m = idx < end
-        x = tl.load(x_ptr + idx, mask=m, other=0.0).to(ACC)
-        dz = tl.load(dz_ptr + idx, mask=m, other=0.0).to(ACC)
-        dy = _tlu_dy(dz, x, a, b, tau, HAS_TAU)
+        x, dz, dy = _load_dy(x_ptr, dz_ptr, s + offs, end, a, b, tau, HAS_TAU, ACC)
         acc_dyx += dy * x
         acc_dy += dy
         acc_dz += dz
@@ -167,10 +172,7 @@ def frn_backward_kernel(x_ptr, dz_ptr, dx_ptr, w_ptr, b_ptr, tau_ptr, rstd_ptr, 
         s_dy = tl.sum(tl.load(p + 1, mask=pm, other=0.0), 0)
         s_dz = tl.sum(tl.load(p + 2, mask=pm, other=0.0), 0)
     elif ONE_BLOCK:
-        m = offs < L
-        x = tl.load(x_ptr + offs, mask=m, other=0.0).to(ACC)
-        dz = tl.load(dz_ptr + offs, mask=m, other=0.0).to(ACC)
-        dy = _tlu_dy(dz, x, a, b, tau, HAS_TAU)
+        x, dz, dy = _load_dy(x_ptr, dz_ptr, offs, L, a, b, tau, HAS_TAU, ACC)
         s_dyx = tl.sum(dy * x, 0)
         s_dy = tl.sum(dy, 0)
         s_dz = tl.sum(dz, 0)
@@ -178,16 +180,13 @@ def frn_backward_kernel(x_ptr, dz_ptr, dx_ptr, w_ptr, b_ptr, tau_ptr, rstd_ptr, 
         s_dyx, s_dy, s_dz = _grad_sums(x_ptr, dz_ptr, 0, L, a, b, tau, HAS_TAU, BLOCK, ACC)
     k = a * rstd * rstd * s_dyx
     if ONE_BLOCK and not SPLIT:
-        tl.store(dx_ptr + offs, (dy * a - x * (k / L)).to(dx_ptr.dtype.element_ty), mask=m)
+        tl.store(dx_ptr + offs, (dy * a - x * (k / L)).to(dx_ptr.dtype.element_ty), mask=offs < L)
     else:
         start, end = _chunk(L, CHUNK, SPLIT)
         for s in range(start, end, BLOCK):
             idx = s + offs
-            m2 = idx < end
-            x2 = tl.load(x_ptr + idx, mask=m2, other=0.0).to(ACC)
-            dz2 = tl.load(dz_ptr + idx, mask=m2, other=0.0).to(ACC)
-            dy2 = _tlu_dy(dz2, x2, a, b, tau, HAS_TAU)
-            tl.store(dx_ptr + idx, (dy2 * a - x2 * (k / L)).to(dx_ptr.dtype.element_ty), mask=m2)
+            x2, _, dy2 = _load_dy(x_ptr, dz_ptr, idx, end, a, b, tau, HAS_TAU, ACC)
+            tl.store(dx_ptr + idx, (dy2 * a - x2 * (k / L)).to(dx_ptr.dtype.element_ty), mask=idx < end)
     if tl.program_id(1) == 0:
         out = row_sums_ptr + row * 4
         tl.store(out, rstd * s_dyx)  # dgamma = sum dy x_hat
