@@ -47,6 +47,53 @@ def test_kernels_in_the_interpreter():
     assert passed and int(passed.group(1)) >= 100, out[-2000:]  # the cases ran, not skipped
 
 
+DATA = {"x_ptr", "z_ptr", "dx_ptr", "dz_ptr"}  # tensors in the input's dtype; the rest are fp32
+
+
+def gpu_compile(kernel, dtype, constexprs, num_warps=4):
+    """Compiles `kernel` to an H100/H200 (sm_90) binary here, without a GPU: what the interpreter can't
+    check (types across branches, constexpr use, code generation) fails here as it would on the device."""
+    import triton
+    import triton.language as tl
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    signature = {}
+    for p in kernel.params:
+        if p.is_constexpr:
+            signature[p.name] = "constexpr"
+        elif p.name.endswith("_ptr"):
+            signature[p.name] = "*" + (dtype if p.name in DATA else "fp32")
+        else:
+            signature[p.name] = "fp32" if p.name == "eps" else "i32"
+    constexprs = {"ACC": tl.float32, **constexprs}
+    return triton.compile(ASTSource(kernel, signature, constexprs), target=GPUTarget("cuda", 90, 32),
+                          options={"num_warps": num_warps})
+
+
+GPU_VARIANTS = [  # (kernel name, constexprs) for every branch of the kernels
+    *[("frn_forward_kernel", dict(HAS_TAU=t, HAS_EPS_L=e, SPLIT=s, SPLITS_P2=4 if s else 1, BLOCK=1024, ONE_BLOCK=o))
+      for t in (False, True) for e in (False, True) for s, o in ((False, True), (False, False), (True, False))],
+    *[("frn_backward_kernel", dict(HAS_TAU=t, SPLIT=s, SPLITS_P2=4 if s else 1, BLOCK=1024, ONE_BLOCK=o))
+      for t in (False, True) for s, o in ((False, True), (False, False), (True, False))],
+    *[("frn_grad_sums_kernel", dict(HAS_TAU=t, BLOCK=1024)) for t in (False, True)],
+    ("frn_sum_squares_kernel", dict(BLOCK=1024)),
+    *[("frn_param_grads_kernel", dict(HAS_TAU=t, HAS_EPS_L=e, BLOCK_C=128)) for t in (False, True) for e in (False, True)],
+]
+
+
+@pytest.mark.skipif(INTERPRETER, reason="compiles for the GPU, outside the interpreter")
+@pytest.mark.parametrize("dtype", ["fp32", "bf16", "fp16"])
+def test_kernels_compile_for_the_gpu(dtype):
+    pytest.importorskip("triton")
+    from frn_det.layers import triton_kernels
+
+    variants = GPU_VARIANTS if dtype == "fp32" else [v for v in GPU_VARIANTS if "HAS_TAU" in v[1] and v[1]["HAS_TAU"]]
+    for name, constexprs in variants:
+        compiled = gpu_compile(getattr(triton_kernels, name), dtype, constexprs)
+        assert compiled.asm["cubin"], name
+
+
 def triton_plan(**plan):
     return lambda x, w, b, tau, eps, eps_l: path_triton.frn_triton(x, w, b, tau, eps, eps_l, **plan)
 
