@@ -76,20 +76,20 @@ class FRNFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, tau, eps_l, eps, kernels):
         x = x.contiguous()
+        params = _params(x, weight, bias, tau)  # once per call: backward uses the same
         ctx.kernels, ctx.eps = kernels, effective_eps(eps, None if eps_l is None else eps_l.detach())
-        ctx.save_for_backward(x, weight, bias, tau, eps_l)  # x and parameters, nothing else
-        return kernels.forward(x, *_params(x, weight, bias, tau), ctx.eps)
+        ctx.dtypes = [None if p is None else p.dtype for p in (weight, bias, tau)]
+        ctx.save_for_backward(x, *params, eps_l)  # x and parameters, nothing else
+        return kernels.forward(x, *params, ctx.eps)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dz):
         x, weight, bias, tau, eps_l = ctx.saved_tensors
-        dx, dw, db, dtau, deps = ctx.kernels.backward(
-            dz.contiguous(), x, *_params(x, weight, bias, tau), ctx.eps
-        )
-        dtau = None if tau is None else dtau.to(tau.dtype)
+        dx, dw, db, dtau, deps = ctx.kernels.backward(dz.contiguous(), x, weight, bias, tau, ctx.eps)
+        dw, db, dtau = [None if g is None else g.to(dt) for g, dt in zip((dw, db, dtau), ctx.dtypes)]
         deps_l = None if eps_l is None else (deps * eps_l.detach().sign()).to(eps_l.dtype)  # d|e|/de
-        return dx, dw.to(weight.dtype), db.to(bias.dtype), dtau, deps_l, None, None
+        return dx, dw, db, dtau, deps_l, None, None
 
 
 def frn_apply(kernels: Kernels, x, weight, bias, tau=None, eps=1e-6, eps_l=None):
