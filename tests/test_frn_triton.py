@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from frn_det.layers import FRN, dispatch, frn_function, frn_reference, path_triton
+from frn_det.layers import FRN, TLU, dispatch, frn_function, frn_reference, path_torch, path_triton
 from frn_det.layers.testing import (NON_CONTIGUOUS_LAYOUTS, assert_agree, make_case, non_contiguous_case,
                                     outputs_and_grads, saved_bytes)
 
@@ -47,7 +47,7 @@ def test_kernels_in_the_interpreter():
     assert passed and int(passed.group(1)) >= 100, out[-2000:]  # the cases ran, not skipped
 
 
-DATA = {"x_ptr", "z_ptr", "dx_ptr", "dz_ptr"}  # tensors in the input's dtype; the rest are fp32
+DATA = {"x_ptr", "z_ptr", "dx_ptr", "dz_ptr", "y_ptr", "dy_ptr"}  # tensors in the input's dtype; the rest are fp32
 
 
 def gpu_compile(kernel, dtype, constexprs, num_warps=4):
@@ -66,7 +66,8 @@ def gpu_compile(kernel, dtype, constexprs, num_warps=4):
             signature[p.name] = "*" + (dtype if p.name in DATA else "fp32")
         else:
             signature[p.name] = "fp32" if p.name == "eps" else "i32"
-    constexprs = {"ACC": tl.float32, **constexprs}
+    names = {p.name for p in kernel.params}
+    constexprs = {k: v for k, v in {"ACC": tl.float32, **constexprs}.items() if k in names}
     return triton.compile(ASTSource(kernel, signature, constexprs), target=GPUTarget("cuda", 90, 32),
                           options={"num_warps": num_warps})
 
@@ -78,7 +79,11 @@ GPU_VARIANTS = [  # (kernel name, constexprs) for every branch of the kernels
       for t in (False, True) for s, o in ((False, True), (False, False), (True, False))],
     *[("frn_grad_sums_kernel", dict(HAS_TAU=t, BLOCK=1024)) for t in (False, True)],
     ("frn_sum_squares_kernel", dict(BLOCK=1024)),
-    *[("frn_param_grads_kernel", dict(HAS_TAU=t, HAS_EPS_L=e, BLOCK_C=128)) for t in (False, True) for e in (False, True)],
+    *[("frn_param_grads_kernel", dict(HAS_TAU=t, HAS_EPS_L=e, BLOCK_C=128))
+      for t in (False, True) for e in (False, True)],
+    ("tlu_forward_kernel", dict(BLOCK=1024, HAS_TAU=True)),
+    ("tlu_backward_kernel", dict(BLOCK=1024, HAS_TAU=True)),
+    ("channel_sums_kernel", dict(BLOCK_C=128)),
 ]
 
 
@@ -193,3 +198,28 @@ def test_saves_only_the_input(shape, tlu, learnable_eps, dtype):
     assert saved <= x.numel() * x.element_size() + n * c * 4  # x and one fp32 per row
     layer(x).sum().backward()
     assert torch.isfinite(x.grad).all()
+
+
+@in_interpreter
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,block", [((2, 3, 5, 7), None), ((2, 4, 9, 11), 16), ((3, 4, 1, 1), None),
+                                         ((4, 6), None)])
+def test_tlu_agrees_with_the_torch_op_tlu(dtype, shape, block):
+    y = torch.randn(shape, dtype=torch.float64).to(dtype)
+    y.view(-1)[::3] = 0.25  # exact ties with one channel's tau: the gradient goes to tau
+    tau = torch.tensor([-0.3, 0.25, 0.0, 0.1, -0.1, 0.2])[: shape[1]]
+    dz = torch.randn(shape).to(dtype)
+    got, want = [], []
+    for fn, out in ((lambda y, t: path_triton.tlu_triton(y, t, block), got), (path_torch.TLUFunction.apply, want)):
+        leaves = [y.clone().requires_grad_(), tau.clone().requires_grad_()]
+        z = fn(*leaves)
+        out += [z, *torch.autograd.grad(z, leaves, dz)]
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])  # z and dy: the same ops
+    torch.testing.assert_close(got[2], want[2], rtol=1e-5, atol=1e-5)  # dtau: sums in another order
+
+
+@in_interpreter
+def test_tlu_module_runs_the_triton_kernels():
+    layer = TLU(3)
+    z = layer(torch.randn(2, 3, 4, 4, requires_grad=True))
+    assert type(z.grad_fn).__name__ == "TritonTLUFunctionBackward"

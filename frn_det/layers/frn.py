@@ -2,32 +2,9 @@
 modules. The math is in formula.py (the reference) and the path_* modules (the fast paths)."""
 import torch
 from torch import nn
-from torch.autograd.function import once_differentiable
 
-from .dispatch import frn_function
-from .formula import (EPS_FLOOR, LEARNABLE_EPS_INIT, channel_shape, check_frn_input, is_exporting, math_dtype,
-                      spatial_dims)
-
-
-class TLUFunction(torch.autograd.Function):
-    """z = max(y, tau) that keeps only its output for backward: y > tau exactly where z > tau. The
-    output is what the next conv saves anyway, so TLU adds no saved bytes (torch.max keeps y).
-    At an exact tie y == tau the gradient goes to tau (torch.max splits it)."""
-
-    @staticmethod
-    def forward(ctx, y, tau):
-        z = torch.maximum(y, tau.view(channel_shape(y)).to(y.dtype))
-        ctx.save_for_backward(z, tau)
-        return z
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dz):
-        z, tau = ctx.saved_tensors
-        passed = z > tau.view(channel_shape(z)).to(z.dtype)
-        dy = dz * passed
-        dtau = (dz - dy).sum(dim=(0,) + spatial_dims(z), dtype=math_dtype(dz.dtype)).to(tau.dtype)
-        return dy, dtau
+from .dispatch import frn_function, tlu_function
+from .formula import EPS_FLOOR, LEARNABLE_EPS_INIT, check_frn_input
 
 
 class TLU(nn.Module):
@@ -39,10 +16,7 @@ class TLU(nn.Module):
         self.tau = nn.Parameter(torch.zeros(num_features))
 
     def forward(self, x):
-        if is_exporting():
-            # TorchScript and ONNX can't hold a Python autograd function; the same max, as an aten op
-            return torch.max(x, self.tau.view(channel_shape(x)).to(x.dtype))
-        return TLUFunction.apply(x, self.tau)
+        return tlu_function(x, self.tau)
 
     def extra_repr(self):
         return f"{self.num_features}"

@@ -140,6 +140,27 @@ def frn_compile(x, weight, bias, tau=None, eps=1e-6, eps_l=None):
     return frn_apply(compiled_kernels(), x, weight, bias, tau, eps, eps_l)
 
 
+class TLUFunction(torch.autograd.Function):
+    """z = max(y, tau) that keeps only its output for backward: y > tau exactly where z > tau. The
+    output is what the next conv saves anyway, so TLU adds no saved bytes (torch.max keeps y).
+    At an exact tie y == tau the gradient goes to tau (torch.max splits it)."""
+
+    @staticmethod
+    def forward(ctx, y, tau):
+        z = torch.maximum(y, tau.view(channel_shape(y)).to(y.dtype))
+        ctx.save_for_backward(z, tau)
+        return z
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dz):
+        z, tau = ctx.saved_tensors
+        passed = z > tau.view(channel_shape(z)).to(z.dtype)
+        dy = dz * passed
+        dtau = (dz - dy).sum(dim=(0,) + spatial_dims(z), dtype=math_dtype(dz.dtype)).to(tau.dtype)
+        return dy, dtau
+
+
 def compile_available():
     """torch.compile's GPU code generator is Triton."""
     try:

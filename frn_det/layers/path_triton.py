@@ -135,6 +135,52 @@ class TritonFRNFunction(torch.autograd.Function):
         return dx, dw, db, dtau, deps_l, None, None, None
 
 
+TLU_BLOCK = 1024
+
+
+class TritonTLUFunction(torch.autograd.Function):
+    """z = max(y, tau) that keeps only its output, as path_torch.TLUFunction: one launch forward, two
+    backward (dy with per-block sums of what trains tau, then their sum per channel)."""
+
+    @staticmethod
+    def forward(ctx, y, tau, block):
+        y, tau_dtype = y.contiguous(), tau.dtype
+        n, c = y.shape[:2]
+        rows = n * c
+        length = y.numel() // rows
+        block = block or min(TLU_BLOCK, max(16, triton.next_power_of_2(length)))
+        z = torch.empty_like(y)
+        tau = tau.detach().to(y.dtype)  # compared in y's dtype, rounded as torch rounds (the interpreter truncates)
+        grid = (rows, triton.cdiv(length, block))
+        kernels.tlu_forward_kernel[grid](y, z, tau, c, length, BLOCK=block, num_warps=min(8, max(1, block // 256)))
+        ctx.save_for_backward(z, tau)
+        ctx.block, ctx.tau_dtype = block, tau_dtype
+        return z
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dz):
+        z, tau = ctx.saved_tensors
+        dz = dz.contiguous()
+        dtau = torch.empty(tau.shape, dtype=ctx.tau_dtype, device=tau.device)
+        n, c = z.shape[:2]
+        rows, length, block = n * c, z.numel() // (n * c), ctx.block
+        blocks = triton.cdiv(length, block)
+        dy = torch.empty_like(z)
+        part = torch.empty(rows * blocks, dtype=torch.float32, device=z.device)
+        kernels.tlu_backward_kernel[(rows, blocks)](z, dz, dy, tau, part, c, length, blocks, BLOCK=block,
+                                                     num_warps=min(8, max(1, block // 256)))
+        kernels.channel_sums_kernel[(1,)](part, dtau, n, c, blocks, BLOCK_C=PARAM_BLOCK)
+        return dy, dtau, None
+
+
+def tlu_triton(y, tau, block=None):
+    """TLU through the Triton kernels; block forces the elements per program."""
+    if y.numel() == 0:
+        return torch.empty_like(y) + 0 * tau.sum()
+    return TritonTLUFunction.apply(y, tau, block)
+
+
 def frn_triton(x, weight, bias, tau=None, eps=1e-6, eps_l=None, block=None, chunk=None):
     """FRN (+TLU) through the Triton kernels; block/chunk force a plan (see `plan`)."""
     if x.numel() == 0:

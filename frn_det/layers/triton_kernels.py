@@ -222,3 +222,47 @@ def frn_param_grads_kernel(row_sums_ptr, dw_ptr, db_ptr, dtau_ptr, deps_l_ptr, e
         e = tl.load(eps_l_ptr).to(ACC)
         sign = tl.where(e > 0, 1.0, tl.where(e < 0, -1.0, 0.0))  # d|eps_l| / d eps_l
         tl.store(deps_l_ptr, (tl.sum(acc_eps, 0) * sign).to(deps_l_ptr.dtype.element_ty))
+
+
+@triton.jit
+def tlu_forward_kernel(y_ptr, z_ptr, tau_ptr, C, L, BLOCK: tl.constexpr):
+    """z = max(y, tau), tau already in y's dtype (as TLUFunction compares); program (row, block). The
+    max runs in fp32, exact for values of y's dtype (the interpreter compares bf16 as integers)."""
+    row = tl.program_id(0)
+    idx = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    m = idx < L
+    base = row.to(tl.int64) * L
+    tau = tl.load(tau_ptr + row % C).to(tl.float32)
+    y = tl.load(y_ptr + base + idx, mask=m, other=0.0).to(tl.float32)
+    tl.store(z_ptr + base + idx, tl.maximum(y, tau).to(z_ptr.dtype.element_ty), mask=m)
+
+
+@triton.jit
+def tlu_backward_kernel(z_ptr, dz_ptr, dy_ptr, tau_ptr, part_ptr, C, L, BLOCKS, BLOCK: tl.constexpr):
+    """dy = dz where z > tau (y > tau exactly there; a tie goes to tau), and per (row, block) the sum of
+    the rest, which trains tau."""
+    row = tl.program_id(0)
+    blk = tl.program_id(1)
+    idx = blk * BLOCK + tl.arange(0, BLOCK)
+    m = idx < L
+    base = row.to(tl.int64) * L
+    tau = tl.load(tau_ptr + row % C).to(tl.float32)
+    z = tl.load(z_ptr + base + idx, mask=m, other=0.0).to(tl.float32)
+    dz = tl.load(dz_ptr + base + idx, mask=m, other=0.0)
+    passed = z > tau
+    tl.store(dy_ptr + base + idx, tl.where(passed, dz, 0.0).to(dy_ptr.dtype.element_ty), mask=m)
+    tl.store(part_ptr + row * BLOCKS + blk, tl.sum(tl.where(passed, 0.0, dz.to(tl.float32)), 0))
+
+
+@triton.jit
+def channel_sums_kernel(part_ptr, out_ptr, N, C, K, BLOCK_C: tl.constexpr):
+    """One program: out[c] = sum over n and k of part[(n C + c) K + k], in that order (no atomics)."""
+    cs = tl.arange(0, BLOCK_C)
+    for c0 in range(0, C, BLOCK_C):
+        ch = c0 + cs
+        m = ch < C
+        acc = tl.zeros([BLOCK_C], dtype=tl.float32)
+        for n in range(0, N):
+            for k in range(0, K):
+                acc += tl.load(part_ptr + (n * C + ch) * K + k, mask=m, other=0.0)
+        tl.store(out_ptr + ch, acc.to(out_ptr.dtype.element_ty), mask=m)

@@ -69,10 +69,11 @@ def frn(args):
                     rows.append({"path": path, "dtype": dtype, "shape": list(shape), "learnable_eps": learnable_eps,
                                  "tlu": tlu, "ok": error is None, "error": error})
     compiled = None
-    if "compile" in paths:  # _CompiledOrEager falls back to eager for good when compiling fails
+    if "compile" in paths:  # CompiledOrEager falls back to eager for good when compiling fails
         compiled = not path_torch.compile_fell_back()
     per_path = {p: sum(r["path"] == p for r in rows) for p in paths}
-    print(json.dumps({"cases": len(rows), "failures": failures, "cases_per_path": per_path, "compile_compiled": compiled,
+    print(json.dumps({"cases": len(rows), "failures": failures, "cases_per_path": per_path,
+                      "compile_compiled": compiled,
                       "graphs_compiled": counters["stats"]["unique_graphs"], "rows": rows}))
     return int(failures > 0 or compiled is False)
 
