@@ -9,7 +9,8 @@ Paths, each a function (x, weight, bias, tau, eps, eps_l) -> z:
 All but the reference keep only the input for backward. Default: cpp on CPU, compile on CUDA, python
 elsewhere or when the first choice is unavailable; python inside a caller's torch.compile (traceable
 ops it can fuse); reference while tracing or exporting to ONNX. FRN_DET_IMPL=<path> forces a path
-(except while tracing); `force_impl` does so inside a block.
+(except while tracing); `force_impl` does so inside a block. `tlu_function` runs the TLU after a
+residual add through the Triton kernels where FRN runs the triton path.
 
 The choice per (device type, dtype) is made once and cached, and FRN_DET_IMPL is read once: a call
 costs a dict lookup and the tracing checks.
