@@ -34,6 +34,7 @@ PARAM_BLOCK = 128  # channels per step of the parameter-gradient sum
 
 
 def unavailable_reason(device_type):
+    """Why the triton path can't run on tensors of this device type here; None when it can."""
     if kernels is None:
         return _IMPORT_ERROR
     if device_type == "cuda":
@@ -69,8 +70,9 @@ def plan(rows, length, block=None, chunk=None):
         chunk = SPLIT_CHUNK
     if chunk is not None:
         chunk = triton.cdiv(chunk, block) * block  # whole blocks per program
-    splits = 1 if chunk is None or chunk >= length else triton.cdiv(length, chunk)
-    return Plan(block, splits, chunk or length, min(8, max(1, block // 256)))
+    if chunk is None or chunk >= length:
+        return Plan(block, 1, length, min(8, max(1, block // 256)))
+    return Plan(block, triton.cdiv(length, chunk), chunk, min(8, max(1, block // 256)))
 
 
 def _acc(dtype):
