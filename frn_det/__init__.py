@@ -14,7 +14,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
     from .config import add_frn_config
     from .layers import FRN, TLU, frn_reference, register_frn_norm
-    from .layers.frn_impl import cpp_available as _cpp_available
+    from .layers.path_cpp import cpp_available as _cpp_available
     from . import modeling  # noqa: F401  (registers backbones and RetinaNetFRN)
 
 register_frn_norm()

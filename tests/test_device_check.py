@@ -1,33 +1,32 @@
 """The device check (tools/device/check.sh) stays runnable while no GPU is lent: its tiny dry run on
 the CPU, and its step runner's handling of failing and hanging steps."""
-import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from frn_det.utils.step_runner import StepRunner
+
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("device_check", ROOT / "tools" / "device" / "check.py")
-device_check = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(device_check)
 
 
 def test_failing_and_hanging_steps_are_recorded_and_the_rest_run(tmp_path):
-    check = device_check.Check(device_check.parse_args(["--dry-run", "--out", str(tmp_path), "--budget", "60"]))
-    check.run("fails", [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"], 30, 0)
-    check.run("hangs", [sys.executable, "-c", "import time; time.sleep(60)"], 5, 0)
-    check.run("works", [sys.executable, "-c", "print('fine')"], 30, 0)
-    check.write()
-    shutil.rmtree(check.tmp)
+    runner = StepRunner(tmp_path, budget=60)
+    runner.run("fails", [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"], 30, 0)
+    runner.run("hangs", [sys.executable, "-c", "import time; time.sleep(60)"], 5, 0)
+    runner.run("works", [sys.executable, "-c", "print('fine')"], 30, 0)
+    runner.run("late", [sys.executable, "-c", "print('never')"], 30, 3)  # 60 s less 3 later steps' 20 s
+    runner.write()
+    assert runner.not_ok() == ["fails", "hangs"]
     steps = json.loads((tmp_path / "report.json").read_text())["steps"]
     assert steps["fails"]["status"] == "failed" and "exit status 3" in steps["fails"]["error"]
     assert "boom" in steps["fails"]["log_tail"]
     assert steps["hangs"]["status"] == "timeout" and steps["hangs"]["seconds"] < 30
     assert steps["works"]["status"] == "ok"
+    assert steps["late"]["status"] == "skipped" and "budget" in steps["late"]["error"]
     assert "## fails: failed" in (tmp_path / "report.md").read_text()
 
 
@@ -50,11 +49,12 @@ def test_tiny_dry_run_writes_a_full_report(tmp_path):
     tests = steps["cuda_tests"]["result"]
     assert tests["tests"] >= 4 and tests["failures"] == tests["errors"] == 0
     frn = steps["frn_vs_reference"]["result"]
-    assert frn["cases"] == 3 * 2 * 4 and frn["failures"] == 0  # fp32/bf16/fp16 x 2 shapes x eps/TLU variants
+    # triton (through the interpreter) and python: fp32/bf16/fp16 x 2 shapes x eps/TLU variants each
+    assert frn["cases_per_path"] == {"triton": 3 * 2 * 4, "python": 3 * 2 * 4} and frn["failures"] == 0
     layers = steps["benchmark_layers"]["result"]["markdown"]
     for method in ("FRN+TLU python", "FRN+TLU reference", "GN+ReLU", "BN+ReLU"):
         assert f"| fp32 | {method} |" in layers and f"| bf16-autocast | {method} |" in layers
-    assert len(steps["benchmark_layers"]["result"]["targets"]) == 4  # 2 shapes x fp32, bf16-autocast
+    assert len(steps["benchmark_layers"]["result"]["targets"]) == 6  # 3 shapes x fp32, bf16-autocast
     models = steps["retinanet"]["result"]["markdown"]
     for amp in ("off", "on"):
         for model in ("RetinaNet FRN reference", "RetinaNet GN", "RetinaNet BN"):

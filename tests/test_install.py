@@ -12,7 +12,7 @@ import zipfile
 import pytest
 
 from coco_tree import ROOT
-from frn_det.layers import frn_impl
+from frn_det.layers.path_cpp import cpp_available
 
 
 def run(cmd, cwd, env=None, timeout=600):
@@ -63,7 +63,7 @@ def test_wheel_holds_the_package_and_one_copy_of_the_configs(wheel):
     for name in packaged:
         assert z.read(prefix + name) == open(os.path.join(ROOT, "configs", name), "rb").read()
     # the kernel is in the wheel wherever this environment could build it
-    assert any("_frn_cpu" in n for n in names) == frn_impl.cpp_available()
+    assert any("_frn_cpu" in n for n in names) == cpp_available()
     assert "frn-det-train = frn_det.train_net:cli" in z.read(f"{dist_info}/entry_points.txt").decode()
 
 
@@ -142,7 +142,7 @@ def test_installed_package_outside_the_repo(wheel, tmp_path):
     env["OMP_NUM_THREADS"] = "1"  # on a busy CPU, 2 spinning threads made evaluation 10x slower
     py = [sys.executable, "-c"]
     out = run([*py, USER_SCRIPT, str(site), ROOT], cwd=work, env=env)
-    assert ("KERNEL cpp" in out) == frn_impl.cpp_available(), out[-2000:]
+    assert ("KERNEL cpp" in out) == cpp_available(), out[-2000:]
 
     # 2 iterations of the demo config, by name, and its evaluation; the embedded data goes where
     # detectron2's convention puts it, datasets/ in the working directory

@@ -28,7 +28,7 @@ from detectron2.utils import comm
 from torch import nn
 
 from frn_det.layers import FRN, TLU
-from frn_det.layers.frn import effective_eps
+from frn_det.layers.formula import effective_eps
 
 NORM_TYPES = (FRN, nn.GroupNorm, nn.modules.batchnorm._BatchNorm, FrozenBatchNorm2d)
 _STAGE = re.compile(r"^(stem|res\d+)$")

@@ -1,7 +1,6 @@
 #!/usr/bin/env python
-"""The device check (issue 10): every step in a process of its own with a time limit, so one that fails
-or hangs is recorded and the rest still run. report.md and report.json are rewritten after each step,
-so a run cut short still returns what it did. Run it through tools/device/check.sh.
+"""The device check: its steps, run by frn_det.utils.step_runner (each in a process of its own with
+a time limit, the report rewritten after each). Run it through tools/device/check.sh.
 
     python tools/device/check.py [--dry-run [--tiny]] [--out DIR] [--budget SECONDS]
 
@@ -13,19 +12,17 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from frn_det.utils.step_runner import StepRunner
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = "configs/demo/retinanet_frn_R18_shapes.yaml"
-# The tests that skip without CUDA (tests/test_frn_paths.py: test_gpu_path_agrees_with_reference).
+# The tests that skip without CUDA (tests/test_frn_paths.py: test_gpu_path_agrees_with_reference, every GPU path).
 CUDA_TESTS = ["tests/test_frn_paths.py", "-k", "gpu"]
-MIN_STEP_S = 20  # kept back for each later step, so that a slow step can't starve the rest
 
 
 def last_json_line(log):
@@ -38,58 +35,18 @@ def last_json_line(log):
     raise ValueError("the step printed no JSON result")
 
 
-class Check:
+class Check(StepRunner):
     def __init__(self, args):
-        self.args, self.out = args, Path(args.out)
-        self.mode = "tiny dry run" if args.tiny else "dry run" if args.dry_run else "cuda"
-        self.device = "cpu" if args.dry_run else "cuda"
-        self.start = time.monotonic()
-        self.steps = {}
+        self.args = args
+        mode = "tiny dry run" if args.tiny else "dry run" if args.dry_run else "cuda"
+        self.mode, self.device = mode, "cpu" if args.dry_run else "cuda"
         self.tmp = Path(tempfile.mkdtemp(prefix="frn_device_check_"))
         # the repo first: detectron2's wheel brings a top-level `tools` package of its own
-        self.env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", FRN_DET_DATASETS=str(self.tmp / "data"))
+        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", FRN_DET_DATASETS=str(self.tmp / "data"))
         if args.dry_run:  # on a CPU shared with other jobs, OpenMP threads spin against them: 30x slower
-            self.env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        for d in ("logs", "steps"):
-            (self.out / d).mkdir(parents=True, exist_ok=True)
-
-    # ---- running -----------------------------------------------------------------------------------
-    def run(self, name, cmd, limit, later_steps):
-        """Runs cmd (in its own process group, killed whole on timeout); returns (rc, output) or None."""
-        left = self.args.budget - (time.monotonic() - self.start) - MIN_STEP_S * later_steps
-        timeout = min(limit, left)
-        step = self.steps[name] = {"status": "running", "command": " ".join(map(str, cmd)), "limit_s": round(timeout)}
-        if timeout < 5:
-            step.update(status="skipped", error=f"no time left in the {self.args.budget} s budget")
-            return None
-        self.write()
-        log = self.out / "logs" / f"{name}.log"
-        t0 = time.monotonic()
-        with open(log, "w") as f:
-            proc = subprocess.Popen([str(c) for c in cmd], cwd=ROOT, env=self.env, stdout=f,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-            try:
-                rc = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)  # the step and its workers (dataloader, inductor)
-                proc.wait()
-                rc = None
-        step["seconds"] = round(time.monotonic() - t0, 1)
-        output = log.read_text(errors="replace")
-        if rc is None:
-            step.update(status="timeout", error=f"killed after {timeout:.0f} s", log_tail=tail(output))
-        elif rc:
-            step.update(status="failed", error=f"exit status {rc}", log_tail=tail(output))
-        else:
-            step["status"] = "ok"
-        return rc, output
-
-    def record(self, name, fn):
-        """Adds fn()'s result to the step; a failure to read it fails the step, not the check."""
-        try:
-            self.steps[name]["result"] = fn()
-        except Exception as e:  # noqa: BLE001
-            self.steps[name].update(status="failed", error=f"reading the result: {type(e).__name__}: {e}")
+            env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        super().__init__(args.out, args.budget, env, cwd=ROOT, title=f"Device check ({mode})",
+                         info={"mode": mode, "device": self.device})
 
     # ---- the steps ---------------------------------------------------------------------------------
     def all_steps(self):
@@ -105,13 +62,15 @@ class Check:
             ("env", 60, lambda n, k: self.json_step(
                 n, k, [py, "tools/device/steps.py", "env", "--device", self.device])),
             ("cuda_tests", 120, self.cuda_tests),
-            ("frn_vs_reference", 120, lambda n, k: self.json_step(n, k, [
+            # the triton path: on the GPU, and through Triton's interpreter on the CPU
+            ("frn_vs_reference", 120 if dry else 180, lambda n, k: self.json_step(n, k, [
                 py, "tools/device/steps.py", "frn", "--device", self.device,
-                "--paths", ("python" if a.tiny else "python,compile") if dry else "compile,python"]
-                + (["--tiny"] if a.tiny else []))),
+                "--paths", ("triton,python" if a.tiny else "triton,python,compile") if dry else "triton,compile,python"]
+                + (["--tiny"] if a.tiny else []), env={"TRITON_INTERPRET": "1"} if dry else None)),
             ("benchmark_layers", 120, lambda n, k: self.md_step(n, k, bench + [
                 "--shapes", "target", "--dtypes", "fp32,bf16-autocast"]
-                + (["--scale", "32" if a.tiny else "8", "--repeats", "2", "--min-time", "0.005"] if dry else []))),
+                + (["--scale", "32" if a.tiny else "8", "--repeats", "2", "--min-time", "0.005", "--host-iters", "2"]
+                   if dry else []))),
             ("compile_sizes", 120, lambda n, k: self.md_step(n, k, bench + [
                 "--skip-layers", "--compile-sizes", "--dtypes", "fp32" if dry else "fp32,bf16-autocast"]
                 + (["--scale", "16"] if dry else []), skip_if="tiny: inductor on this CPU takes too long")),
@@ -121,8 +80,8 @@ class Check:
         ]
         return steps
 
-    def json_step(self, name, later, cmd):
-        res = self.run(name, cmd, self.limit(name), later)
+    def json_step(self, name, later, cmd, env=None):
+        res = self.run(name, cmd, self.limit(name), later, env)
         if res:
             self.record(name, lambda: last_json_line(res[1]))
 
@@ -179,12 +138,22 @@ class Check:
     def limit(self, name):
         return self.args.limits.get(name, self._limits[name])
 
-    # ---- report ------------------------------------------------------------------------------------
-    def write(self):
-        report = {"mode": self.mode, "device": self.device, "elapsed_s": round(time.monotonic() - self.start, 1),
-                  "budget_s": self.args.budget, "steps": self.steps}
-        write_atomic(self.out / "report.json", json.dumps(report, indent=1, default=str))
-        write_atomic(self.out / "report.md", markdown(report))
+    def result_lines(self, name, result):
+        if isinstance(result, dict) and "markdown" in result:
+            return [result["markdown"], ""] + [f"- compile warning: {w}" for w in result["compile_warnings"]]
+        if isinstance(result, dict) and "rows" in result:
+            bad = [r for r in result["rows"] if not r["ok"]]
+            return [f"{result['cases']} cases (path x dtype x shape x eps/TLU variant), {result['failures']} "
+                    f"disagree with the reference; compile path compiled: {result['compile_compiled']} "
+                    f"({result['graphs_compiled']} graphs); per path: "
+                    + ", ".join(f"{p} {n}" for p, n in result.get("cases_per_path", {}).items()), ""] + [
+                f"- {r['path']} {r['dtype']} {r['shape']} eps_l={r['learnable_eps']} tlu={r['tlu']}: {r['error']}"
+                for r in bad[:20]]
+        if isinstance(result, dict) and "headline" in result:
+            speed = f" ({result['s/iter']} s each)" if result["s/iter"] else ""
+            return [f"{result['iterations']} iterations{speed}, then on {name}: AP {v['AP']:.2f}, "
+                    f"AP50 {v['AP50']:.2f}, AP75 {v['AP75']:.2f}" for name, v in result["headline"].items()] + [""]
+        return super().result_lines(name, result)
 
     def main(self):
         steps = self.all_steps()
@@ -204,41 +173,10 @@ class Check:
                 self.write()
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)  # data set, wheels, checkpoints
-        bad = [n for n, s in self.steps.items() if s["status"] not in ("ok", "skipped")]
+        bad = self.not_ok()
         print(f"device check ({self.mode}): {len(self.steps) - len(bad)} of {len(self.steps)} steps ok or skipped"
               + (f"; not ok: {', '.join(bad)}" if bad else "") + f"; report in {self.out}")
         return int(bool(bad))
-
-
-def markdown(report):
-    lines = [f"# Device check ({report['mode']})", "",
-             f"{report['elapsed_s']} s of a {report['budget_s']} s budget. Steps: "
-             + ", ".join(f"{n} {s['status']}" for n, s in report["steps"].items()), ""]
-    for name, step in report["steps"].items():
-        lines += [f"## {name}: {step['status']}" + (f" ({step['seconds']} s)" if "seconds" in step else ""), ""]
-        if step.get("command"):
-            lines += [f"`{step['command']}`", ""]
-        if step.get("error"):
-            lines += [f"Error: {step['error']}", ""]
-        if step.get("log_tail"):
-            lines += ["```", step["log_tail"], "```", ""]
-        result = step.get("result")
-        if isinstance(result, dict) and "markdown" in result:
-            lines += [result["markdown"], ""] + [f"- compile warning: {w}" for w in result["compile_warnings"]]
-        elif isinstance(result, dict) and "rows" in result:
-            bad = [r for r in result["rows"] if not r["ok"]]
-            lines += [f"{result['cases']} cases (path x dtype x shape x eps/TLU variant), {result['failures']} "
-                      f"disagree with the reference; compile path compiled: {result['compile_compiled']} "
-                      f"({result['graphs_compiled']} graphs)", ""]
-            lines += [f"- {r['path']} {r['dtype']} {r['shape']} eps_l={r['learnable_eps']} tlu={r['tlu']}: "
-                      f"{r['error']}" for r in bad[:20]]
-        elif isinstance(result, dict) and "headline" in result:
-            speed = f" ({result['s/iter']} s each)" if result["s/iter"] else ""
-            lines += [f"{result['iterations']} iterations{speed}, then on {name}: AP {v['AP']:.2f}, "
-                      f"AP50 {v['AP50']:.2f}, AP75 {v['AP75']:.2f}" for name, v in result["headline"].items()] + [""]
-        elif result is not None:
-            lines += ["```", json.dumps(result, indent=1), "```", ""]
-    return "\n".join(lines) + "\n"
 
 
 def md_result(md, log):
@@ -254,19 +192,9 @@ def compile_warnings(log):
     return sorted({line.strip()[:300] for line in log.splitlines() if pattern.search(line)})[:10]
 
 
-def tail(text, n=15):
-    return "\n".join(text.strip().splitlines()[-n:])
-
-
 def last_match(pattern, text):
     found = re.findall(pattern, text)
     return float(found[-1]) if found else None
-
-
-def write_atomic(path, text):
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def parse_args(argv=None):

@@ -2,26 +2,26 @@
 """Two steps of tools/device/check.py that have no tool of their own. Each prints one JSON line.
 
     python tools/device/steps.py env --device cuda
-    python tools/device/steps.py frn --device cuda [--paths compile,python] [--tiny]
+    python tools/device/steps.py frn --device cuda [--paths triton,compile,python] [--tiny]
 
-`frn` compares every FRN path against frn_reference with the checks of tests/test_frn_paths.py
-(outputs and every gradient, fp32, bf16 and fp16) and exits 1 when one disagrees.
+`frn` compares FRN paths against frn_reference with the checks of the tests (frn_det.layers.testing:
+outputs and every gradient, fp32, bf16 and fp16) and exits 1 when one disagrees. On CPU tensors the
+triton path needs TRITON_INTERPRET=1 (Triton's interpreter).
 """
 import argparse
 import importlib
 import json
 import sys
-from pathlib import Path
 
 import torch
 
-root = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(root), str(root / "tests")]
-from frn_det.layers import frn_impl, frn_reference  # noqa: E402
-from test_frn_paths import assert_agree, make_case, run  # noqa: E402
+from frn_det.layers import dispatch, frn_reference, path_torch, path_triton
+from frn_det.layers.testing import assert_agree, make_case
+from frn_det.layers.testing import outputs_and_grads as run
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-SHAPES = [(2, 4, 9, 11), (2, 256, 16, 16), (3, 5), (2, 8, 1, 1)]
+# odd, 2x2, 1x1 and (N, C) maps, a row longer than one Triton block, and the stem's long rows at 1024
+SHAPES = [(2, 4, 9, 11), (2, 3, 2, 2), (2, 256, 16, 16), (3, 5), (2, 8, 1, 1), (1, 4, 70, 70), (2, 64, 512, 512)]
 TINY_SHAPES = [(2, 4, 9, 11), (3, 5)]
 VARIANTS = [(False, True), (True, True), (False, False), (True, False)]  # (learnable_eps, tlu)
 # The compile path's: each dtype and variant is a graph (dynamic sizes), checked at two shapes (what
@@ -33,7 +33,8 @@ COMPILE_VARIANTS = [(True, True), (False, False)]
 def env(args):
     info = {"python": sys.version.split()[0], "torch": torch.__version__, "cuda": torch.version.cuda,
             "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
-            "default FRN path": frn_impl.active_impl(args.device)}
+            "default FRN path": dispatch.active_impl(args.device),
+            "triton FRN path": path_triton.unavailable_reason(torch.device(args.device).type) or "available"}
     for name in ("triton", "detectron2", "fvcore", "pycocotools", "omegaconf", "hydra", "numpy", "cv2"):
         try:
             info[name] = getattr(importlib.import_module(name), "__version__", "present")
@@ -54,12 +55,13 @@ def frn(args):
     for path in paths:
         for dtype in DTYPES:
             compile_path = path == "compile"
-            for shape in COMPILE_SHAPES if compile_path else TINY_SHAPES if args.tiny else SHAPES:
+            shapes = TINY_SHAPES if args.tiny else SHAPES if args.device == "cuda" else SHAPES[:-1]  # CPU: no stem
+            for shape in COMPILE_SHAPES if compile_path else shapes:
                 for learnable_eps, tlu in COMPILE_VARIANTS if compile_path else VARIANTS:
                     torch.manual_seed(0)
                     x, params, dz = make_case(shape, DTYPES[dtype], learnable_eps, tlu, device=args.device)
                     try:
-                        got = run(frn_impl.PATHS[path], x, params, dz)
+                        got = run(dispatch.PATHS[path], x, params, dz)
                         assert_agree(x, params, dz, got, run(frn_reference, x, params, dz))
                         error = None
                     except Exception as e:  # noqa: BLE001  (a mismatch or a crash: recorded, the rest go on)
@@ -67,10 +69,11 @@ def frn(args):
                     rows.append({"path": path, "dtype": dtype, "shape": list(shape), "learnable_eps": learnable_eps,
                                  "tlu": tlu, "ok": error is None, "error": error})
     compiled = None
-    if "compile" in paths:  # _CompiledOrEager falls back to eager for good when compiling fails
-        kernels = frn_impl._compiled_kernels()
-        compiled = kernels.forward.compiled is not None and kernels.backward.compiled is not None
-    print(json.dumps({"cases": len(rows), "failures": failures, "compile_compiled": compiled,
+    if "compile" in paths:  # CompiledOrEager falls back to eager for good when compiling fails
+        compiled = not path_torch.compile_fell_back()
+    per_path = {p: sum(r["path"] == p for r in rows) for p in paths}
+    print(json.dumps({"cases": len(rows), "failures": failures, "cases_per_path": per_path,
+                      "compile_compiled": compiled,
                       "graphs_compiled": counters["stats"]["unique_graphs"], "rows": rows}))
     return int(failures > 0 or compiled is False)
 
@@ -79,7 +82,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("step", choices=["env", "frn"])
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--paths", default="compile,python", help="FRN paths for `frn`")
+    ap.add_argument("--paths", default="triton,compile,python", help="FRN paths for `frn`")
     ap.add_argument("--tiny", action="store_true", help="fewer shapes")
     args = ap.parse_args()
     sys.exit({"env": env, "frn": frn}[args.step](args))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Study runs on a lent GPU (issue 12): the tools/batch_study.py lines of a commands file, PARALLEL at a
+# Study runs on a lent GPU: the tools/batch_study.py lines of a commands file, PARALLEL at a
 # time on the one GPU (a run of the R18 study model leaves most of an H100/H200 idle). Installs .whl's wheels
 # first, as check.sh does; stops every run at DEADLINE seconds so that what finished still comes back. The
 # runs' results, metrics, configs and logs come back as $OUT/study_gpu.tgz and $OUT/logs.tgz (unpack

@@ -1,4 +1,5 @@
-"""Memory-lean FRN (+TLU): autograd keeps only the input x, and backward recomputes the rest.
+"""The torch-op FRN paths: "python" (eager) and "compile" (the same kernels through torch.compile, for
+GPUs). Autograd keeps only the input x, and backward recomputes the rest.
 
 Backward is the paper's eq. 4-7, with the effective eps e = 1e-6 + |eps_l| when eps is learned:
     r = 1 / sqrt(mean_spatial(x^2) + e),  x_hat = r x,  y = gamma x_hat + beta,  z = max(y, tau)
@@ -6,29 +7,18 @@ Backward is the paper's eq. 4-7, with the effective eps e = 1e-6 + |eps_l| when 
     dtau = sum(dz - dy),  dgamma = sum(dy x_hat),  dbeta = sum(dy),  dxhat = gamma dy
     dx = r (dxhat - x_hat mean_spatial(x_hat dxhat)),  de = sum(dxhat * -x_hat r^2 / 2)
 Sums for gamma, beta and tau run over the batch and the spatial extent; a (N, C) input is a 1x1 map.
-
-`frn_forward_math`/`frn_backward_math` are the torch-op kernels: the "python" path eager, the
-"compile" path (GPUs) through torch.compile, both wrapped by `FRNFunction`. csrc/frn_cpu.cpp is the
-same math fused, with its own C++ autograd.
 """
+import functools
+import logging
 import math
 from typing import Callable, NamedTuple
 
 import torch
 from torch.autograd.function import once_differentiable
 
-from .frn import effective_eps
+from .formula import channel_shape, effective_eps, math_dtype, spatial_dims
 
-
-def math_dtype(dtype):
-    """Statistics in fp32 at least: x^2 overflows fp16 for |x| > 256."""
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-
-
-def _layout(x):
-    """Spatial dims, and the view shape that puts a per-channel vector against x."""
-    dims = tuple(range(2, x.dim()))
-    return dims, (1, -1) + (1,) * len(dims)
+logger = logging.getLogger("frn_det")
 
 
 def _inv_rms(xf, dims, eps):
@@ -37,7 +27,7 @@ def _inv_rms(xf, dims, eps):
 
 
 def frn_forward_math(x, weight, bias, tau, eps):
-    dims, shape = _layout(x)
+    dims, shape = spatial_dims(x), channel_shape(x)
     xf = x.to(math_dtype(x.dtype))
     y = torch.addcmul(bias.view(shape), xf, weight.view(shape) * _inv_rms(xf, dims, eps))
     if tau is not None:
@@ -46,7 +36,7 @@ def frn_forward_math(x, weight, bias, tau, eps):
 
 
 def frn_backward_math(dz, x, weight, bias, tau, eps):
-    dims, shape = _layout(x)
+    dims, shape = spatial_dims(x), channel_shape(x)
     xf, dy = x.to(math_dtype(x.dtype)), dz.to(math_dtype(x.dtype))
     r = _inv_rms(xf, dims, eps)
     a = weight.view(shape) * r
@@ -74,7 +64,7 @@ class Kernels(NamedTuple):
     backward: Callable
 
 
-PYTHON = Kernels(frn_forward_math, frn_backward_math)
+EAGER = Kernels(frn_forward_math, frn_backward_math)
 
 
 def _params(x, weight, bias, tau):
@@ -86,24 +76,68 @@ class FRNFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, tau, eps_l, eps, kernels):
         x = x.contiguous()
+        params = _params(x, weight, bias, tau)  # once per call: backward uses the same
         ctx.kernels, ctx.eps = kernels, effective_eps(eps, None if eps_l is None else eps_l.detach())
-        ctx.save_for_backward(x, weight, bias, tau, eps_l)  # x and parameters, nothing else
-        return kernels.forward(x, *_params(x, weight, bias, tau), ctx.eps)
+        ctx.dtypes = [None if p is None else p.dtype for p in (weight, bias, tau)]
+        ctx.save_for_backward(x, *params, eps_l)  # x and parameters, nothing else
+        return kernels.forward(x, *params, ctx.eps)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dz):
         x, weight, bias, tau, eps_l = ctx.saved_tensors
-        dx, dw, db, dtau, deps = ctx.kernels.backward(
-            dz.contiguous(), x, *_params(x, weight, bias, tau), ctx.eps
-        )
-        dtau = None if tau is None else dtau.to(tau.dtype)
+        dx, dw, db, dtau, deps = ctx.kernels.backward(dz.contiguous(), x, weight, bias, tau, ctx.eps)
+        dw, db, dtau = [None if g is None else g.to(dt) for g, dt in zip((dw, db, dtau), ctx.dtypes)]
         deps_l = None if eps_l is None else (deps * eps_l.detach().sign()).to(eps_l.dtype)  # d|e|/de
-        return dx, dw.to(weight.dtype), db.to(bias.dtype), dtau, deps_l, None, None
+        return dx, dw, db, dtau, deps_l, None, None
 
 
 def frn_apply(kernels: Kernels, x, weight, bias, tau=None, eps=1e-6, eps_l=None):
     return FRNFunction.apply(x, weight, bias, tau, eps_l, eps, kernels)
+
+
+def frn_python(x, weight, bias, tau=None, eps=1e-6, eps_l=None):
+    return frn_apply(EAGER, x, weight, bias, tau, eps, eps_l)
+
+
+class CompiledOrEager:
+    """torch.compile of a kernel function; the eager function for good if compiling fails."""
+
+    def __init__(self, fn):
+        # dynamic: one graph across image sizes (automatic dynamic recompiled at each newly varying dim);
+        # dims of size 1 still get graphs of their own
+        self.fn, self.compiled = fn, torch.compile(fn, dynamic=True)
+
+    def __call__(self, *args):
+        if self.compiled is not None:
+            try:
+                return self.compiled(*args)
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as e:  # noqa: BLE001  (no triton, compiler error: eager is still right)
+                logger.warning("frn_det: torch.compile of FRN failed (%s); using eager kernels", e)
+                self.compiled = None
+        return self.fn(*args)
+
+    @property
+    def fell_back(self):
+        return self.compiled is None
+
+
+@functools.lru_cache(maxsize=None)
+def compiled_kernels():
+    """The compile path's kernels, one pair per process; `compiled_kernels.cache_clear()` starts anew."""
+    return Kernels(CompiledOrEager(frn_forward_math), CompiledOrEager(frn_backward_math))
+
+
+def compile_fell_back():
+    """True when torch.compile of the compile path's kernels failed and they run eager."""
+    kernels = compiled_kernels()
+    return kernels.forward.fell_back or kernels.backward.fell_back
+
+
+def frn_compile(x, weight, bias, tau=None, eps=1e-6, eps_l=None):
+    return frn_apply(compiled_kernels(), x, weight, bias, tau, eps, eps_l)
 
 
 class TLUFunction(torch.autograd.Function):
@@ -113,8 +147,7 @@ class TLUFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, y, tau):
-        _, shape = _layout(y)
-        z = torch.maximum(y, tau.view(shape).to(y.dtype))
+        z = torch.maximum(y, tau.view(channel_shape(y)).to(y.dtype))
         ctx.save_for_backward(z, tau)
         return z
 
@@ -122,8 +155,16 @@ class TLUFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, dz):
         z, tau = ctx.saved_tensors
-        dims, shape = _layout(z)
-        passed = z > tau.view(shape).to(z.dtype)
+        passed = z > tau.view(channel_shape(z)).to(z.dtype)
         dy = dz * passed
-        dtau = (dz - dy).sum(dim=(0,) + dims, dtype=math_dtype(dz.dtype)).to(tau.dtype)
+        dtau = (dz - dy).sum(dim=(0,) + spatial_dims(z), dtype=math_dtype(dz.dtype)).to(tau.dtype)
         return dy, dtau
+
+
+def compile_available():
+    """torch.compile's GPU code generator is Triton."""
+    try:
+        from torch.utils._triton import has_triton
+    except ImportError:
+        return False
+    return has_triton()

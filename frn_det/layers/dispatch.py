@@ -1,0 +1,123 @@
+"""Chooses the FRN path for each input and calls it. Every path is tested against frn_reference.
+
+Paths, each a function (x, weight, bias, tau, eps, eps_l) -> z:
+  "cpp"       fused C++ kernels with C++ autograd (path_cpp), for the CPU
+  "triton"    hand-written Triton kernels (path_triton), for GPUs; on CPU tensors under TRITON_INTERPRET=1
+  "compile"   the torch-op kernels (path_torch) through torch.compile, for GPUs
+  "python"    the same torch-op kernels, eager
+  "reference" frn_reference, whose autograd keeps 3x the input
+All but the reference keep only the input for backward. Default: cpp on CPU, compile on CUDA, python
+elsewhere or when the first choice is unavailable; python inside a caller's torch.compile (traceable
+ops it can fuse); reference while tracing or exporting to ONNX. FRN_DET_IMPL=<path> forces a path
+(except while tracing); `force_impl` does so inside a block. `tlu_function` runs the TLU after a
+residual add through the Triton kernels where FRN runs the triton path.
+
+The choice per (device type, dtype) is made once and cached, and FRN_DET_IMPL is read once: a call
+costs a dict lookup and the tracing checks.
+"""
+import contextlib
+import logging
+import os
+
+import torch
+
+from . import path_cpp, path_torch, path_triton
+from .formula import channel_shape, frn_reference, is_exporting
+
+logger = logging.getLogger("frn_det")
+
+PATHS = {
+    "reference": frn_reference,
+    "python": path_torch.frn_python,
+    "cpp": path_cpp.frn_cpp,
+    "compile": path_torch.frn_compile,
+    "triton": path_triton.frn_triton,
+}
+_UNREAD = object()
+_forced = _UNREAD  # FRN_DET_IMPL, or what force_impl set; None: no path forced
+_chosen = {}  # (device type, dtype) -> path name
+
+
+def _forced_name():
+    global _forced
+    if _forced is _UNREAD:
+        _forced = _check_name(os.environ.get("FRN_DET_IMPL", "").strip().lower() or None, "FRN_DET_IMPL")
+    return _forced
+
+
+def _check_name(name, what):
+    if name is not None and name not in PATHS:
+        raise ValueError(f"{what} names the FRN path {name!r}; valid paths: {', '.join(PATHS)}")
+    return name
+
+
+def _choose_uncached(device_type, dtype):
+    forced = _forced_name()
+    if forced == "cpp" and (device_type != "cpu" or not path_cpp.cpp_available()):
+        raise RuntimeError(f"FRN path 'cpp' forced, but the C++ kernel can't run here ({device_type})")
+    if forced == "triton" and not path_triton.triton_available(device_type):
+        raise RuntimeError(f"FRN path 'triton' forced, but Triton can't run on {device_type} here: "
+                           f"{path_triton.unavailable_reason(device_type)}")
+    if forced:
+        return forced
+    if device_type == "cpu" and dtype in path_cpp.CPP_DTYPES:
+        return "cpp" if path_cpp.cpp_available() else "python"
+    if device_type == "cuda" and path_torch.compile_available():
+        return "compile"
+    return "python"
+
+
+def choose(device_type, dtype):
+    """Name of the path for inputs of this device type and dtype, in the current context."""
+    if is_exporting():
+        return "reference"  # plain aten ops: TorchScript and ONNX can't hold the C++ op or autograd code
+    if torch.compiler.is_compiling() and not _forced_name():
+        return "python"  # traceable torch ops: the caller's torch.compile fuses them
+    name = _chosen.get((device_type, dtype))
+    if name is None:
+        name = _chosen[(device_type, dtype)] = _choose_uncached(device_type, dtype)
+        logger.info("frn_det: FRN runs the %r path on %s (%s)", name, device_type, dtype)
+    return name
+
+
+def active_impl(device="cpu", dtype=torch.float32):
+    """Name of the FRN path used for inputs on `device` with `dtype`."""
+    return choose(torch.device(device).type, dtype)
+
+
+def frn_function(x, weight, bias, tau=None, eps=1e-6, eps_l=None):
+    """FRN (+TLU when tau is given) through the path chosen for x."""
+    return PATHS[choose(x.device.type, x.dtype)](x, weight, bias, tau, eps, eps_l)
+
+
+def tlu_function(y, tau):
+    """TLU z = max(y, tau): the Triton kernels where FRN runs the triton path, else torch ops that keep
+    only z; plain aten ops while tracing or exporting."""
+    if is_exporting():
+        return torch.max(y, tau.view(channel_shape(y)).to(y.dtype))  # TorchScript and ONNX hold no autograd code
+    if choose(y.device.type, y.dtype) == "triton":
+        return path_triton.tlu_triton(y, tau)
+    return path_torch.TLUFunction.apply(y, tau)
+
+
+def reset():
+    """Forgets the cached choices and reads FRN_DET_IMPL again at the next call."""
+    global _forced
+    _forced = _UNREAD
+    _chosen.clear()
+
+
+@contextlib.contextmanager
+def force_impl(name):
+    """Inside the block FRN runs path `name` (None: the default choice), whatever FRN_DET_IMPL says."""
+    global _forced
+    _check_name(name, "force_impl")
+    saved, saved_chosen = _forced_name(), dict(_chosen)
+    _forced = name
+    _chosen.clear()
+    try:
+        yield
+    finally:
+        _forced = saved
+        _chosen.clear()
+        _chosen.update(saved_chosen)

@@ -1,0 +1,61 @@
+"""The FRN formula and the small helpers every path shares. Imports nothing of frn_det.
+
+`frn_reference` is the one written-out copy of the paper's formula (eq. 1-3, Listing 1); every faster
+path (path_cpp, path_torch, path_triton) is tested against it.
+"""
+import torch
+
+EPS_FLOOR = 1e-6  # the paper's fixed eps, and the floor of the learnable one (section 3.3)
+LEARNABLE_EPS_INIT = 1e-4
+
+
+def effective_eps(eps, eps_l=None):
+    """eps (fixed), or 1e-6 + |eps_l| (learnable, section 3.3) as a 0-d tensor."""
+    return eps if eps_l is None else EPS_FLOOR + eps_l.abs()
+
+
+def math_dtype(dtype):
+    """Statistics in fp32 at least: x^2 overflows fp16 for |x| > 256."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def spatial_dims(x):
+    """The dims FRN averages over: H, W of (N, C, H, W); none for (N, C)."""
+    return tuple(range(2, x.dim()))
+
+
+def channel_shape(x):
+    """The view shape that puts a per-channel vector against x."""
+    return (1, -1) + (1,) * (x.dim() - 2)
+
+
+def is_exporting():
+    """TorchScript tracing or ONNX export: they record plain aten ops only."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
+
+def frn_reference(x, weight, bias, tau=None, eps=EPS_FLOOR, eps_l=None):
+    """z = max(gamma * x / sqrt(mean_spatial(x^2) + eps) + beta, tau).
+
+    x: (N, C, H, W), or (N, C) for fully connected layers, where the mean runs over one element.
+    Statistics are computed in fp32 at least, since x^2 overflows fp16 for |x| > 256; the result has
+    the input's dtype. tau=None gives FRN without TLU.
+    """
+    dims, shape = spatial_dims(x), channel_shape(x)
+    xf = x.to(math_dtype(x.dtype))
+    nu2 = xf.pow(2).mean(dim=dims, keepdim=True) if dims else xf.pow(2)
+    x_hat = xf * torch.rsqrt(nu2 + effective_eps(eps, eps_l))
+    y = weight.view(shape) * x_hat + bias.view(shape)
+    if tau is not None:
+        y = torch.max(y, tau.view(shape))
+    return y.to(x.dtype)
+
+
+def check_frn_input(x, num_features):
+    if x.dim() not in (2, 4):
+        raise ValueError(
+            f"FRN expects a 4-D (N, C, H, W) or 2-D (N, C) input; got shape {tuple(x.shape)} "
+            f"({x.dim()}-D)"
+        )
+    if x.shape[1] != num_features:
+        raise ValueError(f"FRN was built for {num_features} channels; input has {x.shape[1]}")

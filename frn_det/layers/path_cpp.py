@@ -1,0 +1,35 @@
+"""The "cpp" FRN path: fused C++ kernels with their own C++ autograd (csrc/frn_cpu.cpp), for the CPU.
+Built by `pip install --no-build-isolation`; without the build, the dispatcher takes another path."""
+import functools
+import logging
+from pathlib import Path
+
+import torch
+
+from .formula import effective_eps
+
+logger = logging.getLogger("frn_det")
+CPP_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+
+
+@functools.lru_cache(maxsize=None)
+def cpp_available():
+    """Loads the C++ op; False (the reason logged once) when it is not built or out of date."""
+    try:
+        from . import _frn_cpu  # loading it registers torch.ops.frn_det.frn
+    except (ImportError, OSError) as e:
+        logger.warning("frn_det: C++ FRN kernel unavailable (%s), so FRN runs its PyTorch path; to build it "
+                       "against your torch, reinstall frn_det with `pip install --no-build-isolation`", e)
+        return False
+    src = Path(__file__).with_name("csrc") / "frn_cpu.cpp"
+    if src.exists() and src.stat().st_mtime > Path(_frn_cpu.__file__).stat().st_mtime:
+        logger.warning("frn_det: %s is newer than its build; `pip install --no-build-isolation -e .` rebuilds it", src)
+        return False
+    return True
+
+
+def frn_cpp(x, weight, bias, tau=None, eps=1e-6, eps_l=None):
+    if not cpp_available():
+        raise RuntimeError("frn_det: the C++ FRN kernel is not available (see the log)")
+    e = eps if eps_l is None else float(effective_eps(eps, eps_l.detach()))
+    return torch.ops.frn_det.frn(x, weight, bias, tau, eps_l, e)

@@ -1,0 +1,96 @@
+"""Checks of an FRN path against frn_reference, shared by the tests and the device check: a case
+(input, parameters, upstream gradient), the output and every gradient of a path, and the comparison."""
+import torch
+
+from .formula import spatial_dims
+
+# Tolerances relative to each quantity's scale (see `assert_agree`).
+TOL = {torch.float64: 1e-10, torch.float32: 2e-5, torch.bfloat16: 1e-2, torch.float16: 2e-3}
+PARAM_TOL = {torch.float64: 1e-10, torch.float32: 2e-5, torch.bfloat16: 1e-4, torch.float16: 1e-4}
+
+
+def make_case(shape, dtype, learnable_eps, tlu, scale=1.0, zeros=False, device="cpu"):
+    """x (scaled N(0, 1) or zeros), parameters away from init (fp32; fp64 for fp64 x) and dz."""
+    c = shape[1]
+    pdt = torch.float64 if dtype == torch.float64 else torch.float32
+    x = torch.zeros(shape) if zeros else torch.randn(shape, dtype=torch.float64) * scale
+    params = {
+        "weight": torch.empty(c, dtype=pdt).uniform_(0.5, 1.5),
+        "bias": torch.empty(c, dtype=pdt).uniform_(-0.3, 0.3),
+        "tau": torch.empty(c, dtype=pdt).uniform_(-0.2, 0.2) if tlu else None,
+        "eps_l": torch.tensor(-3e-2, dtype=pdt) if learnable_eps else None,
+    }
+    dz = torch.randn(shape, dtype=torch.float64)
+    to = lambda t: None if t is None else t.to(device)  # noqa: E731
+    return to(x.to(dtype)), {k: to(v) for k, v in params.items()}, to(dz.to(dtype))
+
+
+def outputs_and_grads(fn, x, params, dz):
+    """fn(x, weight, bias, tau, 1e-6, eps_l), and the gradients of x and of every parameter given."""
+    leaves = {"x": x.clone().requires_grad_()}
+    leaves.update({k: v.clone().requires_grad_() for k, v in params.items() if v is not None})
+    p = {k: leaves.get(k) for k in params}
+    z = fn(leaves["x"], p["weight"], p["bias"], p["tau"], 1e-6, p["eps_l"])
+    grads = torch.autograd.grad(z, list(leaves.values()), dz)
+    return z, dict(zip(leaves, grads))
+
+
+def assert_agree(x, params, dz, got, want):
+    """Outputs to TOL of their size; dx to TOL of |gamma| r |dz| (the terms of eq. 7 that cancel);
+    parameter gradients to PARAM_TOL of their size: their sums run in fp32 at least."""
+    cpu = lambda t: None if t is None else t.cpu()  # noqa: E731
+    x, dz, params = cpu(x), cpu(dz), {k: cpu(v) for k, v in params.items()}
+    (z, g), (z_ref, g_ref) = [(cpu(r[0]), {k: cpu(v) for k, v in r[1].items()}) for r in (got, want)]
+    assert z.dtype == z_ref.dtype and z.shape == z_ref.shape
+    assert set(g) == set(g_ref)
+    xf = x.double()
+    dims = spatial_dims(x)
+    nu2 = xf.pow(2).mean(dims) if dims else xf.pow(2)
+    r_max = torch.rsqrt(nu2 + 1e-6).max()
+    dx_scale = params["weight"].abs().max().double() * r_max * dz.double().abs().max()
+    tol, ptol = TOL[x.dtype], PARAM_TOL[x.dtype]
+
+    def check(name, a, b, rel, scale=None):
+        assert torch.isfinite(a).all(), name
+        err = (a.double() - b.double()).abs().max()
+        scale = b.double().abs().max() if scale is None else scale
+        assert err <= rel * scale + 1e-30, f"{name}: max error {err:.3g}, scale {scale:.3g}"
+
+    check("z", z, z_ref, tol)
+    check("dx", g["x"], g_ref["x"], tol, dx_scale)
+    for name in set(g) - {"x"}:
+        assert g[name].dtype == g_ref[name].dtype, name
+        check(name, g[name], g_ref[name], ptol)
+
+
+NON_CONTIGUOUS_LAYOUTS = ("permuted", "channels_last", "sliced")
+
+
+def non_contiguous_case(layout):
+    """x in a layout that is not contiguous NCHW, its parameters, and a non-contiguous dz."""
+    base = torch.randn(2, 5, 6, 4)
+    x = {
+        "permuted": base.permute(0, 3, 1, 2),
+        "channels_last": base.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last),
+        "sliced": torch.randn(2, 4, 12, 5)[:, :, ::2],
+    }[layout]
+    _, params, _ = make_case(x.shape, torch.float32, learnable_eps=True, tlu=True)
+    dz = torch.randn(x.shape).transpose(2, 3).contiguous().transpose(2, 3)
+    return x, params, dz
+
+
+def saved_bytes(fn, x, params):
+    """Bytes of the tensors autograd saves for backward in fn(x), each storage once, `params` not counted."""
+    skip = {p.untyped_storage().data_ptr() for p in params}
+    seen = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        if s.data_ptr() not in skip:
+            seen[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn(x)
+    del out
+    return sum(seen.values())

@@ -1,0 +1,268 @@
+"""Triton kernels of the "triton" FRN path (path_triton launches them). x is (rows, L): one row per
+(n, c) plane of L = H*W elements, row-major. Statistics and sums run in ACC (fp32, fp64 for fp64
+inputs); outputs are stored in their tensors' dtypes.
+
+Ordinary rows: one program per row; forward and backward each loop over the row in BLOCKs (read
+once when the row fits one BLOCK). Long rows are split into SPLITS chunks of CHUNK elements, one
+program per (row, chunk): a first kernel writes each chunk's partial sums, the second sums a row's
+partials in a fixed order, so results are deterministic. Parameter gradients: each row writes its
+partial (dgamma, dbeta, dtau, deps) and one program sums them per channel over the batch (no atomics).
+"""
+import triton
+import triton.language as tl
+
+ROW_SUMS = 4  # dgamma, dbeta, dtau, deps per row
+CHUNK_SUMS = 3  # sum dy x, sum dy, sum dz per chunk
+
+
+@triton.jit
+def _tlu_dy(dz, x, a, b, tau, HAS_TAU: tl.constexpr):
+    """dz through the TLU: all of it where y > tau, half at a tie (torch.max's rule), none below."""
+    if HAS_TAU:
+        y = x * a + b  # the forward's expression: the same y, so the same mask
+        dz = tl.where(y > tau, dz, tl.where(y == tau, dz * 0.5, 0.0))
+    return dz
+
+
+@triton.jit
+def _load_dy(x_ptr, dz_ptr, idx, end, a, b, tau, HAS_TAU: tl.constexpr, ACC: tl.constexpr):
+    """x, dz and dy = dz through the TLU at the indices below end (0 beyond)."""
+    m = idx < end
+    x = tl.load(x_ptr + idx, mask=m, other=0.0).to(ACC)
+    dz = tl.load(dz_ptr + idx, mask=m, other=0.0).to(ACC)
+    return x, dz, _tlu_dy(dz, x, a, b, tau, HAS_TAU)
+
+
+@triton.jit
+def _sum_squares(x_ptr, start, end, BLOCK: tl.constexpr, ACC: tl.constexpr):
+    offs = tl.arange(0, BLOCK)
+    acc = tl.zeros([BLOCK], dtype=ACC)
+    for s in range(start, end, BLOCK):
+        idx = s + offs
+        x = tl.load(x_ptr + idx, mask=idx < end, other=0.0).to(ACC)
+        acc += x * x
+    return tl.sum(acc, 0)
+
+
+@triton.jit
+def _grad_sums(x_ptr, dz_ptr, start, end, a, b, tau, HAS_TAU: tl.constexpr, BLOCK: tl.constexpr,
+               ACC: tl.constexpr):
+    """sum dy x, sum dy and sum dz over [start, end)."""
+    offs = tl.arange(0, BLOCK)
+    acc_dyx = tl.zeros([BLOCK], dtype=ACC)
+    acc_dy = tl.zeros([BLOCK], dtype=ACC)
+    acc_dz = tl.zeros([BLOCK], dtype=ACC)
+    for s in range(start, end, BLOCK):
+        x, dz, dy = _load_dy(x_ptr, dz_ptr, s + offs, end, a, b, tau, HAS_TAU, ACC)
+        acc_dyx += dy * x
+        acc_dy += dy
+        acc_dz += dz
+    return tl.sum(acc_dyx, 0), tl.sum(acc_dy, 0), tl.sum(acc_dz, 0)
+
+
+@triton.jit
+def _chunk(L, CHUNK, SPLIT: tl.constexpr):
+    if SPLIT:
+        start = tl.program_id(1) * CHUNK
+        end = tl.minimum(start + CHUNK, L)
+    else:
+        start = 0
+        end = L
+    return start, end
+
+
+@triton.jit
+def frn_sum_squares_kernel(x_ptr, part_ptr, L, CHUNK, SPLITS, BLOCK: tl.constexpr, ACC: tl.constexpr):
+    """Long rows, first pass: the sum of x^2 over each (row, chunk)."""
+    row = tl.program_id(0)
+    start, end = _chunk(L, CHUNK, True)
+    ss = _sum_squares(x_ptr + row.to(tl.int64) * L, start, end, BLOCK, ACC)
+    tl.store(part_ptr + row * SPLITS + tl.program_id(1), ss)
+
+
+@triton.jit
+def frn_forward_kernel(x_ptr, z_ptr, w_ptr, b_ptr, tau_ptr, eps_l_ptr, rstd_ptr, part_ptr, C, L, CHUNK, SPLITS,
+                       eps, HAS_TAU: tl.constexpr, HAS_EPS_L: tl.constexpr, SPLIT: tl.constexpr,
+                       SPLITS_P2: tl.constexpr, BLOCK: tl.constexpr, ONE_BLOCK: tl.constexpr, ACC: tl.constexpr):
+    """z = max(gamma x rstd + beta, tau), rstd = 1/sqrt(mean(x^2) + eps) saved per row."""
+    row = tl.program_id(0)
+    c = row % C
+    x_ptr += row.to(tl.int64) * L
+    z_ptr += row.to(tl.int64) * L
+    offs = tl.arange(0, BLOCK)
+    e = eps
+    if HAS_EPS_L:
+        e = eps + tl.abs(tl.load(eps_l_ptr).to(tl.float32))  # 1e-6 + |eps_l|
+    if SPLIT:
+        ps = tl.arange(0, SPLITS_P2)
+        ss = tl.sum(tl.load(part_ptr + row * SPLITS + ps, mask=ps < SPLITS, other=0.0), 0)
+    elif ONE_BLOCK:
+        x = tl.load(x_ptr + offs, mask=offs < L, other=0.0).to(ACC)
+        ss = tl.sum(x * x, 0)
+    else:
+        ss = _sum_squares(x_ptr, 0, L, BLOCK, ACC)
+    rstd = 1.0 / tl.sqrt(ss / L + e.to(ACC))
+    if tl.program_id(1) == 0:
+        tl.store(rstd_ptr + row, rstd)
+    a = tl.load(w_ptr + c).to(ACC) * rstd
+    b = tl.load(b_ptr + c).to(ACC)
+    tau = 0.0
+    if HAS_TAU:
+        tau = tl.load(tau_ptr + c).to(ACC)
+    if ONE_BLOCK and not SPLIT:
+        y = x * a + b
+        if HAS_TAU:
+            y = tl.maximum(y, tau)
+        tl.store(z_ptr + offs, y.to(z_ptr.dtype.element_ty), mask=offs < L)
+    else:
+        start, end = _chunk(L, CHUNK, SPLIT)
+        for s in range(start, end, BLOCK):
+            idx = s + offs
+            m = idx < end
+            x = tl.load(x_ptr + idx, mask=m, other=0.0).to(ACC)
+            y = x * a + b
+            if HAS_TAU:
+                y = tl.maximum(y, tau)
+            tl.store(z_ptr + idx, y.to(z_ptr.dtype.element_ty), mask=m)
+
+
+@triton.jit
+def frn_grad_sums_kernel(x_ptr, dz_ptr, w_ptr, b_ptr, tau_ptr, rstd_ptr, part_ptr, C, L, CHUNK, SPLITS,
+                         HAS_TAU: tl.constexpr, BLOCK: tl.constexpr, ACC: tl.constexpr):
+    """Long rows, first backward pass: sum dy x, sum dy, sum dz over each (row, chunk)."""
+    row = tl.program_id(0)
+    c = row % C
+    a = tl.load(w_ptr + c).to(ACC) * tl.load(rstd_ptr + row)
+    b = tl.load(b_ptr + c).to(ACC)
+    tau = 0.0
+    if HAS_TAU:
+        tau = tl.load(tau_ptr + c).to(ACC)
+    start, end = _chunk(L, CHUNK, True)
+    base = row.to(tl.int64) * L
+    s_dyx, s_dy, s_dz = _grad_sums(x_ptr + base, dz_ptr + base, start, end, a, b, tau, HAS_TAU, BLOCK, ACC)
+    out = part_ptr + (row * SPLITS + tl.program_id(1)) * 3
+    tl.store(out, s_dyx)
+    tl.store(out + 1, s_dy)
+    tl.store(out + 2, s_dz)
+
+
+@triton.jit
+def frn_backward_kernel(x_ptr, dz_ptr, dx_ptr, w_ptr, b_ptr, tau_ptr, rstd_ptr, part_ptr, row_sums_ptr, C, L, CHUNK,
+                        SPLITS, HAS_TAU: tl.constexpr, SPLIT: tl.constexpr, SPLITS_P2: tl.constexpr,
+                        BLOCK: tl.constexpr, ONE_BLOCK: tl.constexpr, ACC: tl.constexpr):
+    """dx = a dy - x a r^2 sum(dy x) / L with a = gamma r (eq. 7), and the row's parameter sums."""
+    row = tl.program_id(0)
+    c = row % C
+    base = row.to(tl.int64) * L
+    x_ptr += base
+    dz_ptr += base
+    dx_ptr += base
+    offs = tl.arange(0, BLOCK)
+    rstd = tl.load(rstd_ptr + row)
+    a = tl.load(w_ptr + c).to(ACC) * rstd
+    b = tl.load(b_ptr + c).to(ACC)
+    tau = 0.0
+    if HAS_TAU:
+        tau = tl.load(tau_ptr + c).to(ACC)
+    if SPLIT:
+        ps = tl.arange(0, SPLITS_P2)
+        pm = ps < SPLITS
+        p = part_ptr + (row * SPLITS + ps) * 3
+        s_dyx = tl.sum(tl.load(p, mask=pm, other=0.0), 0)
+        s_dy = tl.sum(tl.load(p + 1, mask=pm, other=0.0), 0)
+        s_dz = tl.sum(tl.load(p + 2, mask=pm, other=0.0), 0)
+    elif ONE_BLOCK:
+        x, dz, dy = _load_dy(x_ptr, dz_ptr, offs, L, a, b, tau, HAS_TAU, ACC)
+        s_dyx = tl.sum(dy * x, 0)
+        s_dy = tl.sum(dy, 0)
+        s_dz = tl.sum(dz, 0)
+    else:
+        s_dyx, s_dy, s_dz = _grad_sums(x_ptr, dz_ptr, 0, L, a, b, tau, HAS_TAU, BLOCK, ACC)
+    k = a * rstd * rstd * s_dyx
+    if ONE_BLOCK and not SPLIT:
+        tl.store(dx_ptr + offs, (dy * a - x * (k / L)).to(dx_ptr.dtype.element_ty), mask=offs < L)
+    else:
+        start, end = _chunk(L, CHUNK, SPLIT)
+        for s in range(start, end, BLOCK):
+            idx = s + offs
+            x2, _, dy2 = _load_dy(x_ptr, dz_ptr, idx, end, a, b, tau, HAS_TAU, ACC)
+            tl.store(dx_ptr + idx, (dy2 * a - x2 * (k / L)).to(dx_ptr.dtype.element_ty), mask=idx < end)
+    if tl.program_id(1) == 0:
+        out = row_sums_ptr + row * 4
+        tl.store(out, rstd * s_dyx)  # dgamma = sum dy x_hat
+        tl.store(out + 1, s_dy)  # dbeta
+        tl.store(out + 2, s_dz - s_dy)  # dtau: the part of dz the TLU blocked
+        tl.store(out + 3, -0.5 * k)  # d eps = sum gamma dy d x_hat/d eps
+
+
+@triton.jit
+def frn_param_grads_kernel(row_sums_ptr, dw_ptr, db_ptr, dtau_ptr, deps_l_ptr, eps_l_ptr, N, C,
+                           HAS_TAU: tl.constexpr, HAS_EPS_L: tl.constexpr, BLOCK_C: tl.constexpr,
+                           ACC: tl.constexpr):
+    """One program: per channel, the rows' sums over the batch in order; d eps_l over all rows."""
+    cs = tl.arange(0, BLOCK_C)
+    acc_eps = tl.zeros([BLOCK_C], dtype=ACC)
+    for c0 in range(0, C, BLOCK_C):
+        ch = c0 + cs
+        m = ch < C
+        dw = tl.zeros([BLOCK_C], dtype=ACC)
+        db = tl.zeros([BLOCK_C], dtype=ACC)
+        dtau = tl.zeros([BLOCK_C], dtype=ACC)
+        for n in range(0, N):
+            p = row_sums_ptr + (n * C + ch) * 4
+            dw += tl.load(p, mask=m, other=0.0)
+            db += tl.load(p + 1, mask=m, other=0.0)
+            dtau += tl.load(p + 2, mask=m, other=0.0)
+            acc_eps += tl.load(p + 3, mask=m, other=0.0)
+        tl.store(dw_ptr + ch, dw.to(dw_ptr.dtype.element_ty), mask=m)
+        tl.store(db_ptr + ch, db.to(db_ptr.dtype.element_ty), mask=m)
+        if HAS_TAU:
+            tl.store(dtau_ptr + ch, dtau.to(dtau_ptr.dtype.element_ty), mask=m)
+    if HAS_EPS_L:
+        e = tl.load(eps_l_ptr).to(ACC)
+        sign = tl.where(e > 0, 1.0, tl.where(e < 0, -1.0, 0.0))  # d|eps_l| / d eps_l
+        tl.store(deps_l_ptr, (tl.sum(acc_eps, 0) * sign).to(deps_l_ptr.dtype.element_ty))
+
+
+@triton.jit
+def tlu_forward_kernel(y_ptr, z_ptr, tau_ptr, C, L, BLOCK: tl.constexpr):
+    """z = max(y, tau), tau already in y's dtype (as TLUFunction compares); program (row, block). The
+    max runs in fp32, exact for values of y's dtype (the interpreter compares bf16 as integers)."""
+    row = tl.program_id(0)
+    idx = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    m = idx < L
+    base = row.to(tl.int64) * L
+    tau = tl.load(tau_ptr + row % C).to(tl.float32)
+    y = tl.load(y_ptr + base + idx, mask=m, other=0.0).to(tl.float32)
+    tl.store(z_ptr + base + idx, tl.maximum(y, tau).to(z_ptr.dtype.element_ty), mask=m)
+
+
+@triton.jit
+def tlu_backward_kernel(z_ptr, dz_ptr, dy_ptr, tau_ptr, part_ptr, C, L, BLOCKS, BLOCK: tl.constexpr):
+    """dy = dz where z > tau (y > tau exactly there; a tie goes to tau), and per (row, block) the sum of
+    the rest, which trains tau."""
+    row = tl.program_id(0)
+    blk = tl.program_id(1)
+    idx = blk * BLOCK + tl.arange(0, BLOCK)
+    m = idx < L
+    base = row.to(tl.int64) * L
+    tau = tl.load(tau_ptr + row % C).to(tl.float32)
+    z = tl.load(z_ptr + base + idx, mask=m, other=0.0).to(tl.float32)
+    dz = tl.load(dz_ptr + base + idx, mask=m, other=0.0)
+    passed = z > tau
+    tl.store(dy_ptr + base + idx, tl.where(passed, dz, 0.0).to(dy_ptr.dtype.element_ty), mask=m)
+    tl.store(part_ptr + row * BLOCKS + blk, tl.sum(tl.where(passed, 0.0, dz.to(tl.float32)), 0))
+
+
+@triton.jit
+def channel_sums_kernel(part_ptr, out_ptr, N, C, K, BLOCK_C: tl.constexpr):
+    """One program: out[c] = sum over n and k of part[(n C + c) K + k], in that order (no atomics)."""
+    cs = tl.arange(0, BLOCK_C)
+    for c0 in range(0, C, BLOCK_C):
+        ch = c0 + cs
+        m = ch < C
+        acc = tl.zeros([BLOCK_C], dtype=tl.float32)
+        for n in range(0, N):
+            for k in range(0, K):
+                acc += tl.load(part_ptr + (n * C + ch) * K + k, mask=m, other=0.0)
+        tl.store(out_ptr + ch, acc.to(out_ptr.dtype.element_ty), mask=m)

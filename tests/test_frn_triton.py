@@ -1,0 +1,225 @@
+"""The triton FRN path against frn_reference, output and every gradient, with no GPU: Triton's
+interpreter runs the kernels on CPU tensors. TRITON_INTERPRET must be set before triton is imported,
+so `test_kernels_in_the_interpreter` runs this file's other tests in a pytest of their own, with
+TRITON_INTERPRET=1 FRN_DET_IMPL=triton (the same command runs them by hand). Shapes stay small: the
+interpreter runs the programs one after another."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from frn_det.layers import FRN, TLU, dispatch, frn_function, frn_reference, path_torch, path_triton
+from frn_det.layers.testing import (NON_CONTIGUOUS_LAYOUTS, assert_agree, make_case, non_contiguous_case,
+                                    outputs_and_grads, saved_bytes)
+
+INTERPRETER = os.environ.get("TRITON_INTERPRET") == "1"
+in_interpreter = pytest.mark.skipif(not INTERPRETER, reason="runs in test_kernels_in_the_interpreter's pytest")
+VARIANTS = [(False, True), (True, True), (False, False), (True, False)]  # (learnable_eps, tlu)
+DTYPES = [torch.float32, torch.bfloat16, torch.float16]
+CASES = [  # shape, input scale
+    ((2, 3, 5, 7), 1.0),  # odd sizes
+    ((2, 4, 9, 11), 1.0),
+    ((2, 3, 2, 2), 1.0),
+    ((3, 4, 1, 1), 1.0),
+    ((4, 6), 1.0),  # (N, C): a 1x1 map
+    ((2, 3, 3, 5), 1e4),  # x^2 past fp16's range: statistics in fp32
+    ((2, 3, 3, 5), 1e-4),  # eps matters
+]
+# Plans that cover every kernel branch at small shapes: rows looped over in blocks, and rows split
+# across programs; then the default plan at a row longer than a block and at a long row it splits.
+PLANS = [((2, 4, 9, 11), dict(block=16)), ((2, 4, 9, 11), dict(block=16, chunk=32)),
+         ((1, 3, 10, 13), dict(block=16, chunk=48)), ((1, 2, 70, 70), {}), ((1, 1, 260, 260), {})]
+
+
+def test_kernels_in_the_interpreter():
+    if INTERPRETER:
+        pytest.skip("already in the interpreter")
+    pytest.importorskip("triton")
+    env = dict(os.environ, TRITON_INTERPRET="1", FRN_DET_IMPL="triton", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    passed = re.search(r"(\d+) passed", out)
+    assert passed and int(passed.group(1)) >= 100, out[-2000:]  # the cases ran, not skipped
+
+
+DATA = {"x_ptr", "z_ptr", "dx_ptr", "dz_ptr", "y_ptr", "dy_ptr"}  # tensors in the input's dtype; the rest are fp32
+
+
+def gpu_compile(kernel, dtype, constexprs, num_warps=4):
+    """Compiles `kernel` to an H100/H200 (sm_90) binary here, without a GPU: what the interpreter can't
+    check (types across branches, constexpr use, code generation) fails here as it would on the device."""
+    import triton
+    import triton.language as tl
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    signature = {}
+    for p in kernel.params:
+        if p.is_constexpr:
+            signature[p.name] = "constexpr"
+        elif p.name.endswith("_ptr"):
+            signature[p.name] = "*" + (dtype if p.name in DATA else "fp32")
+        else:
+            signature[p.name] = "fp32" if p.name == "eps" else "i32"
+    names = {p.name for p in kernel.params}
+    constexprs = {k: v for k, v in {"ACC": tl.float32, **constexprs}.items() if k in names}
+    return triton.compile(ASTSource(kernel, signature, constexprs), target=GPUTarget("cuda", 90, 32),
+                          options={"num_warps": num_warps})
+
+
+GPU_VARIANTS = [  # (kernel name, constexprs) for every branch of the kernels
+    *[("frn_forward_kernel", dict(HAS_TAU=t, HAS_EPS_L=e, SPLIT=s, SPLITS_P2=4 if s else 1, BLOCK=1024, ONE_BLOCK=o))
+      for t in (False, True) for e in (False, True) for s, o in ((False, True), (False, False), (True, False))],
+    *[("frn_backward_kernel", dict(HAS_TAU=t, SPLIT=s, SPLITS_P2=4 if s else 1, BLOCK=1024, ONE_BLOCK=o))
+      for t in (False, True) for s, o in ((False, True), (False, False), (True, False))],
+    *[("frn_grad_sums_kernel", dict(HAS_TAU=t, BLOCK=1024)) for t in (False, True)],
+    ("frn_sum_squares_kernel", dict(BLOCK=1024)),
+    *[("frn_param_grads_kernel", dict(HAS_TAU=t, HAS_EPS_L=e, BLOCK_C=128))
+      for t in (False, True) for e in (False, True)],
+    ("tlu_forward_kernel", dict(BLOCK=1024, HAS_TAU=True)),
+    ("tlu_backward_kernel", dict(BLOCK=1024, HAS_TAU=True)),
+    ("channel_sums_kernel", dict(BLOCK_C=128)),
+]
+
+
+@pytest.mark.skipif(INTERPRETER, reason="compiles for the GPU, outside the interpreter")
+@pytest.mark.parametrize("dtype", ["fp32", "bf16", "fp16"])
+def test_kernels_compile_for_the_gpu(dtype):
+    pytest.importorskip("triton")
+    from frn_det.layers import triton_kernels
+
+    variants = GPU_VARIANTS if dtype == "fp32" else [v for v in GPU_VARIANTS if "HAS_TAU" in v[1] and v[1]["HAS_TAU"]]
+    for name, constexprs in variants:
+        compiled = gpu_compile(getattr(triton_kernels, name), dtype, constexprs)
+        assert compiled.asm["cubin"], name
+
+
+def triton_plan(**plan):
+    return lambda x, w, b, tau, eps, eps_l: path_triton.frn_triton(x, w, b, tau, eps, eps_l, **plan)
+
+
+@in_interpreter
+def test_frn_runs_the_triton_kernels():
+    assert dispatch.active_impl() == "triton" and dispatch.active_impl(dtype=torch.bfloat16) == "triton"
+    layer = FRN(4, learnable_eps=True)
+    x = torch.randn(2, 4, 5, 5, requires_grad=True)
+    z = layer(x)
+    assert type(z.grad_fn).__name__ == "TritonFRNFunctionBackward"
+    torch.testing.assert_close(z, frn_reference(x, layer.weight, layer.bias, layer.tau, layer.eps, layer.eps_l))
+
+
+@in_interpreter
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,scale", CASES)
+@pytest.mark.parametrize("learnable_eps,tlu", VARIANTS)
+def test_agrees_with_reference(dtype, shape, scale, learnable_eps, tlu):
+    x, params, dz = make_case(shape, dtype, learnable_eps, tlu, scale)
+    got = outputs_and_grads(frn_function, x, params, dz)
+    assert_agree(x, params, dz, got, outputs_and_grads(frn_reference, x, params, dz))
+
+
+@in_interpreter
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape,plan", PLANS)
+@pytest.mark.parametrize("learnable_eps,tlu", [(True, True), (False, False)])
+def test_long_rows_and_split_rows(dtype, shape, plan, learnable_eps, tlu):
+    x, params, dz = make_case(shape, dtype, learnable_eps, tlu)
+    got = outputs_and_grads(triton_plan(**plan), x, params, dz)
+    assert_agree(x, params, dz, got, outputs_and_grads(frn_reference, x, params, dz))
+
+
+@in_interpreter
+def test_plans():
+    assert path_triton.plan(512, 128 * 128).splits == 1  # P3 at 1024: one program a row
+    stem = path_triton.plan(128, 512 * 512)  # the stem at 1024: 2 x 64 rows of 512x512
+    assert stem.splits > 1 and stem.chunk % stem.block == 0 and stem.splits * stem.chunk >= 512 * 512
+    assert path_triton.plan(4, 99, block=16, chunk=40) == path_triton.Plan(16, 3, 48, 1)
+
+
+@in_interpreter
+@pytest.mark.parametrize("plan", [{}, dict(block=16, chunk=32)])
+def test_backward_is_deterministic(plan):
+    x, params, dz = make_case((3, 4, 9, 11), torch.float32, True, True)
+    first = outputs_and_grads(triton_plan(**plan), x, params, dz)[1]
+    second = outputs_and_grads(triton_plan(**plan), x, params, dz)[1]
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+@in_interpreter
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(2, 4, 3, 5), (3, 5)])
+def test_all_zero_input_at_init(dtype, shape):
+    # x = 0 gives y = beta = tau = 0 at init: exact ties everywhere, split like torch.max's gradient
+    x, params, dz = make_case(shape, dtype, learnable_eps=True, tlu=True, zeros=True)
+    params = {k: torch.zeros_like(v) if k in ("bias", "tau") else v for k, v in params.items()}
+    got = outputs_and_grads(frn_function, x, params, dz)
+    assert_agree(x, params, dz, got, outputs_and_grads(frn_reference, x, params, dz))
+
+
+@in_interpreter
+@pytest.mark.parametrize("layout", NON_CONTIGUOUS_LAYOUTS)
+def test_non_contiguous_input(layout):
+    x, params, dz = non_contiguous_case(layout)
+    got = outputs_and_grads(frn_function, x, params, dz)
+    assert_agree(x, params, dz, got, outputs_and_grads(frn_reference, x, params, dz))
+
+
+@in_interpreter
+@pytest.mark.parametrize("shape,plan", [((2, 3, 4, 5), {}), ((1, 2, 7, 5), dict(block=16, chunk=16)), ((3, 4), {})])
+def test_gradcheck(shape, plan):
+    x, params, _ = make_case(shape, torch.float64, learnable_eps=True, tlu=True)
+    names = list(params)
+
+    def f(x, *ps):
+        return path_triton.frn_triton(x, ps[0], ps[1], ps[2], 1e-6, ps[3], **plan)
+
+    inputs = [x.requires_grad_()] + [params[k].requires_grad_() for k in names]
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-5, fast_mode=True)  # few interpreted calls
+
+
+@in_interpreter
+@pytest.mark.parametrize("shape,tlu,learnable_eps", [((2, 8, 6, 10), True, True), ((4, 16), False, False)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_saves_only_the_input(shape, tlu, learnable_eps, dtype):
+    x, params, _ = make_case(shape, dtype, learnable_eps, tlu)
+    layer_params = [p.requires_grad_() for p in params.values() if p is not None]
+    x.requires_grad_()
+
+    def layer(x):
+        return frn_function(x, params["weight"], params["bias"], params["tau"], 1e-6, params["eps_l"])
+
+    saved = saved_bytes(layer, x, layer_params)
+    n, c = shape[:2]
+    assert saved <= x.numel() * x.element_size() + n * c * 4  # x and one fp32 per row
+    layer(x).sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+@in_interpreter
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,block", [((2, 3, 5, 7), None), ((2, 4, 9, 11), 16), ((3, 4, 1, 1), None),
+                                         ((4, 6), None)])
+def test_tlu_agrees_with_the_torch_op_tlu(dtype, shape, block):
+    y = torch.randn(shape, dtype=torch.float64).to(dtype)
+    y.view(-1)[::3] = 0.25  # exact ties with one channel's tau: the gradient goes to tau
+    tau = torch.tensor([-0.3, 0.25, 0.0, 0.1, -0.1, 0.2])[: shape[1]]
+    dz = torch.randn(shape).to(dtype)
+    got, want = [], []
+    for fn, out in ((lambda y, t: path_triton.tlu_triton(y, t, block), got), (path_torch.TLUFunction.apply, want)):
+        leaves = [y.clone().requires_grad_(), tau.clone().requires_grad_()]
+        z = fn(*leaves)
+        out += [z, *torch.autograd.grad(z, leaves, dz)]
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])  # z and dy: the same ops
+    torch.testing.assert_close(got[2], want[2], rtol=1e-5, atol=1e-5)  # dtau: sums in another order
+
+
+@in_interpreter
+def test_tlu_module_runs_the_triton_kernels():
+    layer = TLU(3)
+    z = layer(torch.randn(2, 3, 4, 4, requires_grad=True))
+    assert type(z.grad_fn).__name__ == "TritonTLUFunctionBackward"
