@@ -1,4 +1,4 @@
-# The study's options at 8 images per GPU on one GPU (issue 12): tools/device/study.sh runs these lines
+# The study's options at 8 images per GPU on one GPU: tools/device/study.sh runs these lines
 # 8 at a time on a lent H200 (benchmarks/study_gpu/README.md). Same config, data, schedule and lrs as the CPU
 # study (benchmarks/study/commands.sh: FRN 0.02, GN 0.1), MODEL.DEVICE cuda; a run's results, metrics and
 # config land in benchmarks/study_gpu/<variant>/<run>/. With FRN_DET_DATASETS set, each line also runs alone.
