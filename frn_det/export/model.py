@@ -14,7 +14,6 @@ import argparse
 import logging
 import os
 import warnings
-from unittest import mock
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
@@ -28,6 +27,7 @@ from detectron2.utils.logger import setup_logger
 import frn_det  # noqa: F401  (registers FRN, the backbones and RetinaNetFRN)
 from frn_det.config import build_cfg, with_frn_options
 from frn_det.engine import prepare_datasets
+from frn_det.layers import force_impl
 
 logger = logging.getLogger("frn_det.export")
 
@@ -63,7 +63,7 @@ def export(model, image, fmt, output_dir):
     model.eval()
     adapter = traceable_model(model, image)
     # the reference path (plain aten ops) also for the untraced re-run that checks the trace
-    with mock.patch.dict(os.environ, {"FRN_DET_IMPL": "reference"}), torch.no_grad(), warnings.catch_warnings():
+    with force_impl("reference"), torch.no_grad(), warnings.catch_warnings():
         # detectron2's shape checks become constants in the trace: expected, the input size is fixed
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")

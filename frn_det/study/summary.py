@@ -27,7 +27,7 @@ from frn_det.utils import REPO_ROOT as ROOT
 LOOKS = {"shapes": "photo-like shapes (shapes_train / shapes_val)", "real": "real-photo look (shapes_real_train / shapes_real_val)"}
 # option folder suffix -> (what it is, its config key)
 OPTIONS = {
-    "learnable_eps": ("learnable eps, 1e-6 + |eps_l| (the paper's, section 3.3)", "MODEL.FRN.LEARNABLE_EPS True"),
+    "learnable_eps": ("learnable eps, eps = 1e-6 + abs(eps_l) (the paper's, section 3.3)", "MODEL.FRN.LEARNABLE_EPS True"),
     "center": ("input centering: each image's per-channel mean removed", "MODEL.CENTER_PIXELS_PER_IMAGE True"),
     "zero_init": ("last norm's gamma of each residual branch at 0", "MODEL.RESNETS.ZERO_INIT_RESIDUAL True"),
     "norm_per_level": ("head norms per FPN level", "MODEL.RETINANET.NORM_PER_LEVEL True"),
