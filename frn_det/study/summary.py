@@ -278,18 +278,32 @@ def main_size(runs):
     return min(r["size"] for r in runs)
 
 
-def plot(runs, path):
-    """AP against images per GPU, a panel per look, at the main size."""
+def _look_panels(looks):
+    """A figure with one panel per look, sharing the y axis."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt.subplots(1, len(looks), figsize=(5.2 * len(looks), 4), squeeze=False, sharey=True)
+
+
+def _save_panels(fig, axes, ylabel, path):
+    import matplotlib.pyplot as plt
+
+    axes[0][0].set_ylabel(ylabel)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot(runs, path):
+    """AP against images per GPU, a panel per look, at the main size."""
     size = main_size(runs)
     runs = [r for r in runs if r["size"] == size]
     looks = [look for look in LOOKS if any(r["variant"] == look for r in runs)]
     cols = sorted({r["imgs"] for r in runs})
-    fig, axes = plt.subplots(1, len(looks), figsize=(5.2 * len(looks), 4), squeeze=False, sharey=True)
+    fig, axes = _look_panels(looks)
     for ax, look in zip(axes[0], looks):
         for label, variant, method in look_rows(runs, look):
             pts = [(m, column_cell(runs, variant, method, m)[1]) for m in cols]
@@ -304,24 +318,16 @@ def plot(runs, path):
         ax.set_title(f"{LOOKS[look]}, {size} px", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    axes[0][0].set_ylabel("AP (COCO, val)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save_panels(fig, axes, "AP (COCO, val)", path)
 
 
 def plot_sizes(runs, path):
     """Each FRN and BN row's AP minus GN's against the input side, a panel per look; None with one size."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     sizes = sorted({r["size"] for r in runs})
     looks = [look for look in LOOKS if any(r["variant"] == look for r in runs)]
     if len(sizes) < 2 or not looks:
         return None
-    fig, axes = plt.subplots(1, len(looks), figsize=(5.2 * len(looks), 4), squeeze=False, sharey=True)
+    fig, axes = _look_panels(looks)
     for ax, look in zip(axes[0], looks):
         for row_look, label, variant, method, m in gap_rows(runs):
             if row_look != look:
@@ -338,10 +344,7 @@ def plot_sizes(runs, path):
         ax.set_title(LOOKS[look], fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    axes[0][0].set_ylabel("AP minus GN's AP (same images per GPU)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save_panels(fig, axes, "AP minus GN's AP (same images per GPU)", path)
     return path
 
 
