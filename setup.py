@@ -82,7 +82,9 @@ setup(
     package_data={"frn_det.model_zoo": get_model_zoo_configs()},
     python_requires=">=3.8",
     install_requires=["numpy", "Pillow>=9.1"],  # Image.Resampling
-    extras_require={"real": ["scikit-image"]},  # the real-photo look of the embedded shapes
-    entry_points={"console_scripts": ["frn-det-train = frn_det.train_net:cli"]},
+    # the real-photo look of the embedded shapes; image and video files for frn_det.predict (opencv-python
+    # works as well: both provide cv2, so neither is required)
+    extras_require={"real": ["scikit-image"], "predict": ["opencv-python-headless"]},
+    entry_points={"console_scripts": ["frn-det-train = frn_det.train_net:cli", "frn-det-predict = frn_det.predict:cli"]},
     **frn_cpu_extension(),
 )

@@ -1,7 +1,9 @@
 """frn_det: Filter Response Normalization for detectron2.
 
 Importing this package registers what it adds to detectron2's registries (the FRN backbones,
-RetinaNetFRN) and makes the "FRN" and "FRN_NoTLU" norm names resolvable through get_norm, the one
+RetinaNetFRN) and catalogs (the embedded shapes datasets' names, as importing detectron2.data registers
+its builtin datasets; nothing is generated until a dataset is loaded, and no name detectron2 already
+has is replaced), and makes the "FRN" and "FRN_NoTLU" norm names resolvable through get_norm, the one
 thing it changes in detectron2. The rest (cosine warmup, CPU DDP, checks) comes through frn_det's
 own Trainer (frn_det.engine.Trainer) and functions.
 """
@@ -16,6 +18,9 @@ with warnings.catch_warnings():
     from .layers import FRN, TLU, frn_reference, register_frn_norm
     from .layers.path_cpp import cpp_available as _cpp_available
     from . import modeling  # noqa: F401  (registers backbones and RetinaNetFRN)
+    from .data.register import register_default_datasets
 
 register_frn_norm()
+# under $FRN_DET_DATASETS (else $DETECTRON2_DATASETS/frn_shapes), read now, as detectron2 reads its root
+register_default_datasets()
 _cpp_available()  # an install without the C++ kernel says so once, now

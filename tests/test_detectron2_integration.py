@@ -189,3 +189,54 @@ def test_model_zoo_builds_a_config_without_the_trainer():
             "assert cfg.MODEL.FRN.EPS == 1e-6; assert 'frn_det.engine' not in sys.modules, 'engine imported'")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_import_registers_the_embedded_datasets_for_detectron2s_own_tools(tmp_path):
+    """A fresh process: `import frn_det` alone adds the shapes datasets' names to detectron2's catalogs
+    (keeping every name and function detectron2 had, and generating nothing), so that detectron2's
+    LazyConfig path (tools/lazyconfig_train_net.py) builds its loaders and evaluator from them."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import json, warnings
+warnings.simplefilter("ignore")
+import detectron2.data
+from detectron2.data import DatasetCatalog, MetadataCatalog
+before = dict(DatasetCatalog)
+meta_before = {n: MetadataCatalog.get(n).as_dict() for n in MetadataCatalog.list()}
+import frn_det
+after = dict(DatasetCatalog)
+unchanged = all(after[n] is f for n, f in before.items()) and all(
+    MetadataCatalog.get(n).as_dict() == m for n, m in meta_before.items())
+from frn_det.data import DEFAULT_DATASETS, default_dataset_root
+import os
+generated_at_import = os.path.exists(default_dataset_root())
+from detectron2.config import LazyConfig, instantiate
+from frn_det import model_zoo
+cfg = LazyConfig.load(model_zoo.get_config_file("lazy/retinanet_frn_2img.py"))
+cfg.dataloader.train.dataset.names = "shapes_uniform_train"
+cfg.dataloader.test.dataset.names = "shapes_uniform_val"
+cfg.dataloader.train.total_batch_size = 2
+cfg.dataloader.train.num_workers = cfg.dataloader.test.num_workers = 0
+train = next(iter(instantiate(cfg.dataloader.train)))
+test = next(iter(instantiate(cfg.dataloader.test)))
+evaluator = instantiate(cfg.dataloader.evaluator)
+print(json.dumps({"added": sorted(set(after) - set(before)), "unchanged": unchanged,
+                  "generated_at_import": generated_at_import, "train": len(train),
+                  "train_boxes": len(train[0]["instances"]), "test": test[0]["file_name"],
+                  "evaluator": evaluator._metadata.name}))
+"""
+    env = dict(os.environ, FRN_DET_DATASETS=str(tmp_path / "data"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    from frn_det.data import DEFAULT_DATASETS
+
+    assert result["added"] == sorted(DEFAULT_DATASETS) and result["unchanged"]
+    assert not result["generated_at_import"]
+    assert result["train"] == 2 and result["train_boxes"] > 0
+    assert result["test"].startswith(str(tmp_path / "data" / "uniform_val"))
+    assert result["evaluator"] == "shapes_uniform_val"

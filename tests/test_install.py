@@ -64,7 +64,8 @@ def test_wheel_holds_the_package_and_one_copy_of_the_configs(wheel):
         assert z.read(prefix + name) == open(os.path.join(ROOT, "configs", name), "rb").read()
     # the kernel is in the wheel wherever this environment could build it
     assert any("_frn_cpu" in n for n in names) == cpp_available()
-    assert "frn-det-train = frn_det.train_net:cli" in z.read(f"{dist_info}/entry_points.txt").decode()
+    entry_points = z.read(f"{dist_info}/entry_points.txt").decode()
+    assert "frn-det-train = frn_det.train_net:cli" in entry_points and "frn-det-predict = frn_det.predict:cli" in entry_points
 
 
 # Runs in a fresh interpreter whose frn_det is the installed one; cwd is outside the repo.

@@ -53,7 +53,9 @@ def register_shapes_dataset(name, root, split, num_images, image_size=128, seed=
     DatasetCatalog.register(name, load)
     # the spec lives with the name in detectron2's catalog, for ensure_generated
     MetadataCatalog.get(name).set(json_file=str(json_file), image_root=str(image_root), evaluator_type="coco",
-                                  thing_classes=list(SHAPE_CLASSES), frn_shapes=spec)
+                                  thing_classes=list(SHAPE_CLASSES), frn_shapes=spec,
+                                  # what load_coco_json sets on loading, known before it (predictions' ids)
+                                  thing_dataset_id_to_contiguous_id={i + 1: i for i in range(len(SHAPE_CLASSES))})
 
 
 def register_default_datasets(root=None):
