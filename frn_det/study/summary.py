@@ -36,6 +36,9 @@ OPTIONS = {
 METHODS = ("frn", "gn", "bn")
 REFERENCE_IMGS = 8  # the study config's batch: learning rates are swept and named at it
 RUN_NAME = re.compile(r"^(frn|gn|bn)_(\d+)img_seed(\d+)(?:_lr([0-9.e-]+))?(?:_(\d+)px)?$")
+SCHEDULE_DIR = re.compile(r"^iters(\d+)$")
+# the 128 px schedule curve (photo-like shapes, FRN and GN at lr 0.02), read beside the study
+CONVERGENCE = os.path.join(ROOT, "benchmarks", "convergence")
 # the study's targets: what FRN should show at small scale if it behaves as in the paper's Table 6
 FRN_VS_GN = 1.0  # FRN within 1 AP of GN (or above) at every column
 FRN_FLAT = 1.5  # FRN at 2 images within 1.5 AP of FRN at 8
@@ -43,26 +46,43 @@ BN_DROP = 3.0  # BN at 2 images at least 3 AP below BN at 8
 
 
 def load_runs(study):
-    """[{variant, method, imgs, seed, lr, AP, AP50, AP75}] of every finished run under study/."""
+    """[{variant, method, imgs, seed, lr, iters, schedule, size, longer, AP, AP50, AP75}] of every finished
+    run under study/: <variant>/<run> at the study's schedule, and <variant>/iters<N>/<run> at the
+    reference schedule N (tools/batch_study.py --schedules; longer=True). schedule is the run's length
+    in iterations of 8 images."""
     runs = []
     for variant in sorted(os.listdir(study)):
-        folder = os.path.join(study, variant)
-        if not os.path.isdir(folder):
-            continue
-        for name in sorted(os.listdir(folder)):
-            match = RUN_NAME.match(name)
-            results = os.path.join(folder, name, "results.json")
-            if not match or not os.path.exists(results):
-                continue
-            (headline,) = json.load(open(results))["headline"].values()  # one test dataset
-            config = yaml.safe_load(open(os.path.join(folder, name, "config.yaml")))
-            solver = config["SOLVER"]
-            method, imgs, seed, lr, _ = match.groups()
-            runs.append(dict(variant=variant, method=method, imgs=int(imgs), seed=int(seed),
-                             lr=float(lr) if lr else round(REFERENCE_IMGS * solver["BASE_LR"] / solver["IMS_PER_BATCH"], 8),
-                             iters=solver["MAX_ITER"], size=config["INPUT"]["MAX_SIZE_TRAIN"],
-                             **{k: headline[k] for k in ("AP", "AP50", "AP75")}))
+        if os.path.isdir(os.path.join(study, variant)):
+            runs += variant_runs(os.path.join(study, variant), variant)
     return runs
+
+
+def variant_runs(folder, variant):
+    """The finished runs of one variant folder (its run folders and those of its iters<N> folders)."""
+    runs = []
+    for name in sorted(os.listdir(folder)):
+        if SCHEDULE_DIR.match(name) and os.path.isdir(os.path.join(folder, name)):
+            runs += [dict(r, longer=True) for r in variant_runs(os.path.join(folder, name), variant)]
+            continue
+        match = RUN_NAME.match(name)
+        results = os.path.join(folder, name, "results.json")
+        if not match or not os.path.exists(results):
+            continue
+        (headline,) = json.load(open(results))["headline"].values()  # one test dataset
+        config = yaml.safe_load(open(os.path.join(folder, name, "config.yaml")))
+        solver = config["SOLVER"]
+        method, imgs, seed, lr, _ = match.groups()
+        runs.append(dict(variant=variant, method=method, imgs=int(imgs), seed=int(seed),
+                         lr=float(lr) if lr else round(REFERENCE_IMGS * solver["BASE_LR"] / solver["IMS_PER_BATCH"], 8),
+                         iters=solver["MAX_ITER"], schedule=solver["MAX_ITER"] * int(imgs) // REFERENCE_IMGS,
+                         size=config["INPUT"]["MAX_SIZE_TRAIN"], longer=False,
+                         **{k: headline[k] for k in ("AP", "AP50", "AP75")}))
+    return runs
+
+
+def study_budget(runs):
+    """The runs at the study's own schedule (every table but the schedule's): not those of --schedules."""
+    return [r for r in runs if not r.get("longer")]
 
 
 def select(runs, variant, method, imgs, lr=None, seeds=None):
@@ -104,7 +124,8 @@ def fmt(aps):
         return "-"
     if len(aps) == 1:
         return f"{aps[0]:.1f}"
-    return f"{statistics.mean(aps):.1f} ± {statistics.stdev(aps):.1f} ({len(aps)} seeds)"
+    return (f"{statistics.mean(aps):.1f} ± {statistics.stdev(aps):.1f} ({len(aps)} seeds: "
+            + ", ".join(f"{a:.1f}" for a in aps) + ")")
 
 
 def mean(aps):
@@ -135,15 +156,13 @@ def targets(runs, look, cols):
     gn = {m: mean(column_cell(runs, look, "gn", m)[1]) for m in cols}
     frn_rows = [(label.replace(" (option)", ""), variant) for label, variant, method in look_rows(runs, look)
                 if method == "frn"]
-    for m in cols:
-        measured = []
+    for m in cols:  # one verdict per row: the paper's method's, and each option's of its own
         for label, variant in frn_rows:
             frn = mean(column_cell(runs, variant, "frn", m)[1])
-            if frn is not None and gn[m] is not None:
-                measured.append((label, frn - gn[m]))
-        met = None if not measured else any(d >= -FRN_VS_GN for _, d in measured)
-        out.append((f"FRN within {FRN_VS_GN:g} AP of GN or above at {m} images", met,
-                    ", ".join(f"{label} {d:+.1f}" for label, d in measured) or "not run"))
+            d = None if frn is None or gn[m] is None else frn - gn[m]
+            if d is not None or variant == look:
+                out.append((f"{label} within {FRN_VS_GN:g} AP of GN or above at {m} images",
+                            None if d is None else d >= -FRN_VS_GN, "not run" if d is None else f"{d:+.1f}"))
     if REFERENCE_IMGS in cols and 2 in cols:
         checks = [(f"{label} at 2 images within {FRN_FLAT:g} AP of 8", variant, "frn", lambda d: d >= -FRN_FLAT)
                   for label, variant in frn_rows]
@@ -165,8 +184,15 @@ def sizes_of(runs):
     return sorted({r["size"] for r in runs}, reverse=True)
 
 
-def markdown(runs):
-    """The tables of every input size, the largest first, then FRN's and BN's gaps to GN by size."""
+def markdown(runs, curve_runs=None):
+    """The tables of every input size, the largest first, at the study's schedule, then FRN's and BN's
+    gaps to GN by size, and FRN's gap to GN against images seen (from curve_runs: runs and the
+    convergence curve's)."""
+    lines = budget_markdown(study_budget(runs))
+    return "\n".join(lines + schedule_table(runs if curve_runs is None else curve_runs))
+
+
+def budget_markdown(runs):
     iters = sorted({r["iters"] * r["imgs"] // REFERENCE_IMGS for r in runs})
     lines = [f"Reference schedule: {', '.join(map(str, iters))} iterations of 8 images (steps x 8/m at m images "
              "per batch, lr x m/8); seed 0, plus seed 1 where a cell says 2 seeds; AP on the look's val set; "
@@ -180,7 +206,88 @@ def markdown(runs):
         lines += size_tables([r for r in runs if r["size"] == size])
     if len(sizes) > 1:
         lines += gap_by_size(runs)
-    return "\n".join(lines)
+    return lines
+
+
+def schedule_lines(runs):
+    """FRN's gap to GN against images seen, 8 images per batch: [(look, label, size, FRN lr, GN lr,
+    [(images seen, FRN AP, GN AP)])], one line per FRN row, input size and lr pair. The pair is each
+    method's best lr at the study's schedule at that size (the tables' cells); equal lrs run at two or
+    more schedules (benchmarks/convergence: both at 0.02) are a line of their own."""
+    at8 = [r for r in runs if r["imgs"] == REFERENCE_IMGS]
+    out = []
+    for look in LOOKS:
+        for label, variant, method in look_rows(at8, look):
+            if method != "frn":
+                continue
+            for size in sorted({r["size"] for r in at8 if r["variant"] == variant}):
+                here = [r for r in at8 if r["size"] == size]
+                budget = study_budget(here)
+                best = (best_lr(budget, variant, "frn", REFERENCE_IMGS)[0], best_lr(budget, look, "gn", REFERENCE_IMGS)[0])
+                pairs = [best] + [(lr, lr) for lr in sorted({r["lr"] for r in select(here, variant, "frn", REFERENCE_IMGS)})
+                                  if (lr, lr) != best]
+                for lf, lg in pairs:
+                    points = []
+                    for schedule in sorted({r["schedule"] for r in here}):
+                        f = [r["AP"] for r in select(here, variant, "frn", REFERENCE_IMGS, lf) if r["schedule"] == schedule]
+                        g = [r["AP"] for r in select(here, look, "gn", REFERENCE_IMGS, lg) if r["schedule"] == schedule]
+                        if f and g:
+                            points.append((schedule * REFERENCE_IMGS, statistics.mean(f), statistics.mean(g)))
+                    if points and ((lf, lg) == best or len(points) > 1):
+                        out.append((look, label, size, lf, lg, points))
+    return out
+
+
+def schedule_table(runs):
+    """The schedule lines as a table: FRN - GN (FRN AP / GN AP) per images seen."""
+    lines = schedule_lines(runs)
+    if not any(len(points) > 1 for *_, points in lines):
+        return []
+    seen = sorted({n for *_, points in lines for n, _, _ in points})
+    table = ["### FRN - GN against images seen (8 images per batch)", "",
+             "Each method at its best lr of the study's schedule at that size (the tables' cells), and both at one "
+             "lr where that was run at several lengths; 128 px, photo-like, lr 0.02 / 0.02: "
+             "`benchmarks/convergence/`. Cells: FRN - GN (FRN AP / GN AP).", "",
+             "| look | row | size | lr FRN / GN | " + " | ".join(f"{n:,} images" for n in seen) + " |",
+             "|---|---|---:|---|" + "---:|" * len(seen)]
+    for look, label, size, lf, lg, points in lines:
+        at = {n: (f, g) for n, f, g in points}
+        table.append(f"| {look} | {label} | {size} px | {lf:g} / {lg:g} | " + " | ".join(
+            f"{at[n][0] - at[n][1]:+.1f} ({at[n][0]:.1f} / {at[n][1]:.1f})" if n in at else "-" for n in seen) + " |")
+    return table + [""]
+
+
+def plot_schedule(runs, path):
+    """FRN - GN against images seen, a line per schedule line with two or more points; None without."""
+    lines = [line for line in schedule_lines(runs) if len(line[-1]) > 1]
+    if not lines:
+        return None
+    fig, axes = _look_panels(["all"])
+    ax = axes[0][0]
+    for look, label, size, lf, lg, points in lines:
+        xs = [n for n, _, _ in points]
+        ax.plot(xs, [f - g for _, f, g in points], marker="o", ls="--" if "option" in label else "-",
+                label=f"{size} px, {look}: {label} (lr {lf:g}) - GN (lr {lg:g})")
+    seen = sorted({n for *_, points in lines for n, _, _ in points})
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(seen, [f"{n // 1000}k" for n in seen])
+    ax.set_xlabel("images seen (8 images per batch)")
+    ax.set_title("FRN's gap to GN against the schedule, by input size", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    _save_panels(fig, axes, "AP minus GN's AP", path)
+    return path
+
+
+def convergence_runs(folder, runs):
+    """The convergence curve's runs (photo-like shapes, iters<N>/<run>) that the study does not hold
+    already (its 1600-iteration runs are the study's own)."""
+    if not folder or not os.path.isdir(folder):
+        return []
+    key = lambda r: (r["variant"], r["method"], r["imgs"], r["seed"], r["lr"], r["size"], r["schedule"])  # noqa: E731
+    have = {key(r) for r in runs}
+    return [r for r in variant_runs(folder, "shapes") if key(r) not in have]
 
 
 def gap_rows(runs):
@@ -366,6 +473,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--study", default=os.path.join(ROOT, "benchmarks", "study"))
     ap.add_argument("--output", default=None, help="default: the study folder")
+    ap.add_argument("--convergence", default=CONVERGENCE,
+                    help="the 128 px schedule curve's runs (iters<N>/<run>) for the schedule table; '' for none")
     ap.add_argument("--readme", nargs="?", const=STUDY_README, default=None, metavar="FILE",
                     help="a markdown file to put the tables in, between markers (without FILE: the study's README)")
     args = ap.parse_args(argv)
@@ -374,11 +483,13 @@ def main(argv=None):
         raise SystemExit(f"no finished runs under {args.study} (<variant>/<method>_<m>img_seed<s>/results.json)")
     out = args.output or args.study
     os.makedirs(out, exist_ok=True)
-    text = markdown(runs)
+    curve = runs + convergence_runs(args.convergence, runs)
+    text = markdown(runs, curve)
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write(text)
-    plot(runs, os.path.join(out, "summary.png"))
-    plot_sizes(runs, os.path.join(out, "sizes.png"))
+    plot(study_budget(runs), os.path.join(out, "summary.png"))
+    plot_sizes(study_budget(runs), os.path.join(out, "sizes.png"))
+    plot_schedule(curve, os.path.join(out, "schedule.png"))
     if args.readme:
         update_readme(args.readme, text)
     print(text)
