@@ -22,6 +22,7 @@ import glob
 import json
 import logging
 import os
+import re
 import sys
 import time
 
@@ -32,6 +33,7 @@ from frn_det.utils import write_atomic
 
 logger = logging.getLogger("frn_det")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)*$")  # MODEL.WEIGHTS; not a path or a glob
 
 
 class PredictError(ValueError):
@@ -84,8 +86,9 @@ def load_weights(model, weights, allow_untrained=False):
     if "://" not in weights:  # URLs (detectron2://, https://) are fetched by the checkpointer
         if not os.path.isfile(weights):
             raise PredictError(f"MODEL.WEIGHTS {weights}: no such file")
+        # the file is read twice (here, then by the checkpointer): the price of one clear message
+        names = {n[len("module."):] if n.startswith("module.") else n for n in read_checkpoint(weights)}
         if not weights.endswith(".pkl"):  # Detectron pickles get renamed by detectron2's heuristics
-            names = set(read_checkpoint(weights))
             if not names & set(model.state_dict()):
                 example = ", ".join(sorted(names)[:3])
                 raise PredictError(f"MODEL.WEIGHTS {weights} holds none of this model's weights (it has "
@@ -160,6 +163,8 @@ def expand_inputs(patterns):
     files = []
     for pattern in patterns:
         path = os.path.expanduser(pattern)
+        if not glob.has_magic(path) and not os.path.exists(path):
+            raise PredictError(f"--input {pattern}: no such file or folder")
         if os.path.isdir(path):
             found = [os.path.join(path, n) for n in sorted(os.listdir(path))]
         elif os.path.isfile(path):
@@ -191,28 +196,33 @@ def output_names(files):
 
 class DatasetIds:
     """COCO ids for predictions.json: an image's id in the registered dataset it belongs to (found by
-    its path under the dataset's image_root; the config's test datasets first), and the dataset's own
-    category ids, as COCOEvaluator maps them back."""
+    its path under the dataset's image_root in the dataset's json_file; the config's test datasets
+    first; nothing is loaded through DatasetCatalog, so nothing is generated), and the category ids of
+    the config's first dataset, mapped back from the model's classes as COCOEvaluator does."""
 
     def __init__(self, cfg):
         from detectron2.data import MetadataCatalog
 
         self.names = list(dict.fromkeys(tuple(cfg.DATASETS.TEST) + tuple(cfg.DATASETS.TRAIN)))
-        self._by_path = {}  # dataset name -> {real path: image_id}, loaded when an input lies under it
-        meta = MetadataCatalog.get(self.names[0]) if self.names else None
-        to_contiguous = meta.get("thing_dataset_id_to_contiguous_id", None) if meta is not None else None
-        self.category = {v: k for k, v in to_contiguous.items()} if to_contiguous else None
+        self._by_path = {}  # dataset name -> {real path: image_id}, read when an input lies under it
+        self.category = category_ids(MetadataCatalog.get(self.names[0])) if self.names else None
 
     def image_id(self, path):
-        from detectron2.data import DatasetCatalog, MetadataCatalog
+        from detectron2.data import MetadataCatalog
 
         real = os.path.realpath(path)
         for name in self.names:
-            root = MetadataCatalog.get(name).get("image_root", None)
-            if not root or not real.startswith(os.path.join(os.path.realpath(root), "")):
+            meta = MetadataCatalog.get(name)
+            root, json_file = meta.get("image_root", None), meta.get("json_file", None)
+            if not root or not json_file or not real.startswith(os.path.join(os.path.realpath(root), "")):
                 continue
             if name not in self._by_path:
-                self._by_path[name] = {os.path.realpath(d["file_name"]): d["image_id"] for d in DatasetCatalog.get(name)}
+                try:
+                    images = json.load(open(json_file))["images"]
+                    self._by_path[name] = {os.path.realpath(os.path.join(root, i["file_name"])): i["id"] for i in images}
+                except (OSError, ValueError, KeyError, TypeError) as e:
+                    logger.warning("image ids of %s: %s can't be read (%s); file names are used", name, json_file, e)
+                    self._by_path[name] = {}
             if real in self._by_path[name]:
                 return self._by_path[name][real]
         return os.path.basename(path)
@@ -225,6 +235,24 @@ class DatasetIds:
             for r in results:
                 r["category_id"] = self.category[r["category_id"]]
         return results
+
+
+def category_ids(meta):
+    """{model class index: the dataset's category id}: detectron2's thing_dataset_id_to_contiguous_id,
+    else the one load_coco_json would make from the json's categories (a dataset not loaded yet); None
+    (the model's indices are written, with a warning) without either."""
+    to_contiguous = meta.get("thing_dataset_id_to_contiguous_id", None)
+    if to_contiguous:
+        return {v: k for k, v in to_contiguous.items()}
+    json_file = meta.get("json_file", None)
+    if json_file and os.path.isfile(json_file):
+        try:
+            return dict(enumerate(sorted(c["id"] for c in json.load(open(json_file))["categories"])))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            logger.warning("categories of %s: %s can't be read (%s)", meta.name, json_file, e)
+    logger.warning("%s has no category ids (thing_dataset_id_to_contiguous_id or a json_file): predictions.json "
+                   "gets the model's class indices as category_id", meta.name)
+    return None
 
 
 def draw(image_rgb, instances, metadata, scale=1.0):
@@ -242,11 +270,26 @@ def write_image(cv2, path, image_rgb):
 
 
 def open_video(cv2, path):
+    """The capture, once its first frame decodes (else a PredictError)."""
     capture = cv2.VideoCapture(path)
-    if not capture.isOpened():
-        why = "no such file" if not os.path.exists(path) else "OpenCV can't open it as a video (format or codec)"
+    ok = capture.isOpened()
+    if ok:
+        ok, _ = capture.read()
+        capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+    if not ok:
+        capture.release()
+        why = ("no such file" if not os.path.exists(path) else
+               "OpenCV can't open it as a video or decode a frame of it (format or codec)")
         raise PredictError(f"--video-input {path}: {why}")
     return capture
+
+
+def refuse_overwriting(inputs, outputs):
+    """A PredictError when a file to write is one of the inputs (--output is an input's folder)."""
+    real = {os.path.realpath(p) for p in inputs}
+    clash = [p for p in outputs if os.path.realpath(p) in real]
+    if clash:
+        raise PredictError(f"--output would overwrite the input {clash[0]}: choose another folder")
 
 
 # ---- the command ----------------------------------------------------------------------------------
@@ -294,12 +337,12 @@ def predict_video(predictor, ids, capture, path, output, cv2, tqdm):
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    final = os.path.join(output, os.path.splitext(os.path.basename(path))[0] + ".mp4")
+    final = video_output(output, path)
     partial = final[:-4] + ".partial.mp4"  # renamed when complete: never a half-written video
     writer = cv2.VideoWriter(partial, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     if not writer.isOpened():
         raise OSError(f"OpenCV can't write {partial} (mp4v)")
-    results, frames = [], 0
+    results, frames, complete = [], 0, False
     try:
         with tqdm(total=total, desc="predict", unit="frame") as bar:
             while True:
@@ -311,11 +354,18 @@ def predict_video(predictor, ids, capture, path, output, cv2, tqdm):
                 writer.write(np.ascontiguousarray(draw(frame[:, :, ::-1], instances, predictor.metadata)[:, :, ::-1]))
                 frames += 1
                 bar.update()
+        complete = True
     finally:
         writer.release()
         capture.release()
+        if not complete and os.path.exists(partial):
+            os.remove(partial)
     os.replace(partial, final)
     return results, frames
+
+
+def video_output(output, path):
+    return os.path.join(output, os.path.splitext(os.path.basename(path))[0] + ".mp4")
 
 
 def split_overrides(argv):
@@ -328,7 +378,7 @@ def split_overrides(argv):
 
     tops = tuple(add_frn_config(get_cfg()).keys())
     for i, arg in enumerate(argv):
-        if (arg in tops or arg.startswith(tuple(t + "." for t in tops))) and not os.path.exists(arg):
+        if CONFIG_KEY.match(arg) and arg.split(".")[0] in tops and not os.path.exists(arg):
             return argv[:i], argv[i:]
     return argv, []
 
@@ -342,7 +392,8 @@ def parse_args(argv=None):
     source.add_argument("--video-input", help="a video file")
     parser.add_argument("--output", required=True, help="the folder for the drawn images, predictions.json, summary.json")
     parser.add_argument("--confidence-threshold", type=float, default=0.5,
-                        help="minimum score of a detection (default: %(default)s, as detectron2's demo)")
+                        help="minimum score of a detection: sets the model's score thresholds, over the config's "
+                             "(default: %(default)s, as detectron2's demo; 0.05 is COCOEvaluator's)")
     parser.add_argument("--allow-untrained", action="store_true",
                         help="predict even though MODEL.WEIGHTS is empty (an untrained model)")
     parser.add_argument("opts", nargs="*", help="config overrides (KEY VALUE ...), after the options")
@@ -353,7 +404,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     """Runs the command; returns what summary.json holds. Bad input raises PredictError before anything
-    is written."""
+    is written; inputs that turn out not to decode are listed in summary.json (a PredictError when none
+    does)."""
     from detectron2.utils.logger import setup_logger
     from tqdm import tqdm
 
@@ -361,7 +413,12 @@ def main(argv=None):
     setup_logger(name="frn_det", abbrev_name="frn_det")
     cv2 = import_cv2()
     cfg = setup_cfg(args)
-    files = expand_inputs(args.input) if args.input else None
+    if args.input:
+        files = expand_inputs(args.input)
+        refuse_overwriting(files, [os.path.join(args.output, n) for n in output_names(files)])
+    else:
+        files = None
+        refuse_overwriting([args.video_input], [video_output(args.output, args.video_input)])
     capture = open_video(cv2, args.video_input) if args.video_input else None
     try:
         predictor = Predictor(cfg, allow_untrained=args.allow_untrained)
@@ -391,13 +448,16 @@ def main(argv=None):
     if skipped:
         print(f"{len(skipped)} file(s) skipped, not decodable as images:\n" +
               "\n".join(f"  {s['file']}: {s['error']}" for s in skipped))
+    if not done:
+        raise PredictError(f"none of the {len(skipped)} input(s) could be decoded as an image (listed in "
+                           f"{os.path.join(args.output, 'summary.json')})")
     return summary
 
 
 def cli(argv=None):
     try:
         main(argv)
-    except ValueError as e:  # PredictError, and config errors naming the key
+    except (ValueError, OSError) as e:  # PredictError, config errors naming the key, unwritable output
         raise SystemExit(f"predict: {e}") from None
 
 

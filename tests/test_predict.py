@@ -160,6 +160,8 @@ def _bad(tmp_path, out, files):
         "missing video": (["--video-input", str(files / "none.mp4"), "MODEL.WEIGHTS",
                            str(out / "model_final.pth")], "no such file"),
         "unknown config key": (["--input", image, "MODEL.WEIGHT", "x"], "MODEL.WEIGHTS"),
+        "missing file named": (["--input", image, str(files / "typo.png"), "MODEL.WEIGHTS",
+                                str(out / "model_final.pth")], "typo.png: no such file or folder"),
     }
 
 
@@ -176,6 +178,16 @@ def test_bad_input_gets_one_message_and_nothing_written(demo_model, tmp_path):
             cli(["--config-file", str(out / "config.yaml"), "--output", str(dest), *argv])
         assert str(e.value).startswith("predict: ") and words in str(e.value), (case, str(e.value))
         assert not dest.exists(), case
+    # the output folder is the inputs': refused before anything is drawn over them
+    with pytest.raises(SystemExit, match="would overwrite the input"):
+        cli(["--config-file", str(out / "config.yaml"), "--output", str(files), "--input", str(files / "one.png"),
+             "MODEL.WEIGHTS", str(out / "model_final.pth")])
+    assert sorted(os.listdir(files)) == ["empty", "notes.pth", "one.png", "other.pth"]
+    # nothing decodes: an error, with the files listed in summary.json
+    with pytest.raises(SystemExit, match="none of the 1 input"):
+        cli(["--config-file", str(out / "config.yaml"), "--output", str(tmp_path / "none"), "--input",
+             str(files / "notes.pth"), "MODEL.WEIGHTS", str(out / "model_final.pth")])
+    assert json.load(open(tmp_path / "none" / "summary.json"))["skipped"][0]["file"] == str(files / "notes.pth")
     # the flag says an untrained model is intended
     cli(["--config-file", str(out / "config.yaml"), "--output", str(tmp_path / "untrained"), "--allow-untrained",
          "--input", str(files / "one.png"), "MODEL.WEIGHTS", ""])
@@ -187,3 +199,34 @@ def test_without_opencv_the_command_says_how_to_install_it(monkeypatch, tmp_path
     with pytest.raises(SystemExit, match="pip install opencv-python-headless"):
         cli(["--config-file", CONFIG, "--input", str(tmp_path), "--output", str(tmp_path / "p")])
     assert not (tmp_path / "p").exists()
+
+
+def test_ids_of_a_coco_dataset_not_loaded_yet(demo_model, tmp_path):
+    """A dataset registered with detectron2's register_coco_instances knows its category ids only once
+    loaded: predictions.json still gets the json's ids (image and category), and nothing is loaded."""
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.datasets import register_coco_instances
+
+    out, data, evaluated = demo_model
+    coco = json.load(open(data / "annotations" / "instances_uniform_val.json"))
+    for image in coco["images"]:
+        image["id"] += 1000
+    for ann in coco["annotations"]:
+        ann["image_id"] += 1000
+        ann["category_id"] *= 10
+    for cat in coco["categories"]:
+        cat["id"] *= 10
+    (tmp_path / "coco.json").write_text(json.dumps(coco))
+    name = "predict_test_renumbered"
+    register_coco_instances(name, {}, str(tmp_path / "coco.json"), str(data / "uniform_val"))
+    try:
+        cli(["--config-file", str(out / "config.yaml"), "--input", str(data / "uniform_val" / VAL_IMAGES[0]),
+             "--output", str(tmp_path / "p"), "--confidence-threshold", str(SCORE), "MODEL.WEIGHTS",
+             str(out / "model_final.pth"), "DATASETS.TEST", f"('{name}',)"])
+        assert not MetadataCatalog.get(name).get("thing_dataset_id_to_contiguous_id", None)  # not loaded
+        got = json.load(open(tmp_path / "p" / "predictions.json"))
+        want = [dict(r, image_id=1001, category_id=r["category_id"] * 10) for r in _for_image(evaluated, 1)]
+        _assert_same(got, want)
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)

@@ -223,13 +223,22 @@ def test_detectron2_registration(tmp_path):
 
 
 def test_register_default_datasets_twice(tmp_path):
-    fresh = [n for n in DEFAULT_DATASETS if n not in DatasetCatalog.list()]
+    # import frn_det registered the names already: set them aside, register anew, then put them back
+    saved = {n: (DatasetCatalog[n], MetadataCatalog.get(n)) for n in DEFAULT_DATASETS if n in DatasetCatalog.list()}
+    assert set(saved) == set(DEFAULT_DATASETS)
+    _unregister(*DEFAULT_DATASETS)
     try:
         assert register_default_datasets(tmp_path) == tuple(DEFAULT_DATASETS)
         assert register_default_datasets(tmp_path) == tuple(DEFAULT_DATASETS)
         assert set(DEFAULT_DATASETS) <= set(DatasetCatalog.list())
         assert not any(tmp_path.iterdir())  # nothing generated until used
-        for n in fresh:
+        for n in DEFAULT_DATASETS:
             assert MetadataCatalog.get(n).json_file.startswith(str(tmp_path))
+        # another root for names already registered is an error, not a silent no-op
+        with pytest.raises(ValueError, match="registered under"):
+            register_default_datasets(tmp_path / "elsewhere")
     finally:
-        _unregister(*fresh)
+        _unregister(*DEFAULT_DATASETS)
+        for n, (load, meta) in saved.items():
+            DatasetCatalog.register(n, load)
+            MetadataCatalog[n] = meta

@@ -61,16 +61,23 @@ def register_shapes_dataset(name, root, split, num_images, image_size=128, seed=
 def register_default_datasets(root=None):
     """Register the names in DEFAULT_DATASETS under `root` (default: default_dataset_root()).
 
-    Names already in DatasetCatalog are left as they are, so calling this twice is harmless.
-    Returns the tuple of default names.
+    `import frn_det` calls it. Names already in DatasetCatalog are left as they are, so calling this
+    twice is harmless; a `root` given explicitly for names that this module registered under another
+    root is a ValueError (they would silently stay where they are). Returns the tuple of default names.
     """
-    from detectron2.data import DatasetCatalog
+    from detectron2.data import DatasetCatalog, MetadataCatalog
 
-    root = default_dataset_root() if root is None else root
+    given, root = root is not None, default_dataset_root() if root is None else root
     registered = set(DatasetCatalog.list())
     for name, (split, num_images, seed, look) in DEFAULT_DATASETS.items():
         if name not in registered:
             register_shapes_dataset(name, root, split, num_images, seed=seed, look=look)
+            continue
+        spec = MetadataCatalog.get(name).get("frn_shapes", None)
+        if given and spec is not None and spec["root"] != str(root):
+            raise ValueError(f"{name} is registered under {spec['root']} (the root read when frn_det was imported), "
+                             f"not {root}: set FRN_DET_DATASETS before importing frn_det, or remove the names "
+                             "from DatasetCatalog and MetadataCatalog first")
     return tuple(DEFAULT_DATASETS)
 
 
