@@ -25,6 +25,7 @@ import yaml
 
 from frn_det.utils import REPO_ROOT as ROOT
 LOOKS = {"shapes": "photo-like shapes (shapes_train / shapes_val)", "real": "real-photo look (shapes_real_train / shapes_real_val)"}
+SHORT = {"shapes": "photo-like", "real": "real-photo"}
 # option folder suffix -> (what it is, its config key)
 OPTIONS = {
     "learnable_eps": ("learnable eps, eps = 1e-6 + abs(eps_l) (the paper's, section 3.3)", "MODEL.FRN.LEARNABLE_EPS True"),
@@ -267,11 +268,11 @@ def plot_schedule(runs, path):
     for look, label, size, lf, lg, points in lines:
         xs = [n for n, _, _ in points]
         ax.plot(xs, [f - g for _, f, g in points], marker="o", ls="--" if "option" in label else "-",
-                label=f"{size} px, {look}: {label} (lr {lf:g}) - GN (lr {lg:g})")
+                label=f"{size} px, {SHORT[look]}: {label} (lr {lf:g}) - GN (lr {lg:g})")
     seen = sorted({n for *_, points in lines for n, _, _ in points})
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xscale("log", base=2)
-    ax.set_xticks(seen, [f"{n // 1000}k" for n in seen])
+    ax.set_xticks(seen, [f"{n / 1000:g}k" for n in seen])
     ax.set_xlabel("images seen (8 images per batch)")
     ax.set_title("FRN's gap to GN against the schedule, by input size", fontsize=9)
     ax.grid(alpha=0.3)
