@@ -87,8 +87,10 @@ def load_weights(model, weights, allow_untrained=False):
         if not os.path.isfile(weights):
             raise PredictError(f"MODEL.WEIGHTS {weights}: no such file")
         # the file is read twice (here, then by the checkpointer): the price of one clear message
-        names = {n[len("module."):] if n.startswith("module.") else n for n in read_checkpoint(weights)}
-        if not weights.endswith(".pkl"):  # Detectron pickles get renamed by detectron2's heuristics
+        checkpoint = read_checkpoint(weights)
+        # Detectron pickles get renamed by detectron2's heuristics; DDP's "module." is stripped by fvcore
+        if not weights.endswith(".pkl"):
+            names = {n[len("module."):] if n.startswith("module.") else n for n in checkpoint}
             if not names & set(model.state_dict()):
                 example = ", ".join(sorted(names)[:3])
                 raise PredictError(f"MODEL.WEIGHTS {weights} holds none of this model's weights (it has "
@@ -296,13 +298,12 @@ def refuse_overwriting(inputs, outputs):
 
 
 def setup_cfg(args):
-    from frn_det.config import build_cfg
+    from frn_det.config import NO_CUDA_WARNING, build_cfg, cpu_without_cuda
     from frn_det.train_net import resolve_config
 
     cfg = build_cfg(resolve_config(args.config_file), args.opts)
-    if cfg.MODEL.DEVICE == "cuda" and not torch.cuda.is_available():
-        logger.warning("MODEL.DEVICE is 'cuda' but CUDA is not available: running on the CPU")
-        cfg.MODEL.DEVICE = "cpu"
+    if cpu_without_cuda(cfg):
+        logger.warning(NO_CUDA_WARNING)
     # as detectron2's demo: the threshold is the model's, so the JSON holds what is drawn
     cfg.MODEL.RETINANET.SCORE_THRESH_TEST = args.confidence_threshold
     cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = args.confidence_threshold
@@ -311,11 +312,12 @@ def setup_cfg(args):
     return cfg
 
 
-def predict_images(predictor, ids, files, output, cv2, tqdm):
+def predict_images(predictor, ids, files, names, output, cv2, tqdm):
+    """Each file predicted and drawn to output/<its name in names>; (results, skipped, images done)."""
     from detectron2.data.detection_utils import read_image
 
     results, skipped = [], []
-    for path, name in zip(tqdm(files, desc="predict", unit="img"), output_names(files)):
+    for path, name in zip(tqdm(files, desc="predict", unit="img"), names):
         try:
             image = read_image(path, format=predictor.cfg.INPUT.FORMAT)  # the evaluator's reader
         except Exception as e:  # noqa: BLE001  (PIL's errors for broken or non-image files vary)
@@ -415,9 +417,10 @@ def main(argv=None):
     cfg = setup_cfg(args)
     if args.input:
         files = expand_inputs(args.input)
-        refuse_overwriting(files, [os.path.join(args.output, n) for n in output_names(files)])
+        names = output_names(files)
+        refuse_overwriting(files, [os.path.join(args.output, n) for n in names])
     else:
-        files = None
+        files = names = None
         refuse_overwriting([args.video_input], [video_output(args.output, args.video_input)])
     capture = open_video(cv2, args.video_input) if args.video_input else None
     try:
@@ -431,7 +434,7 @@ def main(argv=None):
 
     start = time.perf_counter()
     if files is not None:
-        results, skipped, done = predict_images(predictor, ids, files, args.output, cv2, tqdm)
+        results, skipped, done = predict_images(predictor, ids, files, names, args.output, cv2, tqdm)
         unit = "images"
     else:
         results, done = predict_video(predictor, ids, capture, args.video_input, args.output, cv2, tqdm)

@@ -38,6 +38,20 @@ def _close_keys(cfg, key):
     return close or difflib.get_close_matches(key, keys, n=2, cutoff=0.8)
 
 
+NO_CUDA_WARNING = "MODEL.DEVICE is 'cuda' but CUDA is not available: running on the CPU"
+
+
+def cpu_without_cuda(cfg):
+    """MODEL.DEVICE 'cuda' becomes 'cpu' where CUDA is not available; True when it did (the caller
+    warns with NO_CUDA_WARNING once its logging is set up)."""
+    import torch
+
+    if cfg.MODEL.DEVICE == "cuda" and not torch.cuda.is_available():
+        cfg.MODEL.DEVICE = "cpu"
+        return True
+    return False
+
+
 def build_cfg(config_file, opts=()):
     """get_cfg + add_frn_config + the file and command-line overrides (errors that name the key), with
     the embedded datasets registered. Not frozen: for tools that adjust it (export, batch study)."""

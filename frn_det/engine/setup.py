@@ -2,12 +2,11 @@
 detectron2's logging and seed, and the datasets the run needs on disk."""
 import logging
 
-import torch
 from detectron2.engine import default_setup
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
-from frn_det.config import build_cfg
+from frn_det.config import NO_CUDA_WARNING, build_cfg, cpu_without_cuda
 from frn_det.data.checks import check_datasets
 
 logger = logging.getLogger("frn_det")
@@ -58,9 +57,7 @@ def setup_cfg(args):
     """build_cfg, then detectron2's default_setup (logging, seed, OUTPUT_DIR) and the datasets the run
     needs."""
     cfg = build_cfg(args.config_file, args.opts)
-    no_cuda = cfg.MODEL.DEVICE == "cuda" and not torch.cuda.is_available()
-    if no_cuda:
-        cfg.MODEL.DEVICE = "cpu"
+    no_cuda = cpu_without_cuda(cfg)
     check_recipe_options(cfg)
     if not args.eval_only:
         check_batch_split(cfg, getattr(args, "num_gpus", 1), getattr(args, "num_machines", 1))
@@ -68,6 +65,6 @@ def setup_cfg(args):
     default_setup(cfg, args)
     setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="frn_det")
     if no_cuda:
-        logger.warning("MODEL.DEVICE is 'cuda' but CUDA is not available: running on the CPU")
+        logger.warning(NO_CUDA_WARNING)
     prepare_datasets(cfg.DATASETS.TEST if args.eval_only else cfg.DATASETS.TRAIN + cfg.DATASETS.TEST)
     return cfg
