@@ -33,12 +33,14 @@ OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 2 --
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods bn --imgs 2 --sizes 256 --seeds 0 --base-lrs 0.05 --extra-seeds --output output/study/real_bn2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods bn --imgs 8 --sizes 256 --base-lrs 0.05 --extra-seeds --output output/study/real_bn8 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 
-# not run yet, in this order: the second seed of FRN and GN at 2 images (about 55 min each, two at a
-# time), then the learnable eps (the paper's remedy for small maps) at
-# 8 images, 1600 and 3200 iterations (about 55 and 110 min)
+# FRN with the learnable eps (the paper's remedy for small maps), 8 images, 256 px, real-photo look
+# (about 45 min, run beside the end of the BN pair)
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --base-lrs 0.02 --extra-seeds --output output/study/real_learnable_eps --keep-in benchmarks/study/real_learnable_eps FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)" MODEL.FRN.LEARNABLE_EPS True
+
+# not run yet, in this order: the second seed of FRN and GN at 2 images (about 60 min each, two at a
+# time), then the learnable eps at 3200 iterations (about 110 min)
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 2 --sizes 256 --seeds 1 --base-lrs 0.02 --extra-seeds --output output/study/real_frn2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 2 --sizes 256 --seeds 1 --base-lrs 0.1 --extra-seeds --output output/study/real_gn2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
-OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --base-lrs 0.02 --extra-seeds --output output/study/real_learnable_eps --keep-in benchmarks/study/real_learnable_eps FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)" MODEL.FRN.LEARNABLE_EPS True
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --schedules 3200 --base-lrs 0.02 --extra-seeds --output output/study/real_learnable_eps_3200 --keep-in benchmarks/study/real_learnable_eps FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)" MODEL.FRN.LEARNABLE_EPS True
 
 # not run yet (each about 45-55 min, two at a time): the rest of the 8-image column at 256 px
