@@ -6,8 +6,8 @@
 # Finished runs are skipped and interrupted ones resume from their checkpoints (if output/study
 # survives). Runs at 256 px are named ..._256px beside the 128 px runs of the same variant folder.
 # Same schedule as commands.sh: 1600 reference iterations of 8 images (6400 of 2).
-# A 256 px run takes about 55 min here, two at a time, of 8 images or of 2 (6400 iterations of 2 take
-# as long as 1600 of 8).
+# A 256 px run takes about 45-50 min here at 8 images and about 60 at 2 (6400 iterations), two at a
+# time.
 
 # 8 images: the paper's FRN and GN at their 128 px best lrs, on both looks, and FRN with a learnable
 # eps at 128 px (it completes that row)
@@ -29,7 +29,7 @@ OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 8 --
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 2 --sizes 256 --seeds 0 --base-lrs 0.02 --extra-seeds --output output/study/real_frn2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 2 --sizes 256 --seeds 0 --base-lrs 0.1 --extra-seeds --output output/study/real_gn2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 
-# BN at 2 images (seed 0) and at 8, 256 px, real-photo look (each about 55 min, two at a time)
+# BN at 2 images (seed 0) and at 8, 256 px, real-photo look (about 60 and 50 min, two at a time)
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods bn --imgs 2 --sizes 256 --seeds 0 --base-lrs 0.05 --extra-seeds --output output/study/real_bn2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods bn --imgs 8 --sizes 256 --base-lrs 0.05 --extra-seeds --output output/study/real_bn8 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 
