@@ -38,10 +38,12 @@ OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods bn --imgs 8 --
 # (about 45 min, run beside the end of the BN pair)
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --base-lrs 0.02 --extra-seeds --output output/study/real_learnable_eps --keep-in benchmarks/study/real_learnable_eps FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)" MODEL.FRN.LEARNABLE_EPS True
 
-# not run yet, two at a time: the second seed of GN at 2 images (about 60 min) and the learnable eps
-# at 3200 iterations (about 90 min)
-OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 2 --sizes 256 --seeds 1 --base-lrs 0.1 --extra-seeds --output output/study/real_gn2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+# FRN with the learnable eps at 3200 iterations of 8 (25,600 images), 256 px, real-photo look (about
+# 85 min, beside two 2-image runs)
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --schedules 3200 --base-lrs 0.02 --extra-seeds --output output/study/real_learnable_eps_3200 --keep-in benchmarks/study/real_learnable_eps FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)" MODEL.FRN.LEARNABLE_EPS True
+
+# not run yet: the second seed of GN at 2 images (about 60 min)
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 2 --sizes 256 --seeds 1 --base-lrs 0.1 --extra-seeds --output output/study/real_gn2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 
 # not run yet (each about 45-55 min, two at a time): the rest of the 8-image column at 256 px
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --base-lrs 0.02 --extra-seeds --output output/study/shapes_learnable_eps --keep-in benchmarks/study/shapes_learnable_eps FRN_MONITOR.ENABLED True MODEL.FRN.LEARNABLE_EPS True
