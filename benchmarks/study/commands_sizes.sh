@@ -29,6 +29,7 @@ OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 8 --
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 2 --sizes 256 --seeds 0 --base-lrs 0.02 --extra-seeds --output output/study/real_frn2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 2 --sizes 256 --seeds 0 --base-lrs 0.1 --extra-seeds --output output/study/real_gn2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 2 --sizes 256 --seeds 1 --base-lrs 0.02 --extra-seeds --output output/study/real_frn2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 2 --sizes 256 --seeds 1 --base-lrs 0.1 --extra-seeds --output output/study/real_gn2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 
 # BN at 2 images (seed 0) and at 8, 256 px, real-photo look (about 60 and 50 min, two at a time)
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods bn --imgs 2 --sizes 256 --seeds 0 --base-lrs 0.05 --extra-seeds --output output/study/real_bn2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
@@ -42,11 +43,10 @@ OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 -
 # 85 min, beside two 2-image runs)
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --schedules 3200 --base-lrs 0.02 --extra-seeds --output output/study/real_learnable_eps_3200 --keep-in benchmarks/study/real_learnable_eps FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)" MODEL.FRN.LEARNABLE_EPS True
 
-# not run yet: the second seed of GN at 2 images (about 60 min)
-OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 2 --sizes 256 --seeds 1 --base-lrs 0.1 --extra-seeds --output output/study/real_gn2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+# FRN with the learnable eps, 8 images, 256 px, photo-like look (about 40 min, beside a 2-image run)
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --base-lrs 0.02 --extra-seeds --output output/study/shapes_learnable_eps --keep-in benchmarks/study/shapes_learnable_eps FRN_MONITOR.ENABLED True MODEL.FRN.LEARNABLE_EPS True
 
 # not run yet (each about 45-55 min, two at a time): the rest of the 8-image column at 256 px
-OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --base-lrs 0.02 --extra-seeds --output output/study/shapes_learnable_eps --keep-in benchmarks/study/shapes_learnable_eps FRN_MONITOR.ENABLED True MODEL.FRN.LEARNABLE_EPS True
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 8 --sizes 256 --base-lrs 0.02 --extra-seeds --output output/study/shapes --keep-in benchmarks/study/shapes FRN_MONITOR.ENABLED True
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 8 --sizes 256 --base-lrs 0.02 --extra-seeds --output output/study/real --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --base-lrs 0.05 --extra-seeds --output output/study/shapes --keep-in benchmarks/study/shapes FRN_MONITOR.ENABLED True
