@@ -2,6 +2,7 @@
 the CPU, and its step runner's handling of failing and hanging steps."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -59,7 +60,21 @@ def test_tiny_dry_run_writes_a_full_report(tmp_path):
     for amp in ("off", "on"):
         for model in ("RetinaNet FRN reference", "RetinaNet GN", "RetinaNet BN"):
             assert f"| {amp} | {model} |" in models
+        assert re.search(rf"^- fastest FRN path, AMP {amp}: (cpp|reference) \(", models, re.M)
     ap = steps["train_demo"]["result"]["headline"]["shapes_uniform_val"]
     assert 0 <= ap["AP"] <= 100 and "s/iter" in steps["train_demo"]["result"]  # None: too few iterations
     md = (tmp_path / "report.md").read_text()
     assert md.startswith("# Device check (tiny dry run)") and "## train_demo: ok" in md
+
+
+def test_cuda_model_benchmark_times_every_frn_path():
+    from frn_det.benchmark import models
+    from frn_det.layers import dispatch
+
+    names = models.model_names("cuda")
+    paths = {models.MODEL_CONFIGS[n][1] for n in names} - {None}
+    want = set(dispatch.PATHS) - {"cpp"}  # no C++ kernel off the CPU; triton only where it runs
+    assert want - {"triton"} <= paths <= want
+    assert {"RetinaNet GN", "RetinaNet BN"} <= set(names)
+    times = {("off", n): 1.0 for n in names} | {("off", "RetinaNet BN"): 0.1, ("off", "RetinaNet FRN python"): 0.5}
+    assert models.fastest_frn(times, "off", names) == "RetinaNet FRN python"  # BN is no FRN path

@@ -148,7 +148,7 @@ def test_without_the_extension_python_is_the_default(monkeypatch, fresh_choice):
 def test_triton_unavailable_on_the_cpu_without_the_interpreter(fresh_choice):
     if os.environ.get("TRITON_INTERPRET") == "1":
         pytest.skip("the interpreter runs Triton on the CPU")
-    assert dispatch.active_impl("cuda") in ("compile", "python")  # never triton by default
+    assert dispatch.active_impl("cuda") == "python"  # the fastest in training on the last GPU run
     with pytest.raises(RuntimeError, match="TRITON_INTERPRET|triton"):
         with dispatch.force_impl("triton"):
             dispatch.active_impl()
@@ -180,7 +180,7 @@ def test_compile_path_on_cpu(shape):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("shape", [(2, 4, 9, 11), (4, 6)])
 def test_gpu_path_agrees_with_reference(dtype, shape):
-    assert dispatch.active_impl("cuda") in ("compile", "python")
+    assert dispatch.active_impl("cuda") == "python"
     for path in ("triton", "compile", "python"):
         x, params, dz = make_case(shape, dtype, learnable_eps=True, tlu=True, device="cuda")
         got = run(PATHS[path], x, params, dz)

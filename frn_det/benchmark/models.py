@@ -10,7 +10,7 @@ import sys
 
 import torch
 
-from frn_det.layers import dispatch, path_cpp
+from frn_det.layers import dispatch, path_cpp, path_triton
 from frn_det.layers.testing import saved_bytes
 
 from .timing import interleaved_times, medians, synchronize
@@ -28,12 +28,13 @@ BASELINE = "RetinaNet GN"
 
 
 def model_names(device):
-    """CPU: the cpp path where it is built, and the eager formula, which shows what it saves; CUDA: the
-    Triton kernels and torch.compile."""
+    """CPU: the cpp path where it is built, and the eager formula, which shows what it saves; CUDA: every
+    path (triton where it runs), so that the fastest can be named."""
     if device == "cpu":
         impls = (["cpp"] if path_cpp.cpp_available() else []) + ["reference"]
     else:
-        impls = ["triton", "compile"]
+        impls = (["triton"] if path_triton.triton_available(torch.device(device).type) else []) + [
+            "compile", "python", "reference"]
     return [n for n, (_, impl) in MODEL_CONFIGS.items() if impl is None or impl in impls]
 
 
@@ -167,7 +168,18 @@ def benchmark_models(args, bar=None):
             peak, added = (f"{v:.0f}" for v in peaks[(mode, name)]) if (mode, name) in peaks else ("n/a", "n/a")
             lines.append(f"| {mode} | {name} | {t:.3f} | {t / times[(mode, BASELINE)]:.2f}x | "
                          f"{saved[(mode, name)] / 2**20:.0f} | {peak} | {added} |")
+    lines.append("")
+    for mode in modes:
+        name = fastest_frn(times, mode, names)
+        t = times[(mode, name)]
+        lines.append(f"- fastest FRN path, AMP {mode}: {MODEL_CONFIGS[name][1]} ({t:.3f} s, "
+                     f"{t / times[(mode, BASELINE)]:.2f}x GN)")
     return "\n".join(lines)
+
+
+def fastest_frn(times, mode, names):
+    """The FRN model of `names` with the lowest iteration time in AMP `mode`."""
+    return min((n for n in names if MODEL_CONFIGS[n][1]), key=lambda n: times[(mode, n)])
 
 
 def _peak_child(argv=None):

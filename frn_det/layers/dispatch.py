@@ -6,9 +6,10 @@ Paths, each a function (x, weight, bias, tau, eps, eps_l) -> z:
   "compile"   the torch-op kernels (path_torch) through torch.compile, for GPUs
   "python"    the same torch-op kernels, eager
   "reference" frn_reference, whose autograd keeps 3x the input
-All but the reference keep only the input for backward. Default: cpp on CPU, compile on CUDA, python
-elsewhere or when the first choice is unavailable; python inside a caller's torch.compile (traceable
-ops it can fuse); reference while tracing or exporting to ONNX. FRN_DET_IMPL=<path> forces a path
+All but the reference keep only the input for backward. Default: cpp on CPU (python when it is not
+built), python on CUDA and elsewhere; python inside a caller's torch.compile (traceable ops it can
+fuse); reference while tracing or exporting to ONNX. On CUDA the default is the path that trained
+RetinaNet R101-FPN fastest on the last GPU measurement (benchmarks/gpu.md), AMP off and on. FRN_DET_IMPL=<path> forces a path
 (except while tracing); `force_impl` does so inside a block. `tlu_function` runs the TLU after a
 residual add through the Triton kernels where FRN runs the triton path.
 
@@ -62,8 +63,6 @@ def _choose_uncached(device_type, dtype):
         return forced
     if device_type == "cpu" and dtype in path_cpp.CPP_DTYPES:
         return "cpp" if path_cpp.cpp_available() else "python"
-    if device_type == "cuda" and path_torch.compile_available():
-        return "compile"
     return "python"
 
 

@@ -160,11 +160,3 @@ class TLUFunction(torch.autograd.Function):
         dtau = (dz - dy).sum(dim=(0,) + spatial_dims(z), dtype=math_dtype(dz.dtype)).to(tau.dtype)
         return dy, dtau
 
-
-def compile_available():
-    """torch.compile's GPU code generator is Triton."""
-    try:
-        from torch.utils._triton import has_triton
-    except ImportError:
-        return False
-    return has_triton()
