@@ -7,11 +7,11 @@ Paths, each a function (x, weight, bias, tau, eps, eps_l) -> z:
   "python"    the same torch-op kernels, eager
   "reference" frn_reference, whose autograd keeps 3x the input
 All but the reference keep only the input for backward. Default: cpp on CPU (python when it is not
-built), python on CUDA and elsewhere; python inside a caller's torch.compile (traceable ops it can
-fuse); reference while tracing or exporting to ONNX. On CUDA the default is the path that trained
-RetinaNet R101-FPN fastest on the last GPU measurement (benchmarks/gpu.md), AMP off and on. FRN_DET_IMPL=<path> forces a path
-(except while tracing); `force_impl` does so inside a block. `tlu_function` runs the TLU after a
-residual add through the Triton kernels where FRN runs the triton path.
+built), python on CUDA (the path that trained RetinaNet R101-FPN fastest on an H200, AMP off and on)
+and elsewhere; python inside a caller's torch.compile (traceable ops it can fuse); reference while
+tracing or exporting to ONNX. FRN_DET_IMPL=<path> forces a path (except while tracing); `force_impl`
+does so inside a block. `tlu_function` runs the TLU after a residual add through the Triton kernels
+where FRN runs the triton path.
 
 The choice per (device type, dtype) is made once and cached, and FRN_DET_IMPL is read once: a call
 costs a dict lookup and the tracing checks.
