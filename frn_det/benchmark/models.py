@@ -10,9 +10,10 @@ import sys
 
 import torch
 
-from frn_det.layers import dispatch, path_cpp, path_triton
+from frn_det.layers import dispatch, path_cpp
 from frn_det.layers.testing import saved_bytes
 
+from .layers import frn_paths
 from .timing import interleaved_times, medians, synchronize
 
 MODEL_CONFIGS = {  # name -> (config, FRN path of its FRN layers)
@@ -33,8 +34,7 @@ def model_names(device):
     if device == "cpu":
         impls = (["cpp"] if path_cpp.cpp_available() else []) + ["reference"]
     else:
-        impls = (["triton"] if path_triton.triton_available(torch.device(device).type) else []) + [
-            "compile", "python", "reference"]
+        impls = frn_paths(device)
     return [n for n, (_, impl) in MODEL_CONFIGS.items() if impl is None or impl in impls]
 
 
