@@ -117,14 +117,13 @@ class Predictor:
         import detectron2.data.transforms as T
         from detectron2.data import MetadataCatalog
         from detectron2.data.detection_utils import build_augmentation
-        from detectron2.modeling import build_model
 
-        from frn_det.config import with_frn_options
+        from frn_det.modeling import build_model
 
         self.cfg = cfg.clone()
         if self.cfg.INPUT.FORMAT not in ("BGR", "RGB"):
             raise PredictError(f"INPUT.FORMAT must be 'BGR' or 'RGB' for the predictor, got {self.cfg.INPUT.FORMAT!r}")
-        self.model = build_model(with_frn_options(self.cfg))
+        self.model = build_model(self.cfg)
         self.model.eval()
         load_weights(self.model, self.cfg.MODEL.WEIGHTS, allow_untrained)
         # the test loader's DatasetMapper builds exactly these

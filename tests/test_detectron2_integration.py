@@ -11,9 +11,9 @@ from detectron2.modeling.backbone.resnet import BasicStem
 
 import frn_det
 from frn_det.layers import FRN, TLU
-from frn_det.config import with_frn_options
 from frn_det.engine import Trainer
-from frn_det.layers import FRNNorm, frn_options
+from frn_det.layers import FRNNorm, frn_options, frn_options_scope
+from frn_det.modeling import build_model
 from frn_det.solver import build_lr_scheduler, build_optimizer
 
 
@@ -50,20 +50,64 @@ def test_get_norm_names_and_options():
     assert get_norm("FRN", 4).eps_l is None and get_norm("FRN", 4).eps == 1e-6  # nothing is left behind
 
 
-def test_config_options_reach_detectron2s_own_builders():
-    """An R-CNN box head with NORM "FRN" (detectron2's builder) gets MODEL.FRN.* through the cfg that
-    frn_det's Trainer builds from; the cfg itself is unchanged."""
-    from detectron2.modeling.roi_heads import build_box_head
+class UserBoxHead(torch.nn.Module):
+    """A user's box head, as a detectron2 user writes one: get_norm with the cfg's norm name."""
 
-    cfg = _cfg(**{"MODEL.ROI_BOX_HEAD.NAME": "FastRCNNConvFCHead", "MODEL.ROI_BOX_HEAD.NORM": "FRN",
-                  "MODEL.ROI_BOX_HEAD.NUM_CONV": 2, "MODEL.ROI_BOX_HEAD.CONV_DIM": 8, "MODEL.FRN.EPS": 1e-4,
-                  "MODEL.FRN.LEARNABLE_EPS": True})
-    head = build_box_head(with_frn_options(cfg), ShapeSpec(channels=8, height=7, width=7))
-    frns = [m for m in head.modules() if isinstance(m, FRN)]
-    assert len(frns) == 2 and all(m.eps == 1e-4 and m.eps_l is not None for m in frns)
-    assert cfg.MODEL.ROI_BOX_HEAD.NORM == "FRN"
-    plain = [m for m in build_box_head(cfg, ShapeSpec(channels=8, height=7, width=7)).modules() if isinstance(m, FRN)]
-    assert all(m.eps == 1e-6 and m.eps_l is None for m in plain)  # a bare name: the paper's options
+    def __init__(self, cfg, input_shape):
+        super().__init__()
+        channels = input_shape.channels * input_shape.height * input_shape.width
+        self.fc = torch.nn.Linear(channels, 16)
+        self.norm = get_norm(cfg.MODEL.ROI_BOX_HEAD.NORM, 16)
+        self.output_shape = ShapeSpec(channels=16)
+
+    def forward(self, x):
+        return self.norm(self.fc(x.flatten(1))[:, :, None, None]).flatten(1)
+
+
+def _rcnn_cfg(**overrides):
+    """A small Mask R-CNN with frn_det's FRN ResNet-FPN, the user's box head and detectron2's mask head."""
+    from detectron2.modeling import ROI_BOX_HEAD_REGISTRY
+
+    if "UserBoxHead" not in ROI_BOX_HEAD_REGISTRY:
+        ROI_BOX_HEAD_REGISTRY.register(UserBoxHead)
+    return _cfg(**{
+        "MODEL.DEVICE": "cpu", "MODEL.MASK_ON": True, "MODEL.BACKBONE.NAME": "build_resnet_frn_fpn_backbone",
+        "MODEL.RESNETS.DEPTH": 18, "MODEL.RESNETS.RES2_OUT_CHANNELS": 64, "MODEL.RESNETS.NORM": "FRN",
+        "MODEL.RESNETS.OUT_FEATURES": ["res2", "res3", "res4", "res5"], "MODEL.FPN.NORM": "FRN_NoTLU",
+        "MODEL.FPN.IN_FEATURES": ["res2", "res3", "res4", "res5"], "MODEL.FPN.OUT_CHANNELS": 16,
+        "MODEL.ROI_HEADS.NAME": "StandardROIHeads", "MODEL.ROI_BOX_HEAD.NAME": "UserBoxHead",
+        "MODEL.ROI_BOX_HEAD.NORM": "FRN", "MODEL.ROI_MASK_HEAD.NORM": "FRN_NoTLU",
+        "MODEL.ROI_MASK_HEAD.CONV_DIM": 8, "MODEL.ROI_MASK_HEAD.NUM_CONV": 2, "MODEL.RPN.IN_FEATURES": ["p2", "p3", "p4", "p5", "p6"],
+        "MODEL.ROI_HEADS.IN_FEATURES": ["p2", "p3", "p4", "p5"],
+        "MODEL.ANCHOR_GENERATOR.SIZES": [[32], [64], [128], [256], [512]], **overrides})
+
+
+def test_config_options_reach_every_builder():
+    """MODEL.FRN.* reach every FRN layer of a model frn_det builds: frn_det's backbone, detectron2's FPN
+    and mask head, and a user's box head from detectron2's registry; the cfg is unchanged, and
+    get_norm gives the paper's options again afterwards."""
+    cfg = _rcnn_cfg(**{"MODEL.FRN.EPS": 1e-4, "MODEL.FRN.LEARNABLE_EPS": True})
+    model = build_model(cfg)
+    frns = {n: m for n, m in model.named_modules() if isinstance(m, FRN)}
+    for part in ("backbone.bottom_up.", "backbone.fpn_", "roi_heads.box_head.norm", "roi_heads.mask_head."):
+        assert any(n.startswith(part) for n in frns), part
+    assert all(m.eps == 1e-4 and m.eps_l is not None for m in frns.values())
+    assert cfg.MODEL.ROI_BOX_HEAD.NORM == "FRN" and cfg.MODEL.FRN.EPS == 1e-4
+    assert get_norm("FRN", 4).eps == 1e-6 and get_norm("FRN", 4).eps_l is None
+
+
+def test_options_that_would_not_reach_the_layers_are_refused():
+    """detectron2's build_model alone cannot pass MODEL.FRN to get_norm: frn_det's builders say so
+    instead of building the paper's options; with the paper's options it builds as before."""
+    from detectron2.modeling import build_model as detectron2_build_model
+
+    with pytest.raises(ValueError, match=r"MODEL.FRN.EPS 0.0001 .* frn_det.modeling.build_model"):
+        detectron2_build_model(_rcnn_cfg(**{"MODEL.FRN.EPS": 1e-4}))
+    model = detectron2_build_model(_rcnn_cfg())
+    assert all(m.eps == 1e-6 for m in model.modules() if isinstance(m, FRN))
+    with frn_options_scope(eps=1e-4):  # the scope frn_det.modeling.build_model enters
+        assert get_norm("FRN_NoTLU", 4).eps == 1e-4
+        assert isinstance(detectron2_build_model(_rcnn_cfg(**{"MODEL.FRN.EPS": 1e-4})).roi_heads.box_head.norm, FRN)
 
 
 def test_unknown_norm_lists_valid_names():

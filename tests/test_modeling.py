@@ -92,13 +92,20 @@ def test_every_config_builds(path):
 
 @pytest.mark.parametrize("backbone", ["build_retinanet_resnet_frn_fpn_backbone", "build_resnet_frn_fpn_backbone"])
 def test_model_frn_keys_reach_build_model(backbone):
-    """MODEL.FRN.* hold for the FRN layers of frn_det's builders in a plain build_model(cfg) (no
-    tools/train_net.py set-up), and only there; also for the R-CNN backbone builder on its own."""
+    """MODEL.FRN.* hold for the FRN layers of frn_det's build_model (no tools/train_net.py set-up),
+    and only there; also for the R-CNN backbone builder on its own, inside the cfg's options scope."""
     from detectron2.layers import get_norm
+
+    from frn_det.config import frn_options_from
+    from frn_det.modeling import build_model as frn_build_model
 
     cfg = small(load_cfg(os.path.join(ROOT, "configs", "retinanet_frn_2img.yaml")), depth=18)
     cfg.merge_from_list(["MODEL.BACKBONE.NAME", backbone, "MODEL.FRN.EPS", "1e-3", "MODEL.FRN.LEARNABLE_EPS", "True"])
-    model = build_model(cfg) if "retinanet" in backbone else build_backbone(cfg)
+    if "retinanet" in backbone:
+        model = frn_build_model(cfg)
+    else:
+        with frn_options_from(cfg):
+            model = build_backbone(cfg)
     frns = [m for m in model.modules() if isinstance(m, FRN)]
     assert len(frns) > 20 and all(m.eps == 1e-3 and m.eps_l is not None for m in frns)
     if "retinanet" in backbone:

@@ -75,7 +75,8 @@ def test_predictor_gives_what_the_evaluator_evaluated(demo_model):
     assert len(batch) == len(images)
     for one, b in zip(singles, batch):
         torch.testing.assert_close(b["instances"].scores, one.scores)
-        torch.testing.assert_close(b["instances"].pred_boxes.tensor, one.pred_boxes.tensor)
+        # a batch runs other conv shapes: the same boxes to float rounding, in pixels
+        torch.testing.assert_close(b["instances"].pred_boxes.tensor, one.pred_boxes.tensor, rtol=0, atol=1e-3)
 
 
 def test_command_on_val_images_matches_the_evaluator_and_loads_with_loadres(demo_model, tmp_path):

@@ -47,11 +47,11 @@ def path_of(name):
 def model_parts(args):
     """(build(name) -> model, inputs, step(model, name)) for `args`' depth, size, device and options."""
     from detectron2.config import get_cfg
-    from detectron2.modeling import build_model
     from detectron2.structures import Boxes, Instances
 
     import frn_det
     from frn_det.model_zoo import get_config_file
+    from frn_det.modeling import build_model
 
     device = args.device
     size, g = args.model_size, torch.Generator().manual_seed(0)

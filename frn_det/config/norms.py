@@ -1,38 +1,33 @@
-"""MODEL.FRN's options, carried to the layers as constructor arguments.
+"""MODEL.FRN's options, carried to the FRN layers through get_norm's options scope.
 
-get_norm only receives a norm name and the channels, so the builders hand detectron2 a config whose
-FRN norm names are FRNNorm objects with the options (detectron2's modules accept a callable norm).
+frn_det.modeling.build_model builds every model inside `frn_options_from(cfg)`, so each FRN layer that
+get_norm makes from a norm name gets them, whichever builder asks for it.
 """
-from detectron2.config import CfgNode
+import contextlib
 
-from frn_det.layers import FRN_NORMS, frn_norm
+from frn_det.layers import PAPER_OPTIONS, frn_options_scope, scoped_frn_options
 
 
-def frn_norm_of(cfg, norm):
-    """`norm` (a name from cfg) with cfg.MODEL.FRN's options if it is an FRN norm."""
+def frn_options_of(cfg):
+    """(eps, learnable_eps) of cfg.MODEL.FRN, or the paper's where the cfg has no MODEL.FRN."""
     node = cfg.MODEL.get("FRN")
-    if node is None:
-        return norm
-    return frn_norm(norm, eps=node.EPS, learnable_eps=node.LEARNABLE_EPS)
+    return PAPER_OPTIONS if node is None else (float(node.EPS), bool(node.LEARNABLE_EPS))
 
 
-def with_frn_options(cfg):
-    """A copy of cfg in which every NORM key that names an FRN norm holds the FRNNorm with
-    cfg.MODEL.FRN's options (cfg itself is unchanged). Build models from it; never save it."""
-    if cfg.MODEL.get("FRN") is None or not any(True for _ in _frn_norm_keys(cfg)):
-        return cfg
-    out = cfg.clone()
-    out.defrost()
-    for node, key in _frn_norm_keys(out):
-        node[key] = frn_norm_of(cfg, node[key])
-    if cfg.is_frozen():
-        out.freeze()
-    return out
+def frn_options_from(cfg):
+    """The scope in which get_norm builds FRN norm names with cfg.MODEL.FRN's options."""
+    if cfg.MODEL.get("FRN") is None:
+        return contextlib.nullcontext()
+    return frn_options_scope(*frn_options_of(cfg))
 
 
-def _frn_norm_keys(node):
-    for key, value in node.items():
-        if isinstance(value, CfgNode):
-            yield from _frn_norm_keys(value)
-        elif key == "NORM" and isinstance(value, str) and value in FRN_NORMS:
-            yield node, key
+def check_frn_options_apply(cfg):
+    """Raises where cfg.MODEL.FRN's options would not reach the layers being built: a model built by
+    detectron2's build_model(cfg) instead of frn_det.modeling.build_model(cfg)."""
+    wanted, scoped = frn_options_of(cfg), scoped_frn_options()
+    if wanted != scoped:
+        raise ValueError(
+            f"MODEL.FRN.EPS {wanted[0]:g} and MODEL.FRN.LEARNABLE_EPS {wanted[1]} reach the FRN layers only in a "
+            "model built by frn_det.modeling.build_model(cfg) (frn_det's Trainer, Predictor, export and "
+            "model_zoo.get use it), or inside `with frn_det.config.frn_options_from(cfg):`; detectron2's "
+            f"build_model(cfg) alone would build them with eps {scoped[0]:g}, learnable {scoped[1]}")

@@ -7,12 +7,11 @@ import weakref
 
 from detectron2.engine import DefaultTrainer, TrainerBase, hooks
 from detectron2.evaluation import COCOEvaluator
-from detectron2.modeling import build_model
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
-from frn_det.config import with_frn_options
 from frn_det.data.checks import naming_malformed_datasets
+from frn_det.modeling import build_model
 from frn_det.solver import build_lr_scheduler, build_optimizer
 
 from .checkpoint import FiniteAtomicCheckpointer
@@ -46,9 +45,8 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_model(cls, cfg):
-        """detectron2's build_model from a cfg whose FRN norm names carry MODEL.FRN's options, so that
-        detectron2's own builders (e.g. an R-CNN box head with NORM "FRN") follow them too."""
-        model = build_model(with_frn_options(cfg))
+        """frn_det.modeling.build_model: MODEL.FRN's options in every FRN layer, whichever builder makes it."""
+        model = build_model(cfg)
         logging.getLogger(__name__).info("Model:\n{}".format(model))
         return model
 

@@ -20,14 +20,15 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import build_detection_test_loader, detection_utils
 import detectron2.data.transforms as T
 from detectron2.export import STABLE_ONNX_OPSET_VERSION, TracingAdapter, dump_torchscript_IR
-from detectron2.modeling import GeneralizedRCNN, build_model
+from detectron2.modeling import GeneralizedRCNN
 from detectron2.modeling.meta_arch.dense_detector import DenseDetector
 from detectron2.utils.logger import setup_logger
 
 import frn_det  # noqa: F401  (registers FRN, the backbones and RetinaNetFRN)
-from frn_det.config import build_cfg, with_frn_options
+from frn_det.config import build_cfg
 from frn_det.engine import prepare_datasets
 from frn_det.layers import force_impl
+from frn_det.modeling import build_model
 
 logger = logging.getLogger("frn_det.export")
 
@@ -105,6 +106,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
     setup_logger(name="frn_det")
     cfg = setup_cfg(args)
-    model = build_model(with_frn_options(cfg))
+    model = build_model(cfg)
     DetectionCheckpointer(model).resume_or_load(cfg.MODEL.WEIGHTS, resume=False)
     return export(model, sample_image(cfg, args.sample_image), args.format, args.output)

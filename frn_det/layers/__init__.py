@@ -4,5 +4,5 @@ input; frn.py holds the FRN and TLU modules; norm.py makes "FRN" a detectron2 no
 from .formula import frn_reference
 from .dispatch import active_impl, force_impl, frn_function
 from .frn import FRN, TLU
-from .norm import (FRN_NORMS, FRNNorm, frn_norm, frn_options, norm_has_tlu, norm_without_tlu, register_frn_norm,
-                   valid_norm_names)
+from .norm import (FRN_NORMS, PAPER_OPTIONS, FRNNorm, frn_options, frn_options_scope, norm_has_tlu, norm_without_tlu,
+                   register_frn_norm, scoped_frn_options, valid_norm_names)

@@ -4,10 +4,13 @@ detectron2 modules bind get_norm at import time (`from detectron2.layers import 
 function is replaced in every loaded module that holds it (detectron2's and the user's), and in
 detectron2.layers for modules imported later. That lookup is the only thing frn_det changes in detectron2.
 
-get_norm passes only (name, channels), so a bare name builds FRN with the paper's options. Builders
-that have other options (MODEL.FRN.EPS, MODEL.FRN.LEARNABLE_EPS) pass an FRNNorm instead of the name:
-detectron2's get_norm and every module that takes a `norm` argument accept a callable of the channels.
+get_norm passes only (name, channels), so the options (eps, learnable eps) come from the innermost
+`frn_options_scope`, or are the paper's outside one: whichever builder calls get_norm with an FRN
+name, frn_det's, detectron2's or a user's, gets the scope's options. An FRNNorm carries its own
+options instead (detectron2's modules accept a callable of the channels as `norm`), for LazyConfig.
 """
+import contextlib
+import contextvars
 import functools
 import sys
 
@@ -51,15 +54,28 @@ class FRNNorm:
         return f"FRNNorm({self.name!r}, eps={self.eps!r}, learnable_eps={self.learnable_eps!r})"
 
 
-def frn_norm(norm, eps=EPS_FLOOR, learnable_eps=False):
-    """`norm` with FRN's options: an FRN norm name becomes an FRNNorm; any other norm is returned as is."""
-    if isinstance(norm, str) and norm in FRN_NORMS:
-        return FRNNorm(norm, eps, learnable_eps)
-    return norm
+PAPER_OPTIONS = (EPS_FLOOR, False)  # (eps, learnable_eps)
+_SCOPED_OPTIONS = contextvars.ContextVar("frn_det_frn_options", default=PAPER_OPTIONS)
+
+
+@contextlib.contextmanager
+def frn_options_scope(eps=EPS_FLOOR, learnable_eps=False):
+    """Inside it, get_norm builds every FRN norm name with these options, e.g.
+    `with frn_options_scope(learnable_eps=True): stem = BasicStem(norm="FRN")`."""
+    token = _SCOPED_OPTIONS.set((float(eps), bool(learnable_eps)))
+    try:
+        yield
+    finally:
+        _SCOPED_OPTIONS.reset(token)
+
+
+def scoped_frn_options():
+    """(eps, learnable_eps) that get_norm gives an FRN norm name here."""
+    return _SCOPED_OPTIONS.get()
 
 
 def frn_options(eps=EPS_FLOOR, learnable_eps=False):
-    """The FRN+TLU norm argument with these options: frn_norm("FRN", eps, learnable_eps), for code
+    """The FRN+TLU norm argument with these options, FRNNorm("FRN", eps, learnable_eps), for code
     that builds detectron2 modules itself, e.g. `BasicStem(norm=frn_options(learnable_eps=True))`."""
     return FRNNorm("FRN", eps, learnable_eps)
 
@@ -83,9 +99,9 @@ def valid_norm_names():
 def make_frn_get_norm(detectron2_get_norm):
     @functools.wraps(detectron2_get_norm)
     def get_norm(norm, out_channels):
-        """detectron2's get_norm, plus "FRN" (FRN+TLU) and "FRN_NoTLU" with the paper's options."""
+        """detectron2's get_norm, plus "FRN" (FRN+TLU) and "FRN_NoTLU" with the scope's options."""
         if isinstance(norm, str) and norm in FRN_NORMS:
-            return FRNNorm(norm)(out_channels)
+            return FRNNorm(norm, *scoped_frn_options())(out_channels)
         try:
             return detectron2_get_norm(norm, out_channels)
         except KeyError as e:  # detectron2 looks the name up in a dict and says only the name

@@ -63,7 +63,8 @@ def get(config_path, device=None):
     """The config's model, untrained, in training mode; on the CPU when CUDA is not available."""
     import torch
     from detectron2.config import CfgNode, instantiate
-    from detectron2.modeling import build_model
+
+    from frn_det.modeling import build_model
 
     cfg = get_config(config_path)
     if device is None and not torch.cuda.is_available():

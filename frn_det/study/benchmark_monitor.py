@@ -27,11 +27,11 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     from detectron2.data import DatasetCatalog, DatasetMapper
-    from detectron2.modeling import build_model
     from detectron2.utils.events import EventStorage
 
     from frn_det.config import build_cfg
     from frn_det.engine import prepare_datasets, record_norm_stats
+    from frn_det.modeling import build_model
 
     cfg = build_cfg(args.config_file, args.opts)
     cfg.MODEL.DEVICE = "cpu"

@@ -39,12 +39,12 @@ def evaluate(run_dir, mode, batch, precise_iters=200):
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.data import build_detection_test_loader, build_detection_train_loader
     from detectron2.evaluation import COCOEvaluator, inference_on_dataset
-    from detectron2.modeling import build_model
     from detectron2.utils.events import EventStorage
     from fvcore.nn.precise_bn import update_bn_stats
 
     from frn_det.config import build_cfg
     from frn_det.engine import prepare_datasets
+    from frn_det.modeling import build_model
 
     cfg = build_cfg(os.path.join(run_dir, "config.yaml"), ["MODEL.DEVICE", "cpu"])
     dataset = cfg.DATASETS.TEST[0]

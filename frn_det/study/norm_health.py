@@ -30,10 +30,10 @@ GROUP_ORDER = ("stem", "res2", "res3", "res4", "res5", "fpn", "head")
 def run_stats(run_dir, num_images, dataset=None):
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.data import DatasetCatalog, DatasetMapper
-    from detectron2.modeling import build_model
 
     from frn_det.config import build_cfg
     from frn_det.engine import prepare_datasets, record_norm_stats
+    from frn_det.modeling import build_model
 
     cfg = build_cfg(os.path.join(run_dir, "config.yaml"), ["MODEL.DEVICE", "cpu"])
     dataset = dataset or cfg.DATASETS.TEST[0]

@@ -6,8 +6,6 @@ to the output of a conv, never to a TLU's.
 from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling.backbone.fpn import build_resnet_fpn_backbone, build_retinanet_resnet_fpn_backbone
 
-from frn_det.config import with_frn_options
-
 from .resnet import finish_resnet
 
 
@@ -24,7 +22,7 @@ def build_retinanet_resnet_frn_fpn_backbone(cfg, input_shape):
 
 
 def _frn_fpn(build_fpn_backbone, cfg, input_shape):
-    backbone = build_fpn_backbone(with_frn_options(cfg), input_shape)
+    backbone = build_fpn_backbone(cfg, input_shape)
     finish_resnet(backbone.bottom_up, cfg)
     # detectron2's FPN takes square_pad but its yacs builders do not pass it
     backbone._square_pad = cfg.MODEL.FPN.get("SQUARE_PAD", 0)

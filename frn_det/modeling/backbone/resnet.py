@@ -12,7 +12,7 @@ from detectron2.layers import get_norm
 from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling.backbone.resnet import BasicBlock, BasicStem, BottleneckBlock, build_resnet_backbone
 
-from frn_det.config import frn_norm_of, with_frn_options
+from frn_det.config import check_frn_options_apply
 from frn_det.layers import TLU, norm_has_tlu, norm_without_tlu
 
 
@@ -84,7 +84,7 @@ _FRN_CLASSES = {BasicStem: FRNStem, BasicBlock: FRNBasicBlock, BottleneckBlock: 
 
 def make_frn_aware(resnet, norm):
     """Turns a ResNet built by detectron2's build_resnet_backbone into the FRN-aware one, in place.
-    `norm` is the one the ResNet was built with (a name or an FRNNorm with options).
+    `norm` is the one the ResNet was built with (a name, or an FRNNorm with options).
 
     Reusing detectron2's builder keeps every RESNETS config key working; the modules' classes are
     swapped for the subclasses above, which only change where activations go.
@@ -120,7 +120,8 @@ def zero_init_residual_norms(resnet):
 
 def finish_resnet(resnet, cfg):
     """The FRN-aware blocks, and the recipe options of cfg.MODEL.RESNETS."""
-    make_frn_aware(resnet, frn_norm_of(cfg, cfg.MODEL.RESNETS.NORM))
+    check_frn_options_apply(cfg)
+    make_frn_aware(resnet, cfg.MODEL.RESNETS.NORM)
     if cfg.MODEL.RESNETS.get("ZERO_INIT_RESIDUAL", False):
         zero_init_residual_norms(resnet)
     return resnet
@@ -129,4 +130,4 @@ def finish_resnet(resnet, cfg):
 @BACKBONE_REGISTRY.register()
 def build_resnet_frn_backbone(cfg, input_shape):
     """detectron2's build_resnet_backbone with FRN's activation placement (any MODEL.RESNETS.NORM)."""
-    return finish_resnet(build_resnet_backbone(with_frn_options(cfg), input_shape), cfg)
+    return finish_resnet(build_resnet_backbone(cfg, input_shape), cfg)

@@ -9,7 +9,6 @@ from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
 from torch import nn
 
-from frn_det.config import with_frn_options
 from frn_det.layers import norm_has_tlu
 
 
@@ -80,10 +79,9 @@ class RetinaNetFRN(RetinaNet):
 
     @classmethod
     def from_config(cls, cfg):
-        built = with_frn_options(cfg)  # the FRN layers of the backbone and head get MODEL.FRN's options
-        ret = super().from_config(built)
+        ret = super().from_config(cfg)
         shapes = ret["backbone"].output_shape()
-        ret["head"] = RetinaNetFRNHead(built, [shapes[f] for f in cfg.MODEL.RETINANET.IN_FEATURES])
+        ret["head"] = RetinaNetFRNHead(cfg, [shapes[f] for f in cfg.MODEL.RETINANET.IN_FEATURES])
         ret["center_pixels_per_image"] = cfg.MODEL.get("CENTER_PIXELS_PER_IMAGE", False)
         return ret
 
