@@ -9,12 +9,14 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_backbone, build_model
 
 import frn_det
-from frn_det.config.protocol import paper_solver
+from frn_det.config.protocol import FINETUNE_WEIGHTS, finetune_solver, paper_solver
 from frn_det.layers import FRN, TLU
 from frn_det.modeling.backbone import FRNBottleneckBlock, FRNStem
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPER_CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "retinanet_*img.yaml")))
+SCRATCH_CONFIGS = [p for p in PAPER_CONFIGS if "_finetune_" not in p]
+FINETUNE_CONFIGS = [p for p in PAPER_CONFIGS if "_finetune_" in p]
 
 
 def load_cfg(path=None, **overrides):
@@ -60,7 +62,7 @@ def test_committed_configs_are_the_generator_output(tmp_path):
     from frn_det.config import make_configs
 
     written = make_configs.write_configs(str(tmp_path))
-    assert len(written) == 9 and len(PAPER_CONFIGS) == 9
+    assert len(written) == 12 and len(PAPER_CONFIGS) == 12 and len(FINETUNE_CONFIGS) == 3
     for path in written:
         committed = os.path.join(ROOT, "configs", os.path.basename(path))
         text = open(path).read().replace(os.path.relpath(os.path.join(ROOT, "configs"), str(tmp_path)) + "/", "")
@@ -70,11 +72,11 @@ def test_committed_configs_are_the_generator_output(tmp_path):
     for base_lr, gpus in [(0.1, 8), (0.05, 4)]:
         variant = make_configs.write_configs(str(tmp_path / f"{base_lr}_{gpus}"), base_lr=base_lr, num_gpus=gpus)
         dirs = {load_cfg(p).OUTPUT_DIR for p in variant}
-        assert len(dirs) == 9 and not dirs & output_dirs
+        assert len(dirs) == 12 and not dirs & output_dirs
         output_dirs |= dirs
 
 
-@pytest.mark.parametrize("path", PAPER_CONFIGS, ids=os.path.basename)
+@pytest.mark.parametrize("path", SCRATCH_CONFIGS, ids=os.path.basename)
 def test_every_config_builds(path):
     cfg = load_cfg(path)
     assert cfg.MODEL.RESNETS.DEPTH == 101 and cfg.MODEL.WEIGHTS == "" and cfg.MODEL.BACKBONE.FREEZE_AT == 0
@@ -88,6 +90,75 @@ def test_every_config_builds(path):
     else:
         assert n_frn == 0
     assert model.backbone.padding_constraints["square_size"] == 1024
+
+
+@pytest.mark.parametrize("m", [8, 4, 2])
+def test_finetune_configs_follow_the_rule(m):
+    """BN*: 25000 * 64 / M steps, lr and warmup by the paper's rule, BN everywhere, the BN row's
+    recipe otherwise."""
+    cfg = load_cfg(os.path.join(ROOT, "configs", f"retinanet_bn_finetune_{m}img.yaml"))
+    bn = load_cfg(os.path.join(ROOT, "configs", f"retinanet_bn_{m}img.yaml"))
+    total = 8 * m
+    assert cfg.SOLVER.IMS_PER_BATCH == total and cfg.SOLVER.REFERENCE_WORLD_SIZE == 8
+    assert cfg.SOLVER.MAX_ITER == 25000 * 64 // total and cfg.SOLVER.MAX_ITER * 5 == bn.SOLVER.MAX_ITER
+    assert cfg.SOLVER.BASE_LR == pytest.approx(0.05 * total / 64) == bn.SOLVER.BASE_LR
+    assert cfg.SOLVER.WARMUP_ITERS * total == 500 * 64  # 2% of the steps, as from scratch
+    assert cfg.SOLVER.WARMUP_ITERS / cfg.SOLVER.MAX_ITER == bn.SOLVER.WARMUP_ITERS / bn.SOLVER.MAX_ITER
+    assert {k: v for k, v in finetune_solver(m).items() if k != "CHECKPOINT_PERIOD"} == {
+        k: cfg.SOLVER[k] for k in ("IMS_PER_BATCH", "BASE_LR", "MAX_ITER", "WARMUP_ITERS", "REFERENCE_WORLD_SIZE")}
+    assert cfg.MODEL.WEIGHTS == FINETUNE_WEIGHTS
+    assert (cfg.MODEL.RESNETS.NORM, cfg.MODEL.FPN.NORM, cfg.MODEL.RETINANET.NORM) == ("BN", "BN", "BN")
+    assert cfg.OUTPUT_DIR == f"output/retinanet_bn_finetune_{m}img"
+    # everything but the pretrained weights' needs and the schedule is the BN row's
+    pretrained_keys = {"WEIGHTS", "PIXEL_STD", "FREEZE_AT", "STRIDE_IN_1X1", "MAX_ITER", "WARMUP_ITERS",
+                       "CHECKPOINT_PERIOD", "OUTPUT_DIR"}
+    assert _flat(cfg).keys() == _flat(bn).keys()
+    differ = {k.split(".")[-1] for k in _flat(cfg) if _flat(cfg)[k] != _flat(bn)[k]}
+    assert differ == pretrained_keys
+
+
+def _flat(node, prefix=""):
+    out = {}
+    for k, v in node.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def test_finetune_backbone_is_detectron2s_imagenet_resnet():
+    """BN*'s model builds, and its ResNet-101 takes the MSRA weights as detectron2's own RetinaNet R101
+    does: the same state names and shapes, strides (in the 1x1 conv), frozen stages and input
+    normalisation; its BN is trainable, with statistics per GPU, outside the frozen stem and res2.
+    No download: nothing loads MODEL.WEIGHTS."""
+    from detectron2 import model_zoo as d2_zoo
+    from detectron2.layers import FrozenBatchNorm2d
+
+    d2_file = d2_zoo.get_config_file("COCO-Detection/retinanet_R_101_FPN_3x.yaml")
+    assert load_cfg(FINETUNE_CONFIGS[0]).MODEL.WEIGHTS == load_cfg(d2_file).MODEL.WEIGHTS
+    cfg = load_cfg(FINETUNE_CONFIGS[0], **{"MODEL.WEIGHTS": ""})
+    d2 = load_cfg(d2_file, **{"MODEL.WEIGHTS": ""})
+    for key in ("MODEL.PIXEL_MEAN", "MODEL.PIXEL_STD", "INPUT.FORMAT", "MODEL.BACKBONE.FREEZE_AT",
+                "MODEL.RESNETS.STRIDE_IN_1X1", "MODEL.RESNETS.DEPTH", "MODEL.RESNETS.OUT_FEATURES"):
+        assert _flat(cfg)[key] == _flat(d2)[key], key
+    model = build_model(cfg)
+    assert type(model).__name__ == "RetinaNetFRN"
+    ours, theirs = model.backbone.bottom_up, build_backbone(d2).bottom_up
+
+    def layout(module):
+        return {k: v.shape for k, v in module.state_dict().items() if not k.endswith("num_batches_tracked")}
+
+    assert layout(ours) == layout(theirs)
+    for (name, a), (_, b) in zip(ours.named_modules(), theirs.named_modules()):
+        if isinstance(a, torch.nn.Conv2d):
+            assert a.stride == b.stride, name
+    assert {n for n, p in ours.named_parameters() if not p.requires_grad} == {
+        n for n, p in theirs.named_parameters() if not p.requires_grad} != set()
+    norms = {name: type(m) for name, m in ours.named_modules() if name.endswith(".norm")}
+    assert all(t is FrozenBatchNorm2d for n, t in norms.items() if n.startswith(("stem.", "res2.")))
+    trainable = [t for n, t in norms.items() if not n.startswith(("stem.", "res2."))]
+    assert len(trainable) > 90 and all(t is torch.nn.BatchNorm2d for t in trainable)
 
 
 @pytest.mark.parametrize("backbone", ["build_retinanet_resnet_frn_fpn_backbone", "build_resnet_frn_fpn_backbone"])

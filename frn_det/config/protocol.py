@@ -2,9 +2,13 @@
 
 Total batch M = images per GPU * GPUs; steps = 125000 * 64 / M; lr = base_lr * M / 64 with base_lr
 in {0.01, 0.05, 0.1}; momentum 0.9, weight decay 4e-4, cosine decay. The warmup is scaled like
-the steps. SOLVER.REFERENCE_WORLD_SIZE lets detectron2's auto_scale_workers apply the same rule
-(linear lr, inverse steps) when a run uses fewer or more GPUs, keeping the images per GPU.
+the steps. BN* (Table 6's first row) fine-tunes an ImageNet-pretrained ResNet-101 for 25000 steps
+at M = 64 under the same rule. SOLVER.REFERENCE_WORLD_SIZE lets detectron2's auto_scale_workers
+apply the same rule (linear lr, inverse steps) when a run uses fewer or more GPUs, keeping the
+images per GPU.
 """
+from typing import NamedTuple
+
 PAPER_GPUS = 8
 REFERENCE_BATCH = 64
 REFERENCE_STEPS = 125000
@@ -14,6 +18,10 @@ REFERENCE_WARMUP = 2500  # 2% of the steps at M = 64 (the paper gives no length)
 MOMENTUM = 0.9
 WEIGHT_DECAY = 4e-4
 IMGS_PER_GPU = (8, 4, 2)
+REFERENCE_FINETUNE_STEPS = 25000
+REFERENCE_FINETUNE_WARMUP = 500  # 2% of the steps at M = 64, as for training from scratch
+# detectron2's ImageNet-pretrained ResNet-101 (the one its COCO-Detection/retinanet_R_101_FPN_3x.yaml uses)
+FINETUNE_WEIGHTS = "detectron2://ImageNetPretrained/MSRA/R-101.pkl"
 
 
 # Norm per place for each compared method: backbone and head take "norm + activation"; the FPN
@@ -22,6 +30,20 @@ METHOD_NORMS = {
     "frn": {"RESNETS": "FRN", "FPN": "FRN_NoTLU", "RETINANET": "FRN"},
     "gn": {"RESNETS": "GN", "FPN": "GN", "RETINANET": "GN"},  # 32 groups
     "bn": {"RESNETS": "BN", "FPN": "BN", "RETINANET": "BN"},  # statistics per GPU (per process)
+}
+
+
+class Table6Row(NamedTuple):
+    name: str  # in the configs' file names and OUTPUT_DIRs
+    norms: dict
+    finetune: bool  # from FINETUNE_WEIGHTS, on finetune_solver's schedule
+
+
+TABLE6_ROWS = {
+    "BN*": Table6Row("bn_finetune", METHOD_NORMS["bn"], True),
+    "BN": Table6Row("bn", METHOD_NORMS["bn"], False),
+    "GN": Table6Row("gn", METHOD_NORMS["gn"], False),
+    "FRN": Table6Row("frn", METHOD_NORMS["frn"], False),
 }
 
 
@@ -56,3 +78,9 @@ def paper_solver(imgs_per_gpu, num_gpus=PAPER_GPUS, base_lr=DEFAULT_BASE_LR):
     """SOLVER keys for m images on each of g GPUs under the paper's rule (reference: M = 64)."""
     return scaled_solver(imgs_per_gpu, num_gpus, REFERENCE_BATCH, REFERENCE_STEPS, base_lr,
                          REFERENCE_WARMUP, reference_checkpoint_period=5000)
+
+
+def finetune_solver(imgs_per_gpu, num_gpus=PAPER_GPUS, base_lr=DEFAULT_BASE_LR):
+    """SOLVER keys of BN*: the same rule from 25000 steps at M = 64."""
+    return scaled_solver(imgs_per_gpu, num_gpus, REFERENCE_BATCH, REFERENCE_FINETUNE_STEPS, base_lr,
+                         REFERENCE_FINETUNE_WARMUP, reference_checkpoint_period=1000)
