@@ -14,6 +14,7 @@ from frn_det.config.protocol import (
     METHOD_NORMS,
     PAPER_BASE_LRS,
     PAPER_GPUS,
+    PAPER_METHODS,
     paper_solver,
 )
 
@@ -55,7 +56,7 @@ OUTPUT_DIR: "output/retinanet_{method}_{imgs_per_gpu}img{'' if is_committed_set(
 
 
 def write_configs(out_dir, base_lr=DEFAULT_BASE_LR, imgs=IMGS_PER_GPU, num_gpus=PAPER_GPUS,
-                  methods=tuple(METHOD_NORMS)):
+                  methods=PAPER_METHODS):
     os.makedirs(out_dir, exist_ok=True)
     base = os.path.relpath(os.path.join(ROOT, "configs", "Base-RetinaNet-FRN.yaml"), out_dir)
     paths = []
