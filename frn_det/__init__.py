@@ -3,8 +3,8 @@
 Importing this package registers what it adds to detectron2's registries (the FRN backbones,
 RetinaNetFRN) and catalogs (the embedded shapes datasets' names, as importing detectron2.data registers
 its builtin datasets; nothing is generated until a dataset is loaded, and no name detectron2 already
-has is replaced), and makes the "FRN" and "FRN_NoTLU" norm names resolvable through get_norm, the one
-thing it changes in detectron2. The rest (cosine warmup, CPU DDP, checks) comes through frn_det's
+has is replaced), and makes frn_det's norm names ("FRN", "FRN_NoTLU" and Table 3's ablations,
+frn_det.layers.FRN_NORMS) resolvable through get_norm, the one thing it changes in detectron2. The rest (cosine warmup, CPU DDP, checks) comes through frn_det's
 own Trainer (frn_det.engine.Trainer) and functions.
 """
 __version__ = "0.1.0"  # setup.py reads it from here

@@ -113,7 +113,8 @@ def test_options_that_would_not_reach_the_layers_are_refused():
 def test_unknown_norm_lists_valid_names():
     with pytest.raises(ValueError) as e:
         get_norm("FNR", 8)
-    for name in ("'FNR'", "'FRN'", "'FRN_NoTLU'", "'GN'", "'BN'", "'SyncBN'"):
+    for name in ("'FNR'", "'FRN'", "'FRN_NoTLU'", "'FRN_ReLU'", "'GFRN'", "'GFRN_NoTLU'", "'GN_TLU'", "'GN'", "'BN'",
+                 "'SyncBN'"):
         assert name in str(e.value)
 
 

@@ -4,13 +4,14 @@ from detectron2.config import CfgNode as CN
 def add_frn_config(cfg):
     """Adds frn_det's keys to a detectron2 config (call before merge_from_file)."""
     cfg.MODEL.FRN = CN()
-    # Fixed eps of eq. 1 (the paper's 1e-6), or learnable: eps = 1e-6 + |eps_l|, eps_l init 1e-4.
+    # Fixed eps of eq. 1 (the paper's 1e-6), or learnable: eps = 1e-6 + |eps_l|, eps_l init 1e-4; for the
+    # FRN and GFRN norm names (GN_TLU keeps GroupNorm's eps).
     cfg.MODEL.FRN.EPS = 1e-6
     cfg.MODEL.FRN.LEARNABLE_EPS = False
     # Pad every input to this square size (0: off); the paper trains at 1024x1024.
     cfg.MODEL.FPN.SQUARE_PAD = 0
     # SOLVER.WARMUP_METHOD also accepts "cosine" (the paper's cosine ramp-up, section 4.1).
-    # SOLVER.WEIGHT_DECAY_NORM also applies to FRN's gamma, beta and tau (and eps_l).
+    # SOLVER.WEIGHT_DECAY_NORM also applies to gamma, beta and tau (and eps_l) of FRN, GFRN, GN+TLU and TLU.
 
     # Recipe options beyond the paper (off in the paper configs; measured in benchmarks/):
     # subtract each image's per-channel mean over its own pixels (not the padding) after

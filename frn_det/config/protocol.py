@@ -30,7 +30,12 @@ METHOD_NORMS = {
     "frn": {"RESNETS": "FRN", "FPN": "FRN_NoTLU", "RETINANET": "FRN"},
     "gn": {"RESNETS": "GN", "FPN": "GN", "RETINANET": "GN"},  # 32 groups
     "bn": {"RESNETS": "BN", "FPN": "BN", "RETINANET": "BN"},  # statistics per GPU (per process)
+    # Table 3's ablations of FRN's parts
+    "gn_tlu": {"RESNETS": "GN_TLU", "FPN": "GN", "RETINANET": "GN_TLU"},  # GN, TLU in place of ReLU
+    "gfrn": {"RESNETS": "GFRN", "FPN": "GFRN_NoTLU", "RETINANET": "GFRN"},  # FRN over GN's groups, TLU
+    "frn_relu": {"RESNETS": "FRN_ReLU", "FPN": "FRN_NoTLU", "RETINANET": "FRN_ReLU"},  # FRN, ReLU in place of TLU
 }
+PAPER_METHODS = ("frn", "gn", "bn")  # Table 6's: the committed configs and the study's default
 
 
 class Table6Row(NamedTuple):

@@ -4,9 +4,10 @@ Every FRN_MONITOR.PERIOD iterations, forward hooks on the norm layers record for
 - `uncentred`: mean over samples and channels of mean(x)^2 / mean(x^2) over the spatial extent, at
   each norm's input; 0 for zero-mean responses, 1 for constant ones. FRN does not subtract the mean,
   so a high value means its output carries the mean (e.g. an image's brightness) through;
-- `tlu_active`: the fraction of TLU outputs above tau (FRN+TLU layers and the TLUs after residual adds);
+- `tlu_active`: the fraction of TLU outputs above tau (norm layers with TLU: FRN, GFRN, GN+TLU; and
+  the TLUs after residual adds);
 - `tau_mean`, `tau_std`: tau over the group's TLU channels;
-- `eps_mean`: the effective eps (1e-6 + |eps_l|) averaged over the group's FRN layers with a learnable
+- `eps_mean`: the effective eps (1e-6 + |eps_l|) averaged over the group's FRN/GFRN layers with a learnable
   eps (section 3.3): how far training moved it from its 1e-4 start, e.g. on small maps;
 - `out_rms`: the root mean square of the norm layers' outputs;
 - `between_images`: mean over channels of the share of a channel's variance over the batch (samples
@@ -15,7 +16,8 @@ Every FRN_MONITOR.PERIOD iterations, forward hooks on the norm layers record for
   sample has the same channel means, 1 when each sample is constant. Not recorded for one sample per
   process; a batch's padding counts as pixels, as it does for BN.
 The values go to detectron2's EventStorage as `frn_monitor/<group>/<stat>` (metrics.json, TensorBoard).
-GN and BN layers get `uncentred`, `between_images` and `out_rms` too, for comparison.
+GN and BN layers get `uncentred`, `between_images` and `out_rms` too, for comparison (GN+TLU also the
+TLU's stats).
 """
 import contextlib
 import re
@@ -27,10 +29,10 @@ from detectron2.layers import FrozenBatchNorm2d
 from detectron2.utils import comm
 from torch import nn
 
-from frn_det.layers import FRN, TLU
+from frn_det.layers import FRN, GFRN, TLU
 from frn_det.layers.formula import effective_eps
 
-NORM_TYPES = (FRN, nn.GroupNorm, nn.modules.batchnorm._BatchNorm, FrozenBatchNorm2d)
+NORM_TYPES = (FRN, GFRN, nn.GroupNorm, nn.modules.batchnorm._BatchNorm, FrozenBatchNorm2d)
 _STAGE = re.compile(r"^(stem|res\d+)$")
 
 
@@ -70,7 +72,13 @@ def group_of(name):
 
 
 def _tau_of(module):
-    return module.tau if isinstance(module, (FRN, TLU)) else None
+    """The TLU threshold of a norm layer with TLU (FRN, GFRN, GroupNormTLU) or a TLU; else None."""
+    return getattr(module, "tau", None)
+
+
+def _eps_l_of(module):
+    """The learnable eps of an FRN or GFRN layer that has one; else None."""
+    return getattr(module, "eps_l", None)
 
 
 @contextlib.contextmanager
@@ -106,7 +114,7 @@ def record_norm_stats(model):
             handles.append(module.register_forward_hook(lambda m, i, o, g=group: hook(m, i, o, g)))
             if _tau_of(module) is not None:
                 taus[group].append(module.tau.detach())
-            if isinstance(module, FRN) and module.eps_l is not None:
+            if _eps_l_of(module) is not None:
                 eps[group].append(effective_eps(module.eps, module.eps_l.detach()).float())
     stats = {}
     try:

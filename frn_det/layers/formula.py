@@ -1,10 +1,12 @@
 """The FRN formula and the small helpers every path shares. Imports nothing of frn_det.
 
 `frn_reference` is the one written-out copy of the paper's formula (eq. 1-3, Listing 1); every faster
-path (path_cpp, path_torch, path_triton) is tested against it.
+path (path_cpp, path_torch, path_triton) is tested against it. `gfrn_reference` is its group version
+(Table 3's GFRN), which the GFRN layer runs as it is.
 """
 import torch
 
+GN_GROUPS = 32  # detectron2's get_norm("GN") groups, which GFRN shares
 EPS_FLOOR = 1e-6  # the paper's fixed eps, and the floor of the learnable one (section 3.3)
 LEARNABLE_EPS_INIT = 1e-4
 
@@ -41,21 +43,36 @@ def frn_reference(x, weight, bias, tau=None, eps=EPS_FLOOR, eps_l=None):
     Statistics are computed in fp32 at least, since x^2 overflows fp16 for |x| > 256; the result has
     the input's dtype. tau=None gives FRN without TLU.
     """
-    dims, shape = spatial_dims(x), channel_shape(x)
+    dims = spatial_dims(x)
     xf = x.to(math_dtype(x.dtype))
     nu2 = xf.pow(2).mean(dim=dims, keepdim=True) if dims else xf.pow(2)
     x_hat = xf * torch.rsqrt(nu2 + effective_eps(eps, eps_l))
+    return _affine_tlu(x_hat, weight, bias, tau).to(x.dtype)
+
+
+def gfrn_reference(x, weight, bias, tau=None, eps=EPS_FLOOR, eps_l=None, num_groups=GN_GROUPS):
+    """Group FRN (Table 3's GFRN): z = max(gamma * x / sqrt(nu2 + eps) + beta, tau), with nu2 the
+    mean of x^2 over a sample's group of C / num_groups channels and their H x W (eq. 1 over GN's
+    groups, without eq. 8's mean subtraction). x: (N, C, H, W) or (N, C); fp32 statistics at least."""
+    xf = x.to(math_dtype(x.dtype))
+    grouped = xf.reshape(x.shape[0], num_groups, -1)
+    nu2 = grouped.pow(2).mean(dim=2, keepdim=True)
+    x_hat = (grouped * torch.rsqrt(nu2 + effective_eps(eps, eps_l))).reshape(x.shape)
+    return _affine_tlu(x_hat, weight, bias, tau).to(x.dtype)
+
+
+def _affine_tlu(x_hat, weight, bias, tau):
+    """gamma * x_hat + beta (eq. 2), then max(., tau) (eq. 3) when tau is given."""
+    shape = channel_shape(x_hat)
     y = weight.view(shape) * x_hat + bias.view(shape)
-    if tau is not None:
-        y = torch.max(y, tau.view(shape))
-    return y.to(x.dtype)
+    return y if tau is None else torch.max(y, tau.view(shape))
 
 
-def check_frn_input(x, num_features):
+def check_frn_input(x, num_features, layer="FRN"):
     if x.dim() not in (2, 4):
         raise ValueError(
-            f"FRN expects a 4-D (N, C, H, W) or 2-D (N, C) input; got shape {tuple(x.shape)} "
+            f"{layer} expects a 4-D (N, C, H, W) or 2-D (N, C) input; got shape {tuple(x.shape)} "
             f"({x.dim()}-D)"
         )
     if x.shape[1] != num_features:
-        raise ValueError(f"FRN was built for {num_features} channels; input has {x.shape[1]}")
+        raise ValueError(f"{layer} was built for {num_features} channels; input has {x.shape[1]}")

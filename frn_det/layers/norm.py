@@ -1,4 +1,5 @@
-"""Makes "FRN" a norm name everywhere detectron2 calls get_norm, and carries FRN's options to the layers.
+"""Makes frn_det's norm names ("FRN", ...) valid everywhere detectron2 calls get_norm, and carries
+FRN's options to the layers.
 
 detectron2 modules bind get_norm at import time (`from detectron2.layers import get_norm`), so the
 function is replaced in every loaded module that holds it (detectron2's and the user's), and in
@@ -13,39 +14,66 @@ import contextlib
 import contextvars
 import functools
 import sys
+from typing import Callable, NamedTuple
 
+from .formula import GN_GROUPS
 from .frn import EPS_FLOOR, FRN
+from .group_norms import GFRN, GroupNormTLU
 
 # Norm names detectron2's own get_norm accepts (detectron2/layers/batch_norm.py), for the error message;
 # detectron2 itself decides what it accepts.
 DETECTRON2_NORMS = ("BN", "SyncBN", "FrozenBN", "GN", "nnSyncBN", "naiveSyncBN", "naiveSyncBN_N", "LN")
+
+
+class NormSpec(NamedTuple):
+    """What an frn_det norm name builds, and which activation goes with it."""
+
+    build: Callable  # (channels, eps, learnable_eps) -> module
+    tlu: bool  # the layer ends in TLU: it replaces "norm + ReLU", and no ReLU may follow it
+    without_tlu: str  # the same norm without TLU: before a residual add, or where no activation follows
+    frn_options: bool  # takes MODEL.FRN's eps and learnable eps
+
+
 FRN_NORMS = {
-    "FRN": True,  # FRN + TLU: replaces "norm + ReLU"
-    "FRN_NoTLU": False,  # FRN alone: before a residual add, or where no activation follows
+    "FRN": NormSpec(lambda c, eps, learnable: FRN(c, eps, learnable, tlu=True), True, "FRN_NoTLU", True),
+    "FRN_NoTLU": NormSpec(lambda c, eps, learnable: FRN(c, eps, learnable, tlu=False), False, "FRN_NoTLU", True),
+    # Table 3's ablations: FRN with detectron2's ReLU after it; GFRN (FRN over GN's groups); GN with TLU
+    "FRN_ReLU": NormSpec(lambda c, eps, learnable: FRN(c, eps, learnable, tlu=False), False, "FRN_ReLU", True),
+    "GFRN": NormSpec(lambda c, eps, learnable: GFRN(c, GN_GROUPS, eps, learnable, tlu=True), True, "GFRN_NoTLU", True),
+    "GFRN_NoTLU": NormSpec(lambda c, eps, learnable: GFRN(c, GN_GROUPS, eps, learnable, tlu=False), False, "GFRN_NoTLU",
+                           True),
+    "GN_TLU": NormSpec(lambda c, eps, learnable: GroupNormTLU(GN_GROUPS, c), True, "GN", False),
 }
 
 
 class FRNNorm:
-    """A `norm` argument for detectron2's modules: FRN layers with these constructor options.
+    """A `norm` argument for detectron2's modules: layers of an frn_det norm name with these options.
 
     FRNNorm("FRN", eps=1e-5)(256) is FRN(256, eps=1e-5, learnable_eps=False, tlu=True). LazyConfig
     users put it in the config tree, e.g. `model.head.norm = L(FRNNorm)(name="FRN", learnable_eps=True)`.
+    "GN_TLU" takes no options: its GroupNorm keeps detectron2's eps.
     """
 
     def __init__(self, name="FRN", eps=EPS_FLOOR, learnable_eps=False):
         if name not in FRN_NORMS:
             raise ValueError(f"Unknown FRN norm {name!r}; valid: {', '.join(repr(n) for n in FRN_NORMS)}")
         self.name, self.eps, self.learnable_eps = name, float(eps), bool(learnable_eps)
+        if not FRN_NORMS[name].frn_options and (self.eps, self.learnable_eps) != PAPER_OPTIONS:
+            takes = ", ".join(repr(n) for n, spec in FRN_NORMS.items() if spec.frn_options)
+            raise ValueError(f"{name!r} takes no eps or learnable_eps (its GroupNorm has its own eps); the names "
+                             f"that do: {takes}")
 
     @property
     def tlu(self):
-        return FRN_NORMS[self.name]
+        return FRN_NORMS[self.name].tlu
 
     def __call__(self, num_features):
-        return FRN(num_features, eps=self.eps, learnable_eps=self.learnable_eps, tlu=self.tlu)
+        return FRN_NORMS[self.name].build(num_features, self.eps, self.learnable_eps)
 
     def without_tlu(self):
-        return FRNNorm("FRN_NoTLU", self.eps, self.learnable_eps)
+        """The same norm without TLU, with the same options ("GN_TLU" -> detectron2's "GN")."""
+        name = FRN_NORMS[self.name].without_tlu
+        return FRNNorm(name, self.eps, self.learnable_eps) if name in FRN_NORMS else name
 
     def __eq__(self, other):
         return isinstance(other, FRNNorm) and vars(self) == vars(other)
@@ -84,12 +112,15 @@ def norm_has_tlu(norm):
     """True for a norm (name or FRNNorm) whose layer ends in TLU: the activation is already there."""
     if isinstance(norm, FRNNorm):
         return norm.tlu
-    return isinstance(norm, str) and FRN_NORMS.get(norm, False)
+    return isinstance(norm, str) and norm in FRN_NORMS and FRN_NORMS[norm].tlu
 
 
 def norm_without_tlu(norm):
-    """The FRN norm without TLU, with the same options ("FRN" -> "FRN_NoTLU")."""
-    return norm.without_tlu() if isinstance(norm, FRNNorm) else "FRN_NoTLU"
+    """The norm without TLU, with the same options ("FRN" -> "FRN_NoTLU", "GN_TLU" -> "GN"); a norm
+    without TLU is returned as it is."""
+    if isinstance(norm, FRNNorm):
+        return norm.without_tlu()
+    return FRN_NORMS[norm].without_tlu if isinstance(norm, str) and norm in FRN_NORMS else norm
 
 
 def valid_norm_names():
@@ -99,9 +130,10 @@ def valid_norm_names():
 def make_frn_get_norm(detectron2_get_norm):
     @functools.wraps(detectron2_get_norm)
     def get_norm(norm, out_channels):
-        """detectron2's get_norm, plus "FRN" (FRN+TLU) and "FRN_NoTLU" with the scope's options."""
+        """detectron2's get_norm, plus frn_det's names (FRN_NORMS), with the scope's FRN options."""
         if isinstance(norm, str) and norm in FRN_NORMS:
-            return FRNNorm(norm, *scoped_frn_options())(out_channels)
+            options = scoped_frn_options() if FRN_NORMS[norm].frn_options else PAPER_OPTIONS
+            return FRNNorm(norm, *options)(out_channels)
         try:
             return detectron2_get_norm(norm, out_channels)
         except KeyError as e:  # detectron2 looks the name up in a dict and says only the name

@@ -1,5 +1,6 @@
 """The shape of the paper's Table 6 at small scale: {BN, GN, FRN} x images per GPU, trained from
-scratch with the same number of images seen, evaluated with COCO AP / AP50 / AP75.
+scratch with the same number of images seen, evaluated with COCO AP / AP50 / AP75. --methods also
+takes Table 3's ablations of FRN's parts (gn_tlu, gfrn, frn_relu: frn_det.config.protocol).
 
   python tools/batch_study.py                                  # the default study (embedded data, CPU)
   python tools/batch_study.py --methods frn gn --imgs 2 8      # a subset
@@ -10,6 +11,8 @@ scratch with the same number of images seen, evaluated with COCO AP / AP50 / AP7
                                                                # convergence: AP against images seen
   python tools/batch_study.py --methods frn gn bn --imgs 8 --sizes 128 256
                                                                # input size: the same images scaled
+  python tools/batch_study.py --methods frn gn_tlu gfrn frn_relu --imgs 8
+                                                               # Table 3's ablations of FRN's parts
 
 Each run follows the rule of the config generator relative to the config's own solver (its
 IMS_PER_BATCH, MAX_ITER, BASE_LR, WARMUP_ITERS): lr in proportion to the batch, steps in inverse
@@ -43,7 +46,7 @@ import time
 from tqdm import tqdm
 
 from frn_det.utils import REPO_ROOT as ROOT
-from frn_det.config.protocol import METHOD_NORMS, method_opts, scaled_solver
+from frn_det.config.protocol import METHOD_NORMS, PAPER_METHODS, method_opts, scaled_solver
 
 STUDY_CONFIG = os.path.join(ROOT, "configs", "demo", "batch_study_R18_shapes.yaml")
 METRICS = ("AP", "AP50", "AP75")
@@ -319,7 +322,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=STUDY_CONFIG,
                         help="the reference config whose solver every run scales from (default: %(default)s)")
-    parser.add_argument("--methods", nargs="+", default=list(METHOD_NORMS), choices=list(METHOD_NORMS))
+    parser.add_argument("--methods", nargs="+", default=list(PAPER_METHODS), choices=list(METHOD_NORMS),
+                        help="norms to compare (frn_det.config.protocol.METHOD_NORMS): " + "; ".join(
+                            f"{m}: {'/'.join(n.values())}" for m, n in METHOD_NORMS.items())
+                        + f" (RESNETS/FPN/RETINANET); default: {' '.join(PAPER_METHODS)}")
     parser.add_argument("--imgs", nargs="+", type=int, default=[8, 2], help="images per GPU (default: the committed study's columns)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds for every column")
     parser.add_argument("--extra-seeds", nargs="*", default=["2=1"],

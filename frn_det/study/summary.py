@@ -23,6 +23,7 @@ import statistics
 
 import yaml
 
+from frn_det.config.protocol import METHOD_NORMS, PAPER_METHODS
 from frn_det.utils import REPO_ROOT as ROOT
 LOOKS = {"shapes": "photo-like shapes (shapes_train / shapes_val)", "real": "real-photo look (shapes_real_train / shapes_real_val)"}
 SHORT = {"shapes": "photo-like", "real": "real-photo"}
@@ -34,9 +35,10 @@ OPTIONS = {
     "norm_per_level": ("head norms per FPN level", "MODEL.RETINANET.NORM_PER_LEVEL True"),
     "wd_norm": ("weight decay 4e-4 on the norm parameters", "SOLVER.WEIGHT_DECAY_NORM 0.0004"),
 }
-METHODS = ("frn", "gn", "bn")
+METHODS = PAPER_METHODS  # every look's table has their rows
+ABLATIONS = {"gn_tlu": "GN + TLU", "gfrn": "GFRN + TLU", "frn_relu": "FRN + ReLU"}  # Table 3's: rows where run
 REFERENCE_IMGS = 8  # the study config's batch: learning rates are swept and named at it
-RUN_NAME = re.compile(r"^(frn|gn|bn)_(\d+)img_seed(\d+)(?:_lr([0-9.e-]+))?(?:_(\d+)px)?$")
+RUN_NAME = re.compile(rf"^({'|'.join(METHOD_NORMS)})_(\d+)img_seed(\d+)(?:_lr([0-9.e-]+))?(?:_(\d+)px)?$")
 SCHEDULE_DIR = re.compile(r"^iters(\d+)$")
 # the 128 px schedule curve (photo-like shapes, FRN and GN at lr 0.02), read beside the study
 CONVERGENCE = os.path.join(ROOT, "benchmarks", "convergence")
@@ -139,13 +141,15 @@ def diff(a, b):
 
 def look_rows(runs, look):
     """(label, variant, method) rows of Table 6's shape for one look: the paper's method, the
-    baselines, and FRN and GN with each option that has runs."""
+    baselines, FRN and GN with each option that has runs, and Table 3's ablations that have runs."""
     rows = []
     for method, label in (("frn", "FRN (paper)"), ("gn", "GN")):
         rows.append((label, look, method))
         rows += [(f"{method.upper()} + {suffix} (option)", f"{look}_{suffix}", method) for suffix in OPTIONS
                  if any(r["variant"] == f"{look}_{suffix}" and r["method"] == method for r in runs)]
     rows.append(("BN", look, "bn"))
+    rows += [(f"{label} (Table 3)", look, method) for method, label in ABLATIONS.items()
+             if any(r["variant"] == look and r["method"] == method for r in runs)]
     return rows
 
 
@@ -347,7 +351,7 @@ def size_tables(runs):
     for look in LOOKS:
         for suffix, (what, key) in OPTIONS.items():
             variant = f"{look}_{suffix}"
-            for method in METHODS:
+            for method in METHOD_NORMS:
                 for m in cols:
                     lr, with_ = column_cell(runs, variant, method, m)
                     if with_ is None:
@@ -364,7 +368,8 @@ def size_tables(runs):
     if len(lrs) > 1:
         lines += ["#### Learning rate at 8 images (photo-like shapes, reference lr at 8 images)", "",
                   "| method | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " | best |", "|---|" + "---:|" * (len(lrs) + 1)]
-        for method in METHODS:
+        ablations = [m for m in ABLATIONS if best_lr(runs, "shapes", m, REFERENCE_IMGS)[0] is not None]
+        for method in [*METHODS, *ablations]:
             aps = {lr: mean(cell(runs, "shapes", method, REFERENCE_IMGS, lr)) for lr in lrs}
             best = best_lr(runs, "shapes", method, REFERENCE_IMGS)[0]
             best = "-" if best is None else f"{best:g}"

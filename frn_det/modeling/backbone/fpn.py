@@ -1,7 +1,7 @@
 """FPN backbones over the FRN-aware ResNet, with detectron2's FPN and top blocks.
 
-detectron2's FPN has no activation after its norms (use "FRN_NoTLU" there), and P6/P7 apply ReLU
-to the output of a conv, never to a TLU's.
+detectron2's FPN has no activation after its norms (use "FRN_NoTLU", "GFRN_NoTLU" or "GN" there), and
+P6/P7 apply ReLU to the output of a conv, never to a TLU's.
 """
 from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling.backbone.fpn import build_resnet_fpn_backbone, build_retinanet_resnet_fpn_backbone

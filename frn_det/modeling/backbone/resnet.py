@@ -3,7 +3,9 @@
 detectron2's ResNet blocks call ReLU after every norm, which would clip FRN+TLU's output at 0
 (max(max(y, tau), 0)). The classes here are detectron2's blocks with FRN's placement:
 stem conv -> FRN+TLU -> max-pool; conv1, conv2 -> FRN+TLU; conv3 and shortcut -> FRN (no TLU);
-residual add -> TLU. With any other norm they behave exactly like detectron2's (norm + ReLU).
+residual add -> TLU. Every norm whose layer ends in TLU ("FRN", "GFRN", "GN_TLU": norm_has_tlu) is
+placed so, with its no-TLU form (norm_without_tlu) before the residual add; with any other norm
+("FRN_ReLU", "GN", "BN") they behave exactly like detectron2's (norm + ReLU).
 State names are detectron2's (plus `tlu.tau` per block), so checkpoints move between them.
 """
 import torch.nn.functional as F

@@ -1,5 +1,5 @@
-"""RetinaNet whose head towers use FRN+TLU without detectron2's ReLU behind them, with two recipe
-options beyond the paper: per-image input centering and per-FPN-level head norms."""
+"""RetinaNet whose head towers use FRN+TLU (or another norm with TLU) without detectron2's ReLU behind
+them, with two recipe options beyond the paper: per-image input centering and per-FPN-level head norms."""
 from typing import List
 
 import torch
@@ -17,8 +17,9 @@ class LevelNorms(nn.ModuleList):
 
 
 class RetinaNetFRNHead(RetinaNetHead):
-    """detectron2's RetinaNetHead; with norm "FRN" the ReLU after each norm becomes Identity
-    (the TLU inside FRN is the activation). Module indices and state names are unchanged.
+    """detectron2's RetinaNetHead; with a norm whose layer ends in TLU ("FRN", "GFRN", "GN_TLU") the
+    ReLU after each norm becomes Identity (that TLU is the activation); other norms ("FRN_ReLU", "GN")
+    keep it. Module indices and state names are unchanged.
 
     norm_per_level: every norm of the towers becomes a LevelNorms with one norm per input level
     (own gamma, beta, tau and statistics), the convs staying shared, as in the TPU RetinaNet head the
