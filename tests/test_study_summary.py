@@ -49,6 +49,11 @@ def test_runs_are_read_from_their_folders(study):
     assert sorted(r["seed"] for r in frn2) == [0, 1]
     assert {r["lr"] for r in runs if r["variant"] == "shapes"} == {0.02, 0.05}
     assert {r["iters"] * r["imgs"] // 8 for r in runs} == {1600}
+    # a metric written as null (a strict JSON NaN) reads as NaN
+    (study / "shapes" / "bn_2img_seed0" / "results.json").write_text(
+        json.dumps({"headline": {"shapes_val": {"AP": 58.0, "AP50": 78.0, "AP75": None}}}))
+    (bn2,) = [r for r in study_runs.load_runs(str(study)) if r["method"] == "bn" and r["imgs"] == 2]
+    assert (bn2["AP"], bn2["AP75"] != bn2["AP75"]) == (58.0, True)
 
 
 def test_sizes_get_their_own_tables_and_gaps(study, tmp_path):
