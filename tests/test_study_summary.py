@@ -156,18 +156,27 @@ def test_defaults_are_relative_to_the_current_directory(study, tmp_path, monkeyp
 
 def test_runs_of_methods_without_a_table_leave_the_tables_as_they_are(study, tmp_path):
     text = tables.markdown(study_runs.load_runs(str(study)))
-    for variant, name, ap, imgs, size in [("shapes", "gn_tlu_8img_seed0", 71.0, 8, 128),
-                                          ("shapes", "frn_relu_4img_seed0", 66.0, 4, 128),  # a column of its own
-                                          ("real", "gfrn_8img_seed0_lr0.05_256px", 50.0, 8, 256)]:  # a size of its own
+    for variant, name, ap, imgs, size in [("shapes", "ws_gn_8img_seed0", 71.0, 8, 128),
+                                          ("shapes", "xnorm_4img_seed0", 66.0, 4, 128),  # a column of its own
+                                          ("real", "xnorm_8img_seed0_lr0.05_256px", 50.0, 8, 256)]:  # a size of its own
         _run(study, variant, name, ap, imgs, size=size)
     runs = study_runs.load_runs(str(study))
-    assert {(r["method"], r["imgs"], r["lr"], r["size"]) for r in runs if r["method"] not in cells.METHODS} == {
-        ("gn_tlu", 8, 0.02, 128), ("frn_relu", 4, 0.02, 128), ("gfrn", 8, 0.05, 256)}
+    assert {(r["method"], r["imgs"], r["lr"], r["size"]) for r in runs if r["method"] not in cells.TABLE_METHODS} == {
+        ("ws_gn", 8, 0.02, 128), ("xnorm", 4, 0.02, 128), ("xnorm", 8, 0.05, 256)}
     assert tables.markdown(runs) == text
     # a table of other methods: a function of the runs of one size, with AP50 / AP75 at the lr chosen by AP
-    assert cells.column_cell(runs, "shapes", "gn_tlu", 8, metric="AP50") == (0.02, [91.0])
+    assert cells.column_cell(runs, "shapes", "ws_gn", 8, metric="AP50") == (0.02, [91.0])
     report.main(["--study", str(study), "--output", str(tmp_path / "out"), "--convergence", ""])
     assert (tmp_path / "out" / "summary.md").read_text() == text
+
+
+def test_table3_ablations_are_rows_where_run(study):
+    _run(study, "shapes", "gfrn_8img_seed0", 64.0, 8)
+    _run(study, "shapes", "gfrn_2img_seed0", 63.0, 2)
+    text = tables.markdown(study_runs.load_runs(str(study)))
+    assert "| GFRN + TLU (Table 3) | 64.0 (lr 0.02) | 63.0 (lr 0.02) | -1.0 |" in text
+    assert "| GN + TLU (Table 3) |" not in text  # not run
+    assert "| GFRN | 64.0 | - | 0.02 |" in text  # the lr sweep at 8 images
 
 
 def test_norm_health_plots_the_monitor_records_of_training(tmp_path):

@@ -15,15 +15,17 @@ OPTIONS = {
     "norm_per_level": ("head norms per FPN level", "MODEL.RETINANET.NORM_PER_LEVEL True"),
     "wd_norm": ("weight decay 4e-4 on the norm parameters", "SOLVER.WEIGHT_DECAY_NORM 0.0004"),
 }
-METHODS = ("frn", "gn", "bn")  # Table 6's rows; runs of other methods are read but not in its tables
+METHODS = ("frn", "gn", "bn")  # Table 6's: every look's table has their rows
+ABLATIONS = {"gn_tlu": "GN + TLU", "gfrn": "GFRN + TLU", "frn_relu": "FRN + ReLU"}  # Table 3's: rows where run
+TABLE_METHODS = (*METHODS, *ABLATIONS)  # runs of other methods are read, and shown by no table
 # the study's targets: what FRN should show at small scale if it behaves as in the paper's Table 6
 FRN_VS_GN = 1.0  # FRN within 1 AP of GN (or above) at every column
 FRN_FLAT = 1.5  # FRN at 2 images within 1.5 AP of FRN at 8
 BN_DROP = 3.0  # BN at 2 images at least 3 AP below BN at 8
 
 
-def of_methods(runs, methods=METHODS):
-    """The runs of some methods (by default Table 6's)."""
+def of_methods(runs, methods=TABLE_METHODS):
+    """The runs of some methods (by default those the tables show)."""
     return [r for r in runs if r["method"] in methods]
 
 
@@ -68,13 +70,15 @@ def mean(values):
 
 def look_rows(runs, look):
     """(label, variant, method) rows of Table 6's shape for one look: the paper's method, the
-    baselines, and FRN and GN with each option that has runs."""
+    baselines, FRN and GN with each option that has runs, and Table 3's ablations that have runs."""
     rows = []
     for method, label in (("frn", "FRN (paper)"), ("gn", "GN")):
         rows.append((label, look, method))
         rows += [(f"{method.upper()} + {suffix} (option)", f"{look}_{suffix}", method) for suffix in OPTIONS
                  if any(r["variant"] == f"{look}_{suffix}" and r["method"] == method for r in runs)]
     rows.append(("BN", look, "bn"))
+    rows += [(f"{label} (Table 3)", look, method) for method, label in ABLATIONS.items()
+             if any(r["variant"] == look and r["method"] == method for r in runs)]
     return rows
 
 

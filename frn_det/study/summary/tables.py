@@ -4,12 +4,13 @@ against images seen.
 
 A table is a function of the runs at one size (every method's, at the study's schedule) that returns
 markdown lines, or none when it has nothing to show; add one to SIZE_TABLES. It picks the methods it
-shows (the tables here: cells.of_methods, Table 6's FRN, GN and BN) and the cells' rules are in cells
-(column_cell, which also gives AP50 or AP75 at the lr chosen by AP)."""
+shows (the tables here: cells.of_methods, Table 6's FRN, GN and BN and Table 3's ablations) and the
+cells' rules are in cells (column_cell, which also gives AP50 or AP75 at the lr chosen by AP)."""
 import statistics
 
-from frn_det.study.summary.cells import (LOOKS, METHODS, OPTIONS, best_cell, cell, column_cell, gap_rows, gaps,
-                                         look_rows, mean, of_methods, schedule_lines, seeds_of, select, targets)
+from frn_det.study.summary.cells import (ABLATIONS, LOOKS, METHODS, OPTIONS, TABLE_METHODS, best_cell, cell, column_cell,
+                                         gap_rows, gaps, look_rows, mean, of_methods, schedule_lines, seeds_of, select,
+                                         targets)
 from frn_det.study.summary.runs import REFERENCE_IMGS, sizes_of, study_budget
 
 
@@ -86,7 +87,7 @@ def options_table(runs):
     for look in LOOKS:
         for suffix, (what, key) in OPTIONS.items():
             variant = f"{look}_{suffix}"
-            for method in METHODS:
+            for method in TABLE_METHODS:
                 for m in cols:
                     lr, with_ = column_cell(runs, variant, method, m)
                     if with_ is None:
@@ -110,7 +111,8 @@ def lr_table(runs):
         return []
     lines = ["#### Learning rate at 8 images (photo-like shapes, reference lr at 8 images)", "",
              "| method | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " | best |", "|---|" + "---:|" * (len(lrs) + 1)]
-    for method in METHODS:
+    ablations = [m for m in ABLATIONS if best_cell(runs, "shapes", m, REFERENCE_IMGS)[0] is not None]
+    for method in [*METHODS, *ablations]:
         aps = {lr: mean(cell(runs, "shapes", method, REFERENCE_IMGS, lr)) for lr in lrs}
         best = best_cell(runs, "shapes", method, REFERENCE_IMGS)[0]
         best = "-" if best is None else f"{best:g}"
