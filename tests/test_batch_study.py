@@ -43,6 +43,22 @@ def test_best_learning_rate_per_cell(batch_study):
     assert "| GN | 9.0 | 12.5 ± 0.7 |" in table and "| GN best lr | 0.02 | 0.1 |" in table
 
 
+def test_run_names_are_parsed_back_and_best_lr_is_the_first_best_mean(batch_study):
+    from frn_det.study.best_lr import best_lr
+    from frn_det.study.run_name import RunName, parse_schedule_folder, schedule_folder
+
+    runs = batch_study.plan_runs(["frn", "gn_tlu"], [8], [0], {}, base_lrs=[None, 0.05], schedules=[400],
+                                 sizes=[128, 256], own_size=128)
+    parsed = [RunName.parse(r["name"]) for r in runs]
+    assert [(p.method, p.imgs, p.seed, p.lr, p.size) for p in parsed] == [
+        (r["method"], r["imgs"], r["seed"], r["base_lr"], None if r["size"] == 128 else r["size"]) for r in runs]
+    assert "gn_tlu_8img_seed0_lr0.05_256px" in [str(p) for p in parsed]
+    assert all(parse_schedule_folder(os.path.dirname(r["dir"])) == 400 for r in runs) and schedule_folder(400) == "iters400"
+    assert RunName.parse("shapes_center") is None and RunName.parse("frn_8img_seed0_lr0.0.5") is None
+    assert parse_schedule_folder("frn_8img_seed0") is None
+    assert best_lr({0.02: [10, 14], 0.1: [12], 0.05: [13, 11]}) == 0.02 and best_lr({}) is None
+
+
 def test_tiny_study_writes_outputs_and_skips_finished_runs(batch_study, tmp_path, monkeypatch):
     monkeypatch.setenv("DETECTRON2_DATASETS", str(make_coco_tree(tmp_path / "datasets")))
     out = tmp_path / "study"

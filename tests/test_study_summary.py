@@ -8,13 +8,12 @@ import pytest
 import yaml
 
 from coco_tree import ROOT
-
+from frn_det.study.summary import cells, plots, report, runs as study_runs, tables
 
 
 def _tool(name):
     """The package module behind tools/<name>.py."""
-    return importlib.import_module({"study_summary": "frn_det.study.summary", "norm_health": "frn_det.study.norm_health",
-                                    "bn_statistics": "frn_det.study.bn_statistics"}[name])
+    return importlib.import_module({"norm_health": "frn_det.study.norm_health", "bn_statistics": "frn_det.study.bn_statistics"}[name])
 
 
 def _run(study, variant, name, ap, imgs, lr=0.02, metrics=(), size=128):
@@ -44,25 +43,29 @@ def study(tmp_path):
 
 
 def test_runs_are_read_from_their_folders(study):
-    runs = _tool("study_summary").load_runs(str(study))
+    runs = study_runs.load_runs(str(study))
     assert len(runs) == 11
     frn2 = [r for r in runs if r["variant"] == "shapes" and r["method"] == "frn" and r["imgs"] == 2]
     assert sorted(r["seed"] for r in frn2) == [0, 1]
     assert {r["lr"] for r in runs if r["variant"] == "shapes"} == {0.02, 0.05}
     assert {r["iters"] * r["imgs"] // 8 for r in runs} == {1600}
+    # a metric written as null (a strict JSON NaN) reads as NaN
+    (study / "shapes" / "bn_2img_seed0" / "results.json").write_text(
+        json.dumps({"headline": {"shapes_val": {"AP": 58.0, "AP50": 78.0, "AP75": None}}}))
+    (bn2,) = [r for r in study_runs.load_runs(str(study)) if r["method"] == "bn" and r["imgs"] == 2]
+    assert (bn2["AP"], bn2["AP75"] != bn2["AP75"]) == (58.0, True)
 
 
 def test_sizes_get_their_own_tables_and_gaps(study, tmp_path):
-    summary = _tool("study_summary")
     for variant, name, ap, imgs in [("shapes", "frn_8img_seed0_lr0.02_256px", 80.0, 8),
                                     ("shapes", "gn_8img_seed0_lr0.02_256px", 83.0, 8),
                                     ("shapes_learnable_eps", "frn_8img_seed0_lr0.02_256px", 82.5, 8)]:
         _run(study, variant, name, ap, imgs, size=256)
-    runs = summary.load_runs(str(study))
+    runs = study_runs.load_runs(str(study))
     assert sorted(r["size"] for r in runs).count(256) == 3
     # 256 px has no BN and no 2-image column: the complete 128 px table stays the main one
-    assert summary.main_size(runs) == 128
-    text = summary.markdown(runs)
+    assert cells.main_size(runs) == 128
+    text = tables.markdown(runs)
     assert text.index("### 256 px") < text.index("### 128 px") < text.index("### The gap to GN by input size")
     at256 = text[text.index("### 256 px"):text.index("### 128 px")]
     assert "| FRN (paper) | 80.0 (lr 0.02) | - |" in at256
@@ -70,17 +73,16 @@ def test_sizes_get_their_own_tables_and_gaps(study, tmp_path):
     # 128 px: FRN 70.0 against GN 70.8 at their best lr; 256 px: 80.0 against 83.0
     assert "| shapes | FRN (paper) | 8 | 70.0 (-0.8) | 80.0 (-3.0) |" in text
     assert "| shapes | FRN + learnable_eps (option) | 8 | - | 82.5 (-0.5) |" in text
-    assert os.path.getsize(summary.plot_sizes(runs, str(tmp_path / "sizes.png"))) > 1000
+    assert os.path.getsize(plots.plot_sizes(runs, str(tmp_path / "sizes.png"))) > 1000
 
 
 def test_targets_are_checked_on_the_table_cells(study):
-    summary = _tool("study_summary")
-    runs = summary.load_runs(str(study))
-    got = {target: (met, measured) for target, met, measured in summary.targets(runs, "shapes", [8, 2])}
+    runs = study_runs.load_runs(str(study))
+    got = {target: (met, measured) for target, met, measured in cells.targets(runs, "shapes", [8, 2])}
     # at 8, each at its best lr: FRN 70.0 (0.02, not 69.0 at 0.05) against GN 70.8 (0.02, not 65.0)
     assert got["FRN (paper) within 1 AP of GN or above at 8 images"] == (True, "-0.8")
     assert "FRN + center within 1 AP of GN or above at 8 images" not in got  # the option was not run at 8
-    assert summary.best_lr(runs, "shapes", "frn", 8) == (0.02, [70.0]) and summary.best_lr(runs, "shapes", "gn", 8)[0] == 0.02
+    assert cells.best_cell(runs, "shapes", "frn", 8) == (0.02, [70.0]) and cells.best_cell(runs, "shapes", "gn", 8)[0] == 0.02
     # at 2, every cell at its method's 8-image lr (GN's 80.0 at lr 0.05 is not GN's cell): the paper's
     # FRN (mean of 69.0, 69.4) is 2.8 below GN's 72.0, with the option 0.5 below: each row its own verdict
     assert got["FRN (paper) within 1 AP of GN or above at 2 images"] == (False, "-2.8")
@@ -91,21 +93,20 @@ def test_targets_are_checked_on_the_table_cells(study):
 
 
 def test_longer_schedules_stay_out_of_the_tables_and_give_the_gap_against_images_seen(study, tmp_path):
-    summary = _tool("study_summary")
     for name, ap in [("frn_8img_seed0", 75.0), ("gn_8img_seed0", 75.5)]:
         folder = _run(study / "shapes", "iters3200", name, ap, 8)
         config = yaml.safe_load((folder / "config.yaml").read_text())
         config["SOLVER"]["MAX_ITER"] = 3200
         (folder / "config.yaml").write_text(yaml.safe_dump(config))
-    runs = summary.load_runs(str(study))
+    runs = study_runs.load_runs(str(study))
     longer = [r for r in runs if r["longer"]]
     assert len(longer) == 2 and {r["schedule"] for r in longer} == {3200}
-    assert len(summary.study_budget(runs)) == 11
-    text = summary.markdown(runs)
+    assert len(study_runs.study_budget(runs)) == 11
+    text = tables.markdown(runs)
     assert "| FRN (paper) | 70.0 (lr 0.02) |" in text  # the 1600-iteration cell, not a mean with 75.0
     # best lrs at the study's schedule (0.02 both): -0.8 at 12,800 images, -0.5 at 25,600
     assert "| shapes | FRN (paper) | 128 px | 0.02 / 0.02 | -0.8 (70.0 / 70.8) | -0.5 (75.0 / 75.5) |" in text
-    assert os.path.getsize(summary.plot_schedule(runs, str(tmp_path / "schedule.png"))) > 1000
+    assert os.path.getsize(plots.plot_schedule(runs, str(tmp_path / "schedule.png"))) > 1000
     # the convergence curve's runs join where the study has none of the same
     conv = tmp_path / "convergence"
     _run(conv, "iters1600", "frn_8img_seed0", 1.0, 8)  # the study holds this one: left out
@@ -113,25 +114,24 @@ def test_longer_schedules_stay_out_of_the_tables_and_give_the_gap_against_images
     config = yaml.safe_load((folder / "config.yaml").read_text())
     config["SOLVER"]["MAX_ITER"] = 400
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
-    assert [(r["method"], r["schedule"]) for r in summary.convergence_runs(str(conv), runs)] == [("gn", 400)]
+    assert [(r["method"], r["schedule"]) for r in study_runs.convergence_runs(str(conv), runs)] == [("gn", 400)]
 
 
 def test_other_columns_take_the_8_image_columns_lr():
-    summary = _tool("study_summary")
     runs = [dict(variant="shapes", method="bn", imgs=8, seed=0, lr=0.02, AP=50.0),
             dict(variant="shapes", method="bn", imgs=8, seed=0, lr=0.05, AP=60.0),
             dict(variant="shapes", method="bn", imgs=2, seed=0, lr=0.02, AP=58.0)]
-    assert summary.column_cell(runs, "shapes", "bn", 8) == (0.05, [60.0])
-    assert summary.column_cell(runs, "shapes", "bn", 2) == (0.05, None)  # not the 58.0 at lr 0.02
-    assert dict((t, m) for t, m, _ in summary.targets(runs, "shapes", [8, 2]))["BN at 2 images at least 3 AP below 8"] is None
+    assert cells.column_cell(runs, "shapes", "bn", 8) == (0.05, [60.0])
+    assert cells.column_cell(runs, "shapes", "bn", 2) == (0.05, None)  # not the 58.0 at lr 0.02
+    assert dict((t, m) for t, m, _ in cells.targets(runs, "shapes", [8, 2]))["BN at 2 images at least 3 AP below 8"] is None
     runs.append(dict(variant="shapes", method="bn", imgs=2, seed=0, lr=0.05, AP=55.0))
     runs.append(dict(variant="shapes", method="bn", imgs=2, seed=1, lr=0.05, AP=57.0))
-    got = {t: (m, d) for t, m, d in summary.targets(runs, "shapes", [8, 2])}
+    got = {t: (m, d) for t, m, d in cells.targets(runs, "shapes", [8, 2])}
     assert got["BN at 2 images at least 3 AP below 8"] == (True, "-4.0")
 
 
 def test_summary_tables_and_best_learning_rate(study, tmp_path):
-    text = "\n".join(_tool("study_summary").main(["--study", str(study), "--output", str(tmp_path / "out")]) and
+    text = "\n".join(report.main(["--study", str(study), "--output", str(tmp_path / "out")]) and
                      [open(tmp_path / "out" / "summary.md").read()])
     assert "| FRN (paper) | 70.0 (lr 0.02) | 69.2 ± 0.3 (2 seeds: 69.0, 69.4) (lr 0.02) | -0.8 |" in text
     assert "| FRN + center (option) | - | 71.5 (lr 0.02) | - |" in text
@@ -141,6 +141,42 @@ def test_summary_tables_and_best_learning_rate(study, tmp_path):
            "| FRN | 2 | 0.02 | 69.0 | 71.5 | +2.5 |" in text
     assert "| FRN | 70.0 | 69.0 | 0.02 |" in text and "| GN | 70.8 | 65.0 | 0.02 |" in text
     assert (tmp_path / "out" / "summary.png").stat().st_size > 0
+
+
+def test_defaults_are_relative_to_the_current_directory(study, tmp_path, monkeypatch):
+    (tmp_path / "benchmarks").mkdir()
+    study.rename(tmp_path / "benchmarks" / "study")
+    monkeypatch.chdir(tmp_path)
+    assert len(report.main([])) == 11
+    assert "| GN | 70.8 (lr 0.02) |" in (tmp_path / "benchmarks" / "study" / "summary.md").read_text()
+    monkeypatch.chdir(tmp_path / "benchmarks")
+    with pytest.raises(SystemExit, match="no study folder 'benchmarks/study': give --study"):
+        report.main([])
+
+
+def test_runs_of_methods_without_a_table_leave_the_tables_as_they_are(study, tmp_path):
+    text = tables.markdown(study_runs.load_runs(str(study)))
+    for variant, name, ap, imgs, size in [("shapes", "ws_gn_8img_seed0", 71.0, 8, 128),
+                                          ("shapes", "xnorm_4img_seed0", 66.0, 4, 128),  # a column of its own
+                                          ("real", "xnorm_8img_seed0_lr0.05_256px", 50.0, 8, 256)]:  # a size of its own
+        _run(study, variant, name, ap, imgs, size=size)
+    runs = study_runs.load_runs(str(study))
+    assert {(r["method"], r["imgs"], r["lr"], r["size"]) for r in runs if r["method"] not in cells.TABLE_METHODS} == {
+        ("ws_gn", 8, 0.02, 128), ("xnorm", 4, 0.02, 128), ("xnorm", 8, 0.05, 256)}
+    assert tables.markdown(runs) == text
+    # a table of other methods: a function of the runs of one size, with AP50 / AP75 at the lr chosen by AP
+    assert cells.column_cell(runs, "shapes", "ws_gn", 8, metric="AP50") == (0.02, [91.0])
+    report.main(["--study", str(study), "--output", str(tmp_path / "out"), "--convergence", ""])
+    assert (tmp_path / "out" / "summary.md").read_text() == text
+
+
+def test_table3_ablations_are_rows_where_run(study):
+    _run(study, "shapes", "gfrn_8img_seed0", 64.0, 8)
+    _run(study, "shapes", "gfrn_2img_seed0", 63.0, 2)
+    text = tables.markdown(study_runs.load_runs(str(study)))
+    assert "| GFRN + TLU (Table 3) | 64.0 (lr 0.02) | 63.0 (lr 0.02) | -1.0 |" in text
+    assert "| GN + TLU (Table 3) |" not in text  # not run
+    assert "| GFRN | 64.0 | - | 0.02 |" in text  # the lr sweep at 8 images
 
 
 def test_norm_health_plots_the_monitor_records_of_training(tmp_path):
@@ -185,13 +221,13 @@ def test_bn_statistics_batch_mode_normalizes_with_the_batch_in_eval_mode():
 def test_summary_goes_between_the_readme_markers(study, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# x\nbefore\n<!-- study summary -->\nold table\n<!-- /study summary -->\nafter\n")
-    _tool("study_summary").main(["--study", str(study), "--output", str(tmp_path / "out"), "--readme", str(readme)])
+    report.main(["--study", str(study), "--output", str(tmp_path / "out"), "--readme", str(readme)])
     text = readme.read_text()
     assert text.startswith("# x\nbefore\n<!-- study summary -->\nReference schedule:") and text.endswith("<!-- /study summary -->\nafter\n")
     assert "old table" not in text and "| FRN (paper) | 70.0 (lr 0.02)" in text
-    committed = _tool("study_summary").STUDY_README
-    assert os.path.relpath(committed, ROOT) == os.path.join("benchmarks", "study", "README.md")
-    assert open(committed).read().count("<!-- study summary -->") == 1  # where --readme alone writes
+    committed = report.STUDY_README  # relative to the current directory: the repo root for the CLI
+    assert committed == os.path.join("benchmarks", "study", "README.md")
+    assert open(os.path.join(ROOT, committed)).read().count("<!-- study summary -->") == 1  # where --readme alone writes
     readme.write_text("no markers\n")
     with pytest.raises(SystemExit, match="study summary"):
-        _tool("study_summary").main(["--study", str(study), "--output", str(tmp_path / "out"), "--readme", str(readme)])
+        report.main(["--study", str(study), "--output", str(tmp_path / "out"), "--readme", str(readme)])

@@ -308,21 +308,24 @@ def test_monitor_reports_gfrn_eps_and_tlu():
 # --- the study -------------------------------------------------------------------------------------
 
 def test_study_plans_names_and_summarizes_the_methods(tmp_path):
-    from frn_det.study import batch, summary
+    from frn_det.study import batch
+    from frn_det.study.run_name import RunName
+    from frn_det.study.summary.runs import load_runs
+    from frn_det.study.summary.tables import markdown
     from test_study_summary import _run
 
     runs = batch.plan_runs(["gn_tlu", "gfrn", "frn_relu"], [8, 2], [0], {})
     assert {r["name"] for r in runs} >= {"gn_tlu_8img_seed0", "gfrn_2img_seed0", "frn_relu_8img_seed0"}
     for r in runs:
         assert method_opts(r["method"])  # what run_one passes to train_net
-        assert summary.RUN_NAME.match(r["name"]).group(1) == r["method"]
+        assert RunName.parse(r["name"]).method == r["method"]
     study = tmp_path / "study"
     for i, name in enumerate(["frn", "gn", "bn", "gn_tlu", "gfrn", "frn_relu"]):
         for imgs in (8, 2):
             _run(study, "shapes", f"{name}_{imgs}img_seed0", 60.0 + i, imgs)
-    loaded = summary.load_runs(str(study))
+    loaded = load_runs(str(study))
     assert {r["method"] for r in loaded} == set(METHOD_NORMS)
-    text = summary.markdown(loaded)
+    text = markdown(loaded)
     for label in ("GN + TLU (Table 3)", "GFRN + TLU (Table 3)", "FRN + ReLU (Table 3)"):
         assert f"| {label} |" in text
     assert "| GFRN + TLU (Table 3) | 64.0 (lr 0.02) | 64.0 (lr 0.02) |" in text

@@ -47,6 +47,8 @@ from tqdm import tqdm
 
 from frn_det.utils import REPO_ROOT as ROOT
 from frn_det.config.protocol import METHOD_NORMS, PAPER_METHODS, method_opts, scaled_solver
+from frn_det.study.best_lr import best_lr
+from frn_det.study.run_name import RunName, schedule_folder
 
 STUDY_CONFIG = os.path.join(ROOT, "configs", "demo", "batch_study_R18_shapes.yaml")
 METRICS = ("AP", "AP50", "AP75")
@@ -77,9 +79,8 @@ def plan_runs(methods, imgs, seeds, extra_seeds, base_lrs=(None,), schedules=(No
                 for m in imgs:
                     for seed in sorted(set(seeds) | set(extra_seeds.get(m, []))):
                         for method in methods:
-                            name = (f"{method}_{m}img_seed{seed}" + ("" if lr is None else f"_lr{lr:g}")
-                                    + ("" if size in (None, own_size) else f"_{size}px"))
-                            folder = name if steps is None else os.path.join(f"iters{steps}", name)
+                            name = str(RunName(method, m, seed, lr, None if size in (None, own_size) else size))
+                            folder = name if steps is None else os.path.join(schedule_folder(steps), name)
                             runs.append(dict(method=method, imgs=m, seed=seed, base_lr=lr, schedule=steps,
                                              size=size or own_size, name=name, dir=folder))
     return runs
@@ -173,22 +174,21 @@ def run_one(run, args, ref, progress=None, cfg=None):
 def summarize(records, schedule=None, size=None):
     """{(method, imgs): {metric: [values over seeds], "base_lr": lr}} from the finished runs of one
     schedule (and input size, where given); where several learning rates were run, the one with the
-    best mean AP."""
-    by_lr = {}
+    best mean AP (frn_det.study.best_lr)."""
+    by_cell = {}  # (method, imgs) -> {lr: {metric: [values over seeds]}}
     for r in records:
         if "failed" in r["result"] or r.get("schedule") != schedule:
             continue
         if size is not None and r.get("size") != size:
             continue
         (values,) = r["result"].values()  # one test dataset
-        cell = by_lr.setdefault((r["method"], r["imgs"], r["base_lr"]), {k: [] for k in METRICS})
+        cell = by_cell.setdefault((r["method"], r["imgs"]), {}).setdefault(r["base_lr"], {k: [] for k in METRICS})
         for k in METRICS:
             cell[k].append(values[k])
     cells = {}
-    for (method, m, lr), cell in by_lr.items():
-        best = cells.get((method, m))
-        if best is None or statistics.mean(cell["AP"]) > statistics.mean(best["AP"]):
-            cells[(method, m)] = {**cell, "base_lr": lr}
+    for key, by_lr in by_cell.items():
+        lr = best_lr({lr: cell["AP"] for lr, cell in by_lr.items()})
+        cells[key] = {**by_lr[lr], "base_lr": lr}
     return cells
 
 

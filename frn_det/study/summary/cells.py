@@ -1,0 +1,177 @@
+"""The study's rules from runs to numbers: which runs make a cell and at which learning rate, the rows
+of Table 6's shape, the study's targets, the gaps to GN and the main input size. The tables and plots
+show what these give."""
+import statistics
+
+from frn_det.config.protocol import PAPER_METHODS
+from frn_det.study.best_lr import best_lr
+from frn_det.study.summary.runs import REFERENCE_IMGS, sizes_of, study_budget
+
+LOOKS = {"shapes": "photo-like shapes (shapes_train / shapes_val)", "real": "real-photo look (shapes_real_train / shapes_real_val)"}
+# option folder suffix -> (what it is, its config key)
+OPTIONS = {
+    "learnable_eps": ("learnable eps, eps = 1e-6 + abs(eps_l) (the paper's, section 3.3)", "MODEL.FRN.LEARNABLE_EPS True"),
+    "center": ("input centering: each image's per-channel mean removed", "MODEL.CENTER_PIXELS_PER_IMAGE True"),
+    "zero_init": ("last norm's gamma of each residual branch at 0", "MODEL.RESNETS.ZERO_INIT_RESIDUAL True"),
+    "norm_per_level": ("head norms per FPN level", "MODEL.RETINANET.NORM_PER_LEVEL True"),
+    "wd_norm": ("weight decay 4e-4 on the norm parameters", "SOLVER.WEIGHT_DECAY_NORM 0.0004"),
+}
+METHODS = PAPER_METHODS  # Table 6's: every look's table has their rows
+ABLATIONS = {"gn_tlu": "GN + TLU", "gfrn": "GFRN + TLU", "frn_relu": "FRN + ReLU"}  # Table 3's: rows where run
+TABLE_METHODS = (*METHODS, *ABLATIONS)  # runs of other methods are read, and shown by no table
+# the study's targets: what FRN should show at small scale if it behaves as in the paper's Table 6
+FRN_VS_GN = 1.0  # FRN within 1 AP of GN (or above) at every column
+FRN_FLAT = 1.5  # FRN at 2 images within 1.5 AP of FRN at 8
+BN_DROP = 3.0  # BN at 2 images at least 3 AP below BN at 8
+
+
+def of_methods(runs, methods=TABLE_METHODS):
+    """The runs of some methods (by default those the tables show)."""
+    return [r for r in runs if r["method"] in methods]
+
+
+def select(runs, variant, method, imgs, lr=None, seeds=None):
+    """The runs of one cell, at one lr and among some seeds where given."""
+    return [r for r in runs if r["variant"] == variant and r["method"] == method and r["imgs"] == imgs
+            and (lr is None or r["lr"] == lr) and (seeds is None or r["seed"] in seeds)]
+
+
+def best_cell(runs, variant, method, imgs, lr=None, metric="AP"):
+    """(reference lr, metric values over seeds) of one cell, or (None, None) when not run. Without lr:
+    at the learning rate with the best mean AP (frn_det.study.best_lr), whatever the metric shown."""
+    by_lr = {}
+    for r in select(runs, variant, method, imgs, lr):
+        by_lr.setdefault(r["lr"], []).append(r)
+    lr = best_lr({lr: [r["AP"] for r in at] for lr, at in by_lr.items()})
+    return (None, None) if lr is None else (lr, [r[metric] for r in by_lr[lr]])
+
+
+def cell(runs, variant, method, imgs, lr=None, metric="AP"):
+    """Metric values over seeds of one cell at its best (or the given) lr; None when not run."""
+    return best_cell(runs, variant, method, imgs, lr, metric)[1]
+
+
+def column_cell(runs, variant, method, imgs, metric="AP"):
+    """(reference lr, metric values) of a table cell by the study's rule: the 8-image column takes its
+    best lr, every other column that same reference lr (scaled x m/8), not a best of its own; a column
+    without a run at that lr gets (lr, None). Without an 8-image run, the column's own best."""
+    lr8 = best_cell(runs, variant, method, REFERENCE_IMGS)[0]
+    if imgs == REFERENCE_IMGS or lr8 is None:
+        return best_cell(runs, variant, method, imgs, metric=metric)
+    return lr8, cell(runs, variant, method, imgs, lr8, metric)
+
+
+def seeds_of(runs, variant, method, imgs, lr):
+    return sorted(r["seed"] for r in select(runs, variant, method, imgs, lr))
+
+
+def mean(values):
+    return None if values is None else statistics.mean(values)
+
+
+def look_rows(runs, look):
+    """(label, variant, method) rows of Table 6's shape for one look: the paper's method, the
+    baselines, FRN and GN with each option that has runs, and Table 3's ablations that have runs."""
+    rows = []
+    for method, label in (("frn", "FRN (paper)"), ("gn", "GN")):
+        rows.append((label, look, method))
+        rows += [(f"{method.upper()} + {suffix} (option)", f"{look}_{suffix}", method) for suffix in OPTIONS
+                 if any(r["variant"] == f"{look}_{suffix}" and r["method"] == method for r in runs)]
+    rows.append(("BN", look, "bn"))
+    rows += [(f"{label} (Table 3)", look, method) for method, label in ABLATIONS.items()
+             if any(r["variant"] == look and r["method"] == method for r in runs)]
+    return rows
+
+
+def looks_of(runs):
+    """The looks that have runs of their own (not only of an option)."""
+    return [look for look in LOOKS if any(r["variant"] == look for r in runs)]
+
+
+def targets(runs, look, cols):
+    """The study's targets on one look, each as (target, met or None when not run, what was measured),
+    on the table's cells (column_cell). A comparison across columns with one seed at 2 images is
+    marked provisional: a comparison needs two."""
+    out = []
+    gn = {m: mean(column_cell(runs, look, "gn", m)[1]) for m in cols}
+    frn_rows = [(label.replace(" (option)", ""), variant) for label, variant, method in look_rows(runs, look)
+                if method == "frn"]
+    for m in cols:  # one verdict per row: the paper's method's, and each option's of its own
+        for label, variant in frn_rows:
+            frn = mean(column_cell(runs, variant, "frn", m)[1])
+            d = None if frn is None or gn[m] is None else frn - gn[m]
+            if d is not None or variant == look:
+                out.append((f"{label} within {FRN_VS_GN:g} AP of GN or above at {m} images",
+                            None if d is None else d >= -FRN_VS_GN, "not run" if d is None else f"{d:+.1f}"))
+    if REFERENCE_IMGS in cols and 2 in cols:
+        checks = [(f"{label} at 2 images within {FRN_FLAT:g} AP of 8", variant, "frn", lambda d: d >= -FRN_FLAT)
+                  for label, variant in frn_rows]
+        checks.append((f"BN at 2 images at least {BN_DROP:g} AP below 8", look, "bn", lambda d: d <= -BN_DROP))
+        for target, variant, method, ok in checks:
+            lr, at2 = column_cell(runs, variant, method, 2)
+            at8 = cell(runs, variant, method, REFERENCE_IMGS, lr)
+            if at2 is None or at8 is None:
+                out.append((target, None, "-"))
+                continue
+            d = mean(at2) - mean(at8)
+            n = len(seeds_of(runs, variant, method, 2, lr))
+            out.append((target, ok(d), f"{d:+.1f}" + (" (1 seed at 2 images: provisional)" if n < 2 else "")))
+    return out
+
+
+def main_size(runs):
+    """The largest input size at which every look that has runs has its whole table (FRN, GN and BN at
+    every images-per-GPU column): the study's main table. The smallest size when none is complete."""
+    cols = {r["imgs"] for r in runs}
+    for size in sizes_of(runs):
+        at = [r for r in runs if r["size"] == size]
+        if all(column_cell(at, look, method, m)[1] for look in looks_of(runs) for method in METHODS for m in cols):
+            return size
+    return min(r["size"] for r in runs)
+
+
+def gap_rows(runs):
+    """(look, label, variant, method, imgs) of every FRN / BN row that has a GN row to compare with."""
+    rows = []
+    for look in LOOKS:
+        for label, variant, method in look_rows(runs, look):
+            if method == "gn":
+                continue
+            for m in sorted({r["imgs"] for r in runs}, reverse=True):
+                rows.append((look, label, variant, method, m))
+    return rows
+
+
+def gaps(runs, look, variant, method, imgs, size):
+    """(AP, GN's AP) of one row and column at one size, on the table's cells; None where not run."""
+    at = [r for r in runs if r["size"] == size]
+    return mean(column_cell(at, variant, method, imgs)[1]), mean(column_cell(at, look, "gn", imgs)[1])
+
+
+def schedule_lines(runs):
+    """FRN's gap to GN against images seen, 8 images per batch: [(look, label, size, FRN lr, GN lr,
+    [(images seen, FRN AP, GN AP)])], one line per FRN row, input size and lr pair. The pair is each
+    method's best lr at the study's schedule at that size (the tables' cells); equal lrs run at two or
+    more schedules (benchmarks/convergence: both at 0.02) are a line of their own."""
+    at8 = [r for r in runs if r["imgs"] == REFERENCE_IMGS]
+    out = []
+    for look in LOOKS:
+        for label, variant, method in look_rows(at8, look):
+            if method != "frn":
+                continue
+            for size in sorted({r["size"] for r in at8 if r["variant"] == variant}):
+                here = [r for r in at8 if r["size"] == size]
+                budget = study_budget(here)
+                best = (best_cell(budget, variant, "frn", REFERENCE_IMGS)[0], best_cell(budget, look, "gn", REFERENCE_IMGS)[0])
+                pairs = [best] + [(lr, lr) for lr in sorted({r["lr"] for r in select(here, variant, "frn", REFERENCE_IMGS)})
+                                  if (lr, lr) != best]
+                for lf, lg in pairs:
+                    points = []
+                    for schedule in sorted({r["schedule"] for r in here}):
+                        f = [r["AP"] for r in select(here, variant, "frn", REFERENCE_IMGS, lf) if r["schedule"] == schedule]
+                        g = [r["AP"] for r in select(here, look, "gn", REFERENCE_IMGS, lg) if r["schedule"] == schedule]
+                        if f and g:
+                            points.append((schedule * REFERENCE_IMGS, statistics.mean(f), statistics.mean(g)))
+                    if points and ((lf, lg) == best or len(points) > 1):
+                        out.append((look, label, size, lf, lg, points))
+    return out

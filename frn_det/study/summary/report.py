@@ -1,0 +1,77 @@
+"""The batch-size study's summary (benchmarks/study/): Table 6's shape on each look, with and without
+the recipe options, each option's effect, the learning-rate sweep, and the study's targets checked.
+
+  python tools/study_summary.py                          # reads and writes benchmarks/study
+  python tools/study_summary.py --study output/study --output /tmp/summary
+
+The study folder holds one folder per variant, as benchmarks/study/commands.sh writes them: `shapes`
+(the paper's method and the baselines on the photo-like look), `real` (the real-photo look),
+`<look>_<option>` (the same runs with a recipe option on). Each run folder (`frn_2img_seed1`,
+`gn_8img_seed0_lr0.05`) holds the results.json and config.yaml that tools/train_net.py wrote. Where a
+cell was run at several learning rates, it shows the best (by mean AP over seeds) and names it.
+Runs at another input size than 128 px (`..._256px`, tools/batch_study.py --sizes) get tables of their
+own, and a table and sizes.png show each row's gap to GN by size; summary.png shows the main size (the
+largest with a complete table). Writes summary.md and summary.png; with --readme, also puts the tables
+between the lines `<!-- study summary -->` and `<!-- /study summary -->` of benchmarks/study/README.md
+(or of --readme FILE). Default paths are relative to the current directory (the repository's root).
+"""
+import argparse
+import os
+
+from frn_det.study.summary.plots import plot, plot_schedule, plot_sizes
+from frn_det.study.summary.runs import convergence_runs, load_runs, study_budget
+from frn_det.study.summary.tables import markdown
+from frn_det.utils import write_atomic
+
+STUDY = os.path.join("benchmarks", "study")
+STUDY_README = os.path.join(STUDY, "README.md")
+# the 128 px schedule curve (photo-like shapes, FRN and GN at lr 0.02), read beside the study
+CONVERGENCE = os.path.join("benchmarks", "convergence")
+README_BEGIN, README_END = "<!-- study summary -->", "<!-- /study summary -->"
+
+
+def _write_text(path, text):
+    write_atomic(path, lambda f: f.write(text), "w", fsync=False)
+
+
+def update_readme(path, text):
+    """Replaces what lies between the README's markers with text."""
+    with open(path) as f:
+        readme = f.read()
+    start, end = readme.find(README_BEGIN), readme.find(README_END)
+    if start < 0 or end < start:
+        raise SystemExit(f"{path} has no '{README_BEGIN}' ... '{README_END}' lines to put the summary between")
+    _write_text(path, readme[: start + len(README_BEGIN)] + "\n" + text.rstrip() + "\n" + readme[end:])
+
+
+def write_summary(runs, output, curve_runs, readme=None):
+    """summary.md and the plots in output (and the tables between readme's markers); returns the text."""
+    os.makedirs(output, exist_ok=True)
+    text = markdown(runs, curve_runs)
+    _write_text(os.path.join(output, "summary.md"), text)
+    plot(study_budget(runs), os.path.join(output, "summary.png"))
+    plot_sizes(study_budget(runs), os.path.join(output, "sizes.png"))
+    plot_schedule(curve_runs, os.path.join(output, "schedule.png"))
+    if readme:
+        update_readme(readme, text)
+    return text
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--study", default=STUDY)
+    ap.add_argument("--output", default=None, help="default: the study folder")
+    ap.add_argument("--convergence", default=CONVERGENCE,
+                    help="the 128 px schedule curve's runs (iters<N>/<run>) for the schedule table; '' for none")
+    ap.add_argument("--readme", nargs="?", const=STUDY_README, default=None, metavar="FILE",
+                    help="a markdown file to put the tables in, between markers (without FILE: the study's README)")
+    args = ap.parse_args(argv)
+    if not os.path.isdir(args.study):
+        raise SystemExit(f"no study folder {args.study!r}: give --study, or run from the folder that holds "
+                         f"{STUDY} (the repository's root)")
+    runs = load_runs(args.study)
+    if not runs:
+        raise SystemExit(f"no finished runs under {args.study} (<variant>/<method>_<m>img_seed<s>/results.json)")
+    curve = runs + convergence_runs(args.convergence, runs)
+    print(write_summary(runs, args.output or args.study, curve, args.readme))
+    return runs

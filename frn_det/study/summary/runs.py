@@ -1,0 +1,73 @@
+"""The study's finished runs, read from its folders: a record per run of its cell (variant, method,
+images per GPU, seed, reference lr, input size, schedule) and its headline AP, AP50 and AP75."""
+import json
+import os
+
+import yaml
+
+from frn_det.study.run_name import RunName, parse_schedule_folder
+
+REFERENCE_IMGS = 8  # the study config's batch: learning rates are swept and named at it
+METRICS = ("AP", "AP50", "AP75")
+
+
+def load_runs(study):
+    """[{variant, method, imgs, seed, lr, iters, schedule, size, longer, AP, AP50, AP75}] of every finished
+    run under study/: <variant>/<run> at the study's schedule, and <variant>/iters<N>/<run> at the
+    reference schedule N (tools/batch_study.py --schedules; longer=True). schedule is the run's length
+    in iterations of 8 images. Runs of every method are read, also of methods no table shows."""
+    runs = []
+    for variant in sorted(os.listdir(study)):
+        if os.path.isdir(os.path.join(study, variant)):
+            runs += variant_runs(os.path.join(study, variant), variant)
+    return runs
+
+
+def variant_runs(folder, variant):
+    """The finished runs of one variant folder (its run folders and those of its iters<N> folders)."""
+    runs = []
+    for name in sorted(os.listdir(folder)):
+        if parse_schedule_folder(name) is not None and os.path.isdir(os.path.join(folder, name)):
+            runs += [dict(r, longer=True) for r in variant_runs(os.path.join(folder, name), variant)]
+            continue
+        run = RunName.parse(name)
+        results = os.path.join(folder, name, "results.json")
+        if run is None or not os.path.exists(results):
+            continue
+        runs.append(read_run(os.path.join(folder, name), variant, run))
+    return runs
+
+
+def read_run(folder, variant, run):
+    """The record of one finished run folder whose name is `run` (a RunName)."""
+    with open(os.path.join(folder, "results.json")) as f:
+        (headline,) = json.load(f)["headline"].values()  # one test dataset
+    with open(os.path.join(folder, "config.yaml")) as f:
+        config = yaml.safe_load(f)
+    solver = config["SOLVER"]
+    lr = run.lr if run.lr is not None else round(REFERENCE_IMGS * solver["BASE_LR"] / solver["IMS_PER_BATCH"], 8)
+    # a metric written as null (no detections) reads as NaN, as Python's json writes it
+    metrics = {k: float("nan") if headline[k] is None else headline[k] for k in METRICS}
+    return dict(variant=variant, method=run.method, imgs=run.imgs, seed=run.seed, lr=lr,
+                iters=solver["MAX_ITER"], schedule=solver["MAX_ITER"] * run.imgs // REFERENCE_IMGS,
+                size=config["INPUT"]["MAX_SIZE_TRAIN"], longer=False, **metrics)
+
+
+def convergence_runs(folder, runs):
+    """The convergence curve's runs (photo-like shapes, iters<N>/<run>) that the study does not hold
+    already (its 1600-iteration runs are the study's own)."""
+    if not folder or not os.path.isdir(folder):
+        return []
+    key = lambda r: (r["variant"], r["method"], r["imgs"], r["seed"], r["lr"], r["size"], r["schedule"])  # noqa: E731
+    have = {key(r) for r in runs}
+    return [r for r in variant_runs(folder, "shapes") if key(r) not in have]
+
+
+def study_budget(runs):
+    """The runs at the study's own schedule (every table but the schedule's): not those of --schedules."""
+    return [r for r in runs if not r.get("longer")]
+
+
+def sizes_of(runs):
+    """The input sides the runs were trained at, the largest first."""
+    return sorted({r["size"] for r in runs}, reverse=True)

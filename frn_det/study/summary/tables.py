@@ -1,0 +1,163 @@
+"""The summary's markdown: for each input size, the tables of SIZE_TABLES (Table 6's shape per look with
+its targets, the recipe options' effects, the learning-rate sweep), then the gap to GN by size and
+against images seen.
+
+A table is a function of the runs at one size (every method's, at the study's schedule) that returns
+markdown lines, or none when it has nothing to show; add one to SIZE_TABLES. It picks the methods it
+shows (the tables here: cells.of_methods, Table 6's FRN, GN and BN and Table 3's ablations) and the
+cells' rules are in cells (column_cell, which also gives AP50 or AP75 at the lr chosen by AP)."""
+import statistics
+
+from frn_det.study.summary.cells import (ABLATIONS, LOOKS, METHODS, OPTIONS, TABLE_METHODS, best_cell, cell, column_cell,
+                                         gap_rows, gaps, look_rows, mean, of_methods, schedule_lines, seeds_of, select,
+                                         targets)
+from frn_det.study.summary.runs import REFERENCE_IMGS, sizes_of, study_budget
+
+
+def fmt(values):
+    if values is None:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return (f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f} ({len(values)} seeds: "
+            + ", ".join(f"{a:.1f}" for a in values) + ")")
+
+
+def diff(a, b):
+    return "-" if a is None or b is None else f"{a - b:+.1f}"
+
+
+def markdown(runs, curve_runs=None):
+    """The tables of every input size, the largest first, at the study's schedule, then FRN's and BN's
+    gaps to GN by size, and FRN's gap to GN against images seen (from curve_runs: runs and the
+    convergence curve's)."""
+    lines = budget_markdown(study_budget(runs))
+    return "\n".join(lines + schedule_table(runs if curve_runs is None else curve_runs))
+
+
+def budget_markdown(runs):
+    iters = sorted({r["iters"] * r["imgs"] // REFERENCE_IMGS for r in runs})
+    lines = [f"Reference schedule: {', '.join(map(str, iters))} iterations of 8 images (steps x 8/m at m images "
+             "per batch, lr x m/8); seed 0, plus seed 1 where a cell says 2 seeds; AP on the look's val set; "
+             "(lr) is the reference learning rate at 8 images: the 8-image column's best of those run, which the "
+             "2-image column takes too (x 2/8); @2 - @8 is at that same lr. Input sizes: the images (128 px on "
+             "disk) resized at load time, anchors scaled alike (tools/batch_study.py --sizes).", ""]
+    sections = [(size, size_tables([r for r in runs if r["size"] == size])) for size in sizes_of(runs)]
+    sections = [(size, tables) for size, tables in sections if tables]
+    for size, tables in sections:
+        if len(sections) > 1:
+            lines += [f"### {size} px", ""]
+        lines += tables
+    return lines + gap_by_size(runs)
+
+
+def size_tables(runs):
+    """Every table of SIZE_TABLES for the runs of one size."""
+    return [line for table in SIZE_TABLES for line in table(runs)]
+
+
+def look_tables(runs):
+    """Table 6's shape per look (AP at each images-per-GPU column, a row per method and option) and the
+    study's targets on it."""
+    runs = of_methods(runs)
+    cols = sorted({r["imgs"] for r in runs}, reverse=True)
+    lines = []
+    for look, what in LOOKS.items():
+        if not any(r["variant"] == look for r in runs):
+            continue
+        lines += [f"#### {what}", "", "| | " + " | ".join(f"AP @{m}" for m in cols) + " | @2 - @8 |",
+                  "|---|" + "---:|" * (len(cols) + 1)]
+        for label, variant, method in look_rows(runs, look):
+            cells = {m: column_cell(runs, variant, method, m) for m in cols}
+            lines.append(f"| {label} | " + " | ".join(
+                "-" if lr is None else (f"{fmt(aps)} (lr {lr:g})" if aps else f"- (not run at lr {lr:g})")
+                for lr, aps in cells.values()) + f" | {diff(*(mean(cells[m][1]) if m in cells else None for m in (2, REFERENCE_IMGS)))} |")
+        lines += ["", "| target | met | measured (AP) |", "|---|---|---|"]
+        for target, met, measured in targets(runs, look, cols):
+            lines.append(f"| {target} | {'-' if met is None else ('yes' if met else 'no')} | {measured} |")
+        lines.append("")
+    return lines
+
+
+def options_table(runs):
+    """Each recipe option's change in AP: its cell against the same lr and seeds without it."""
+    runs = of_methods(runs)
+    cols = sorted({r["imgs"] for r in runs}, reverse=True)
+    rows = []
+    for look in LOOKS:
+        for suffix, (what, key) in OPTIONS.items():
+            variant = f"{look}_{suffix}"
+            for method in TABLE_METHODS:
+                for m in cols:
+                    lr, with_ = column_cell(runs, variant, method, m)
+                    if with_ is None:
+                        continue
+                    seeds = seeds_of(runs, variant, method, m, lr)  # without: the same lr and seeds
+                    without = [r["AP"] for r in select(runs, look, method, m, lr, seeds)] or None
+                    rows.append(f"| {look} | {what} (`{key}`) | {method.upper()} | {m} | {lr:g} | {fmt(without)} | "
+                                f"{fmt(with_)} | {diff(mean(with_), mean(without))} |")
+    if not rows:
+        return []
+    return ["#### Recipe options (beyond the paper)", "",
+            "| look | option | method | images | lr | AP without | AP with | change |", "|---|---|---|---:|---:|---:|---:|---:|",
+            *rows, ""]
+
+
+def lr_table(runs):
+    """AP at each learning rate run at 8 images on the photo-like look, and each method's best."""
+    runs = of_methods(runs)
+    lrs = sorted({r["lr"] for r in runs if r["variant"] == "shapes" and r["imgs"] == REFERENCE_IMGS})
+    if len(lrs) < 2:
+        return []
+    lines = ["#### Learning rate at 8 images (photo-like shapes, reference lr at 8 images)", "",
+             "| method | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " | best |", "|---|" + "---:|" * (len(lrs) + 1)]
+    ablations = [m for m in ABLATIONS if best_cell(runs, "shapes", m, REFERENCE_IMGS)[0] is not None]
+    for method in [*METHODS, *ablations]:
+        aps = {lr: mean(cell(runs, "shapes", method, REFERENCE_IMGS, lr)) for lr in lrs}
+        best = best_cell(runs, "shapes", method, REFERENCE_IMGS)[0]
+        best = "-" if best is None else f"{best:g}"
+        lines.append(f"| {method.upper()} | " + " | ".join("-" if aps[lr] is None else f"{aps[lr]:.1f}" for lr in lrs)
+                     + f" | {best} |")
+    return lines + [""]
+
+
+SIZE_TABLES = (look_tables, options_table, lr_table)
+
+
+def gap_by_size(runs):
+    """Each FRN and BN row's AP minus GN's (same look, images per GPU, table rule) at every size; none
+    with one size."""
+    runs = of_methods(runs)
+    sizes = sorted({r["size"] for r in runs})
+    if len(sizes) < 2:
+        return []
+    lines = ["### The gap to GN by input size", "",
+             "| look | row | images | " + " | ".join(f"{s} px: AP (- GN)" for s in sizes) + " |",
+             "|---|---|---:|" + "---:|" * len(sizes)]
+    for look, label, variant, method, m in gap_rows(runs):
+        cells = []
+        for s in sizes:
+            ap, gn = gaps(runs, look, variant, method, m, s)
+            cells.append("-" if ap is None else f"{ap:.1f} ({diff(ap, gn)})")
+        if any(c != "-" for c in cells[1:]):  # rows run at another size than the first only
+            lines.append(f"| {look} | {label} | {m} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def schedule_table(runs):
+    """The schedule lines (cells.schedule_lines) as a table: FRN - GN (FRN AP / GN AP) per images seen."""
+    lines = schedule_lines(of_methods(runs))
+    if not any(len(points) > 1 for *_, points in lines):
+        return []
+    seen = sorted({n for *_, points in lines for n, _, _ in points})
+    table = ["### FRN - GN against images seen (8 images per batch)", "",
+             "Each method at its best lr of the study's schedule at that size (the tables' cells), and both at one "
+             "lr where that was run at several lengths; 128 px, photo-like, lr 0.02 / 0.02: "
+             "`benchmarks/convergence/`. Cells: FRN - GN (FRN AP / GN AP).", "",
+             "| look | row | size | lr FRN / GN | " + " | ".join(f"{n:,} images" for n in seen) + " |",
+             "|---|---|---:|---|" + "---:|" * len(seen)]
+    for look, label, size, lf, lg, points in lines:
+        at = {n: (f, g) for n, f, g in points}
+        table.append(f"| {look} | {label} | {size} px | {lf:g} / {lg:g} | " + " | ".join(
+            f"{at[n][0] - at[n][1]:+.1f} ({at[n][0]:.1f} / {at[n][1]:.1f})" if n in at else "-" for n in seen) + " |")
+    return table + [""]
