@@ -178,7 +178,7 @@ def test_installed_study_command_outside_the_repo(wheel, tmp_path):
     work.mkdir()
     env = {**installed_env(site), "DETECTRON2_DATASETS": str(make_coco_tree(tmp_path / "datasets"))}
     study = site / "bin" / "frn-det-study"
-    run([str(study), "--config", "retinanet_frn_2img.yaml", "--methods", "frn", "--imgs", "2", "--extra-seeds",
+    run([str(study), "--config", "retinanet_frn_2img.yaml", "--methods", "frn", "--imgs", "2", "--extra-seeds", "--device", "cpu",
          *TINY_MODEL, "SOLVER.IMS_PER_BATCH", "2", "SOLVER.MAX_ITER", "2", "SOLVER.WARMUP_ITERS", "1",
          "SOLVER.CHECKPOINT_PERIOD", "2"], cwd=work, env=env)
     out = work / "output" / "batch_study"
