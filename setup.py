@@ -85,6 +85,7 @@ setup(
     # the real-photo look of the embedded shapes; image and video files for frn_det.predict (opencv-python
     # works as well: both provide cv2, so neither is required)
     extras_require={"real": ["scikit-image"], "predict": ["opencv-python-headless"]},
-    entry_points={"console_scripts": ["frn-det-train = frn_det.train_net:cli", "frn-det-predict = frn_det.predict:cli"]},
+    entry_points={"console_scripts": ["frn-det-train = frn_det.train_net:cli", "frn-det-predict = frn_det.predict:cli",
+                                      "frn-det-study = frn_det.study.batch:cli"]},
     **frn_cpu_extension(),
 )

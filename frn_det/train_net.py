@@ -8,7 +8,6 @@ CONFIG is a path, or a name in frn_det.model_zoo (e.g. retinanet_frn_2img.yaml).
 tools/train_net.py and the `frn-det-train` command run this.
 """
 import logging
-import os
 
 import frn_det  # noqa: I001  (first: registers FRN, the backbones, RetinaNetFRN; quiets detectron2's imports)
 import detectron2.utils.comm as comm
@@ -43,10 +42,8 @@ def main(args):
 
 def resolve_config(path):
     """A config file as given, else the model-zoo config of that name (for installs without a checkout)."""
-    if not path or os.path.exists(path):
-        return path
     try:
-        return model_zoo.get_config_file(path)
+        return model_zoo.resolve_config_file(path)
     except RuntimeError as e:
         raise SystemExit(f"--config-file {path}: no such file, and {e}") from None
 

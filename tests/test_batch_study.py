@@ -131,7 +131,9 @@ def test_tiny_convergence_curve_keeps_committable_results(batch_study, tmp_path,
     assert "### 2 iterations of 2 images (4 images seen)" in table and "### 4 iterations" in table
     summary = json.loads((keep / "results.json").read_text())
     assert "--schedules" in summary["command"] and summary["config"] == str(cfg)  # outside the repo: as given
-    assert batch_study.relative(os.path.join(ROOT, "configs", "demo", "x.yaml")) == os.path.join("configs", "demo", "x.yaml")
+    monkeypatch.chdir(tmp_path)  # paths in the working directory are written relative to it, others as given
+    assert batch_study.relative(str(tmp_path / "configs" / "x.yaml")) == os.path.join("configs", "x.yaml")
+    assert batch_study.relative(os.path.join(ROOT, "configs", "x.yaml")) == os.path.join(ROOT, "configs", "x.yaml")
 
 
 def test_sizes_scale_images_and_anchors_and_name_the_runs(batch_study):

@@ -1,7 +1,8 @@
 """frn_det as a user installs it into their detectron2 environment. Builds the wheel from the
 checkout's files (as a fresh clone has them), installs it into a folder of its own, and from a working
 directory outside the repo gets configs through frn_det.model_zoo, trains and evaluates the demo config
-on the embedded data, and loads the FRN backbone into a model-zoo Faster R-CNN."""
+on the embedded data, loads the FRN backbone into a model-zoo Faster R-CNN, and runs the batch-size
+study's installed command."""
 import json
 import os
 import shutil
@@ -11,7 +12,7 @@ import zipfile
 
 import pytest
 
-from coco_tree import ROOT
+from coco_tree import ROOT, TINY_MODEL, make_coco_tree
 from frn_det.layers.path_cpp import cpp_available
 
 
@@ -36,6 +37,15 @@ def install(wheel, site):
     """Into a folder of its own, which the test puts on PYTHONPATH."""
     run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(site), str(wheel)], cwd=site.parent)
     return site
+
+
+def installed_env(site):
+    """The environment whose frn_det is the one installed in site, with no dataset root set."""
+    env = {k: v for k, v in os.environ.items() if k not in ("FRN_DET_DATASETS", "DETECTRON2_DATASETS")}
+    # before the editable install of the checkout: its finder comes after sys.path's folders
+    env["PYTHONPATH"] = os.pathsep.join([str(site)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env["OMP_NUM_THREADS"] = "1"  # on a busy CPU, 2 spinning threads made evaluation 10x slower
+    return env
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +76,9 @@ def test_wheel_holds_the_package_and_one_copy_of_the_configs(wheel):
     assert any("_frn_cpu" in n for n in names) == cpp_available()
     entry_points = z.read(f"{dist_info}/entry_points.txt").decode()
     assert "frn-det-train = frn_det.train_net:cli" in entry_points and "frn-det-predict = frn_det.predict:cli" in entry_points
+    assert "frn-det-study = frn_det.study.batch:cli" in entry_points
+    # what serves only the checkout's tools stays out of the package
+    assert not any(n.startswith("frn_det/utils/step_runner") for n in names)
 
 
 # Runs in a fresh interpreter whose frn_det is the installed one; cwd is outside the repo.
@@ -137,10 +150,7 @@ def test_installed_package_outside_the_repo(wheel, tmp_path):
     site = install(wheel, tmp_path / "site")
     work = tmp_path / "project"  # the user's project: no configs/, no frn_det/ next to it
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("FRN_DET_DATASETS", "DETECTRON2_DATASETS")}
-    # before the editable install of the checkout: its finder comes after sys.path's folders
-    env["PYTHONPATH"] = os.pathsep.join([str(site)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    env["OMP_NUM_THREADS"] = "1"  # on a busy CPU, 2 spinning threads made evaluation 10x slower
+    env = installed_env(site)
     py = [sys.executable, "-c"]
     out = run([*py, USER_SCRIPT, str(site), ROOT], cwd=work, env=env)
     assert ("KERNEL cpp" in out) == cpp_available(), out[-2000:]
@@ -157,6 +167,35 @@ def test_installed_package_outside_the_repo(wheel, tmp_path):
 
     out = run([*py, RCNN_SCRIPT, str(work / "output" / "demo" / "model_final.pth")], cwd=work, env=env)
     assert "RCNN OK" in out
+
+
+def test_installed_study_command_outside_the_repo(wheel, tmp_path):
+    """The study's console script from the wheel, in a folder with no checkout: a config by model-zoo
+    name, runs through the installed trainer, output/ in the working directory. 1 method, 1 column,
+    2 iterations of a tiny model on a tiny COCO tree."""
+    site = install(wheel, tmp_path / "site")
+    work = tmp_path / "project"
+    work.mkdir()
+    env = {**installed_env(site), "DETECTRON2_DATASETS": str(make_coco_tree(tmp_path / "datasets"))}
+    study = site / "bin" / "frn-det-study"
+    run([str(study), "--config", "retinanet_frn_2img.yaml", "--methods", "frn", "--imgs", "2", "--extra-seeds", "--device", "cpu",
+         *TINY_MODEL, "SOLVER.IMS_PER_BATCH", "2", "SOLVER.MAX_ITER", "2", "SOLVER.WARMUP_ITERS", "1",
+         "SOLVER.CHECKPOINT_PERIOD", "2"], cwd=work, env=env)
+    out = work / "output" / "batch_study"
+    summary = json.load(open(out / "results.json"))
+    (record,) = summary["runs"]
+    assert record["name"] == "frn_2img_seed0" and "failed" not in record["result"], record
+    assert set(record["result"]["coco_2017_val"]) == {"AP", "AP50", "AP75"}, record
+    # a config of the installed package is named as it was given, not by a path into site-packages
+    assert summary["config"] == "retinanet_frn_2img.yaml"
+    assert summary["command"][:3] == ["python", "-m", "frn_det.study.batch"]
+    last = [json.loads(x) for x in open(out / "frn_2img_seed0" / "metrics.json") if '"total_loss"' in x][-1]
+    assert last["iteration"] == 1
+    log = (out / "frn_2img_seed0" / "study.log").read_text()
+    # the installed trainer with the installed config; nothing of the checkout's
+    assert f"config_file='{site}" in log
+    assert os.path.join(ROOT, "frn_det") not in log and os.path.join(ROOT, "configs") not in log
+    assert "| FRN |" in (out / "table.md").read_text() and os.path.getsize(out / "plot.png") > 1000
 
 
 def test_plain_pip_install_gives_the_pytorch_path_and_says_so(tmp_path):

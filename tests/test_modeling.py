@@ -61,7 +61,8 @@ def test_auto_scale_workers_keeps_images_per_gpu_and_the_rule():
 def test_committed_configs_are_the_generator_output(tmp_path):
     from frn_det.config import make_configs
 
-    written = make_configs.write_configs(str(tmp_path))
+    configs = os.path.join(ROOT, "configs")  # the default, configs/ in the working directory, from anywhere
+    written = make_configs.write_configs(str(tmp_path), configs_dir=configs)
     assert len(written) == 12 and len(PAPER_CONFIGS) == 12 and len(FINETUNE_CONFIGS) == 3
     for path in written:
         committed = os.path.join(ROOT, "configs", os.path.basename(path))
@@ -70,7 +71,8 @@ def test_committed_configs_are_the_generator_output(tmp_path):
     # other base_lr values and GPU counts get output folders of their own: no run resumes another's
     output_dirs = {load_cfg(p).OUTPUT_DIR for p in written}
     for base_lr, gpus in [(0.1, 8), (0.05, 4)]:
-        variant = make_configs.write_configs(str(tmp_path / f"{base_lr}_{gpus}"), base_lr=base_lr, num_gpus=gpus)
+        variant = make_configs.write_configs(str(tmp_path / f"{base_lr}_{gpus}"), base_lr=base_lr, num_gpus=gpus,
+                                             configs_dir=configs)
         dirs = {load_cfg(p).OUTPUT_DIR for p in variant}
         assert len(dirs) == 12 and not dirs & output_dirs
         output_dirs |= dirs

@@ -11,11 +11,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from coco_tree import ROOT
 from pycocotools.coco import COCO
 
 from frn_det.config import build_cfg
 from frn_det.predict import Predictor, cli
-from frn_det.utils import REPO_ROOT as ROOT
 
 CONFIG = os.path.join(ROOT, "configs", "demo", "retinanet_frn_R18_shapes.yaml")
 SCORE = 0.01  # after a few iterations most scores are still near the 0.01 prior: keep enough of them

@@ -5,9 +5,15 @@ rule (frn_det.config.protocol); bn_finetune is the BN* row, fine-tuned from Imag
   python tools/make_configs.py --base-lr 0.1      # another base_lr, into configs/lr0.1_8gpu/
   python tools/make_configs.py --sweep            # all of the paper's base_lr values
   python tools/make_configs.py --gpus 4 --imgs 2  # another machine shape
+  python -m frn_det.config.make_configs --configs-dir DIR ...   # installed: into DIR
+
+configs/ is the --configs-dir, by default in the current directory (the repo root for the committed
+set). It holds Base-RetinaNet-FRN.yaml, which every written config names as its _BASE_; where it has
+none, the model zoo's is copied there, so that the folder is complete.
 """
 import argparse
 import os
+import shutil
 
 from frn_det.config.protocol import (
     DEFAULT_BASE_LR,
@@ -21,8 +27,9 @@ from frn_det.config.protocol import (
     finetune_solver,
     paper_solver,
 )
+from frn_det.utils import write_atomic
 
-from frn_det.utils import REPO_ROOT as ROOT
+BASE_CONFIG = "Base-RetinaNet-FRN.yaml"
 
 
 def set_name(base_lr, num_gpus):
@@ -77,16 +84,31 @@ OUTPUT_DIR: "output/retinanet_{method}_{imgs_per_gpu}img{'' if is_committed_set(
 """
 
 
+def ensure_base_config(configs_dir):
+    """configs_dir/Base-RetinaNet-FRN.yaml, copied from the model zoo where it is missing."""
+    path = os.path.join(configs_dir, BASE_CONFIG)
+    if not os.path.exists(path):
+        from frn_det import model_zoo
+
+        os.makedirs(configs_dir, exist_ok=True)
+        with open(model_zoo.get_config_file(BASE_CONFIG), "rb") as src:
+            write_atomic(path, lambda f: shutil.copyfileobj(src, f), fsync=False)
+        print(f"{path} (from frn_det's model zoo)")
+    return path
+
+
 def write_configs(out_dir, base_lr=DEFAULT_BASE_LR, imgs=IMGS_PER_GPU, num_gpus=PAPER_GPUS,
-                  methods=tuple(ROWS)):
+                  methods=tuple(ROWS), configs_dir="configs"):
+    """One config per Table 6 row and images per GPU in out_dir, each naming configs_dir's
+    Base-RetinaNet-FRN.yaml (relative to out_dir) as its _BASE_."""
     os.makedirs(out_dir, exist_ok=True)
-    base = os.path.relpath(os.path.join(ROOT, "configs", "Base-RetinaNet-FRN.yaml"), out_dir)
+    base = os.path.relpath(os.path.abspath(os.path.join(configs_dir, BASE_CONFIG)), os.path.abspath(out_dir))
     paths = []
     for method in methods:
         for m in imgs:
             path = os.path.join(out_dir, f"retinanet_{method}_{m}img.yaml")
-            with open(path, "w") as f:
-                f.write(config_text(method, m, num_gpus, base_lr, base))
+            text = config_text(method, m, num_gpus, base_lr, base)
+            write_atomic(path, lambda f: f.write(text), "w", fsync=False)
             paths.append(path)
     return paths
 
@@ -98,13 +120,22 @@ def main(argv=None):
     parser.add_argument("--sweep", action="store_true", help=f"write every base_lr in {PAPER_BASE_LRS}")
     parser.add_argument("--imgs", type=int, nargs="+", default=list(IMGS_PER_GPU), help="images per GPU")
     parser.add_argument("--gpus", type=int, default=PAPER_GPUS)
+    parser.add_argument("--configs-dir", default="configs",
+                        help="the folder of Base-RetinaNet-FRN.yaml, where the sets go (default: configs/ in the "
+                             "current directory; the model zoo's base is copied there where it is missing)")
     parser.add_argument("--out", default=None,
-                        help="output folder (default: configs/ for the paper's set, else configs/lr<base_lr>_<gpus>gpu/)")
+                        help="output folder (default: CONFIGS_DIR for the paper's set, else "
+                             "CONFIGS_DIR/lr<base_lr>_<gpus>gpu/)")
     args = parser.parse_args(argv)
+    ensure_base_config(args.configs_dir)
     default_shape = sorted(args.imgs) == sorted(IMGS_PER_GPU)
     for lr in PAPER_BASE_LRS if args.sweep else [args.base_lr]:
         # other --imgs stay out of configs/ too, where the committed set is
         committed = is_committed_set(lr, args.gpus) and default_shape
-        out = args.out or os.path.join(ROOT, "configs", "" if committed else set_name(lr, args.gpus))
-        for path in write_configs(out, lr, args.imgs, args.gpus):
+        out = args.out or os.path.join(args.configs_dir, "" if committed else set_name(lr, args.gpus))
+        for path in write_configs(out, lr, args.imgs, args.gpus, configs_dir=args.configs_dir):
             print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,7 @@ the ground truth, or a trained model's detections on the val images.
 One row per look (uniform, photo, real). Without a model: the images of its train split (seed 0), the
 first `--num` of shapes_uniform_train, shapes_train and shapes_real_train. With --config-file and
 --weights: the first images of the val splits (shapes_uniform_val, shapes_val, shapes_real_val) and
-the detections scoring at least --threshold, with their scores (frn_det.predict.Predictor). The images
+the detections scoring at least --threshold, with their scores (frn_det.engine.Predictor). The images
 are generated into a temporary folder, so nothing under datasets/ is touched.
 """
 import argparse
@@ -82,7 +82,7 @@ def main():
         if not (args.config_file and args.weights):
             raise SystemExit("show_looks: --config-file and --weights go together (a model's detections)")
         from frn_det.config import build_cfg
-        from frn_det.predict import Predictor
+        from frn_det.engine import Predictor
         from frn_det.train_net import resolve_config
 
         try:

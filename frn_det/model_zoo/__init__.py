@@ -7,9 +7,10 @@ The configs ship as package data. As in detectron2, setup.py links the repo's `c
 reads the repo's `configs/` directly.
 """
 import difflib
+import os
 from pathlib import Path
 
-__all__ = ["get", "get_config", "get_config_file", "list_configs"]
+__all__ = ["get", "get_config", "get_config_file", "list_configs", "resolve_config_file"]
 
 _PACKAGED = Path(__file__).resolve().parent / "configs"
 _CHECKOUT = Path(__file__).resolve().parents[2] / "configs"
@@ -43,6 +44,14 @@ def get_config_file(config_path):
         hint = f" Did you mean {' or '.join(close)}?" if close else ""
         raise RuntimeError(f"{config_path!r} is not in frn_det's model zoo.{hint} Valid names: {', '.join(names)}")
     return str(path)
+
+
+def resolve_config_file(path):
+    """`path` itself when it exists, else the model-zoo config of that name, so that commands take
+    either; a RuntimeError naming the valid names when it is neither."""
+    if not path or os.path.exists(path):
+        return path
+    return get_config_file(path)
 
 
 def get_config(config_path):

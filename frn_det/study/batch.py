@@ -3,6 +3,7 @@ scratch with the same number of images seen, evaluated with COCO AP / AP50 / AP7
 takes Table 3's ablations of FRN's parts (gn_tlu, gfrn, frn_relu: frn_det.config.protocol).
 
   python tools/batch_study.py                                  # the default study (embedded data, CPU)
+  python -m frn_det.study.batch ...  (or frn-det-study ...)    # the same, installed
   python tools/batch_study.py --methods frn gn --imgs 2 8      # a subset
   python tools/batch_study.py --base-lrs 0.02 0.05 0.1         # best of three lrs per cell, as the paper
   python tools/batch_study.py --config configs/retinanet_frn_8img.yaml --num-gpus 8 --device cuda
@@ -26,11 +27,13 @@ disk) and the anchors (and MODEL.FPN.SQUARE_PAD) scale with them, so that each o
 pyramid level as at the config's own size; a run at another size than the config's is named
 ..._<side>px, and sizes.png plots each method's AP minus GN's against the input side.
 
-Runs go through tools/train_net.py, one process each, with --resume: a run whose results.json exists
-is skipped and an interrupted one continues from its last checkpoint, so the study resumes where it
-stopped. The progress bar counts iterations (its ETA holds across runs of different lengths). Writes
-results.json (paths relative to the repo), table.md and plot.png; --keep-in DIR also copies them and
-each run's results.json, metrics.json and config.yaml to DIR, for committing.
+--config is a path or a frn_det.model_zoo name. Runs go through the installed trainer (`python -m
+frn_det.train_net`), one process each, with --resume: a run whose results.json exists is skipped and an
+interrupted one continues from its last checkpoint, so the study resumes where it stopped. The progress
+bar counts iterations (its ETA holds across runs of different lengths). Writes results.json (paths
+relative to the current directory where they lie in it), table.md and plot.png to --output (default:
+output/batch_study in the current directory); --keep-in DIR also copies them and each run's
+results.json, metrics.json and config.yaml to DIR, for committing.
 """
 import argparse
 import json
@@ -45,20 +48,21 @@ import time
 
 from tqdm import tqdm
 
-from frn_det.utils import REPO_ROOT as ROOT
+from frn_det import model_zoo
 from frn_det.config.protocol import METHOD_NORMS, PAPER_METHODS, method_opts, scaled_solver
 from frn_det.study.best_lr import best_lr
 from frn_det.study.run_name import RunName, schedule_folder
 
-STUDY_CONFIG = os.path.join(ROOT, "configs", "demo", "batch_study_R18_shapes.yaml")
+STUDY_CONFIG = "demo/batch_study_R18_shapes.yaml"  # a model-zoo name
 METRICS = ("AP", "AP50", "AP75")
 
 
 def reference_config(config_file, opts):
-    """The config the study scales from, after its _BASE_ chain and the overrides."""
+    """The config the study scales from (a path or a model-zoo name), after its _BASE_ chain and the
+    overrides."""
     from frn_det.config import build_cfg
 
-    return build_cfg(config_file, opts)
+    return build_cfg(model_zoo.resolve_config_file(config_file), opts)
 
 
 def reference_solver(config_file, opts, cfg=None):
@@ -118,9 +122,28 @@ def run_solver(run, ref, num_gpus):
 
 
 def relative(path):
-    """A path relative to the repo when it is inside it, so that committed results name no machine."""
-    rel = os.path.relpath(os.path.abspath(path), ROOT)
-    return path if rel.startswith("..") else rel
+    """A path relative to the current directory when it lies inside it (also through a link, as the
+    model zoo's configs/ is in a checkout), so that committed results name no machine; else as given."""
+    for candidate in (os.path.realpath(path), os.path.abspath(path)):
+        rel = os.path.relpath(candidate)
+        if rel != os.pardir and not rel.startswith(os.pardir + os.sep):
+            return rel
+    return path
+
+
+def config_record(given, config_file):
+    """The study's config as results.json names it: relative to the current directory when it lies in
+    it, else the model-zoo name it was given as, else as given."""
+    rel = relative(config_file)
+    return rel if rel != config_file else given
+
+
+def invocation():
+    """The command that started the study, for results.json: the checkout's tools/batch_study.py as
+    given, else the installed module."""
+    if os.path.basename(sys.argv[0]) == "batch_study.py":
+        return ["python", relative(sys.argv[0])]
+    return ["python", "-m", "frn_det.study.batch"]
 
 
 def _iterations_done(out):
@@ -156,7 +179,7 @@ def run_one(run, args, ref, progress=None, cfg=None):
     for key, value in solver.items():
         opts += [f"SOLVER.{key}", str(value)]
     opts += ["SEED", str(run["seed"]), "OUTPUT_DIR", out, "MODEL.DEVICE", args.device]
-    cmd = [sys.executable, os.path.join(ROOT, "tools", "train_net.py"), "--config-file", args.config,
+    cmd = [sys.executable, "-m", "frn_det.train_net", "--config-file", args.config,
            "--num-gpus", str(args.num_gpus), "--resume", *opts]
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "study.log"), "a") as log:
@@ -321,7 +344,8 @@ def parse_extra_seeds(items):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=STUDY_CONFIG,
-                        help="the reference config whose solver every run scales from (default: %(default)s)")
+                        help="the reference config whose solver every run scales from: a path or a "
+                             "frn_det.model_zoo name (default: %(default)s)")
     parser.add_argument("--methods", nargs="+", default=list(PAPER_METHODS), choices=list(METHOD_NORMS),
                         help="norms to compare (frn_det.config.protocol.METHOD_NORMS): " + "; ".join(
                             f"{m}: {'/'.join(n.values())}" for m, n in METHOD_NORMS.items())
@@ -344,10 +368,14 @@ def main(argv=None):
                         help="also copy the summary and each run's results.json, metrics.json, config.yaml here")
     parser.add_argument("--num-gpus", type=int, default=1, help="processes per run")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--output", default=os.path.join(ROOT, "output", "batch_study"))
+    parser.add_argument("--output", default=os.path.join("output", "batch_study"))
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every run (KEY VALUE ...)")
     args = parser.parse_args(argv)
-    args.config = os.path.abspath(args.config)
+    given = args.config
+    try:
+        args.config = os.path.abspath(model_zoo.resolve_config_file(args.config))
+    except RuntimeError as e:
+        raise SystemExit(f"--config {given}: no such file, and {e}") from None
     os.makedirs(args.output, exist_ok=True)
 
     cfg = reference_config(args.config, args.opts)
@@ -394,8 +422,8 @@ def main(argv=None):
             tables.append(f"### {', '.join(heads)}\n\n{table}" if heads else table)
     table = "\n".join(tables)
     with open(os.path.join(args.output, "results.json"), "w") as f:
-        json.dump({"config": relative(args.config), "reference_solver": ref, "sizes": sizes, "num_gpus": args.num_gpus,
-                   "command": ["python", "tools/batch_study.py",
+        json.dump({"config": config_record(given, args.config), "reference_solver": ref, "sizes": sizes, "num_gpus": args.num_gpus,
+                   "command": [*invocation(),
                                *(relative(a) if os.path.exists(a) else a for a in (sys.argv[1:] if argv is None else argv))],
                    "minutes_this_invocation": minutes, "runs": records}, f, indent=2)
     with open(os.path.join(args.output, "table.md"), "w") as f:
@@ -423,3 +451,7 @@ def cli(argv=None):
     studies) see it."""
     failed = [r["dir"] for r in main(argv) if "failed" in r["result"]]
     return f"batch study: {len(failed)} run(s) failed: {', '.join(failed)}" if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -8,18 +8,16 @@ A monitored iteration costs `recorded / plain` of a plain one; with period P the
 by (recorded / plain - 1) / P.
 """
 import argparse
-import os
 import statistics
 import time
 
 import torch
 
-from frn_det.utils import REPO_ROOT as ROOT
-
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config-file", default=os.path.join(ROOT, "configs", "demo", "retinanet_frn_R18_shapes.yaml"))
+    ap.add_argument("--config-file", default="demo/retinanet_frn_R18_shapes.yaml",
+                    help="a config path or a frn_det.model_zoo name (default: %(default)s)")
     ap.add_argument("--repeats", type=int, default=10, help="timed iterations of each kind (interleaved)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu", help="process CPU time or wall time")
@@ -33,7 +31,9 @@ def main(argv=None):
     from frn_det.engine import prepare_datasets, record_norm_stats
     from frn_det.modeling import build_model
 
-    cfg = build_cfg(args.config_file, args.opts)
+    from frn_det.train_net import resolve_config
+
+    cfg = build_cfg(resolve_config(args.config_file), args.opts)
     cfg.MODEL.DEVICE = "cpu"
     prepare_datasets(cfg.DATASETS.TRAIN)
     mapper = DatasetMapper(cfg, is_train=True)
@@ -66,7 +66,7 @@ def main(argv=None):
                 times[record].append(step(record))
     plain, recorded = statistics.median(times[False]), statistics.median(times[True])
     ratio = recorded / plain
-    print(f"model: {os.path.relpath(args.config_file, ROOT)}, {args.batch} images, {torch.get_num_threads()} threads, "
+    print(f"model: {args.config_file}, {args.batch} images, {torch.get_num_threads()} threads, "
           f"median of {args.repeats}, {args.clock} time")
     print(f"plain iteration {plain:.3f} s, monitored iteration {recorded:.3f} s ({ratio:.3f}x)")
     for period in (20, 40, 100):  # multiples of detectron2's writer period

@@ -21,8 +21,6 @@ import sys
 
 import torch
 
-from frn_det.utils import REPO_ROOT as ROOT
-
 MODES = ("running", "precise", "batch", "image")
 
 
@@ -72,7 +70,7 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=8, help="test images per batch in the 'batch' mode")
     ap.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     ap.add_argument("--precise-iters", type=int, default=200, help="training batches of the 'precise' mode")
-    ap.add_argument("--output", default=os.path.join(ROOT, "output", "bn_statistics"))
+    ap.add_argument("--output", default=os.path.join("output", "bn_statistics"))
     args = ap.parse_args(argv)
     runs = {}
     for item in args.run:

@@ -21,8 +21,6 @@ import sys
 
 import torch
 
-from frn_det.utils import REPO_ROOT as ROOT
-
 STATS = ("uncentred", "between_images", "tlu_active", "tau_mean", "tau_std", "out_rms", "eps_mean")
 GROUP_ORDER = ("stem", "res2", "res3", "res4", "res5", "fpn", "head")
 
@@ -151,7 +149,7 @@ def main(argv=None):
                     help="a trained run: its label and its OUTPUT_DIR (config.yaml, model_final.pth)")
     ap.add_argument("--images", type=int, default=16, help="test images to run (default: %(default)s)")
     ap.add_argument("--dataset", default=None, help="default: each run's first DATASETS.TEST")
-    ap.add_argument("--output", default=os.path.join(ROOT, "output", "norm_health"))
+    ap.add_argument("--output", default=os.path.join("output", "norm_health"))
     ap.add_argument("--training", action="store_true",
                     help="plot the monitor's records of training (metrics.json) instead of running the models")
     ap.add_argument("--smooth", type=int, default=10, help="with --training: mean of the last N records")

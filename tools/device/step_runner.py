@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .file_io import write_atomic
+from frn_det.utils.file_io import write_atomic
 
 MIN_STEP_S = 20  # kept back for each later step, so that a slow step can't starve the rest
 

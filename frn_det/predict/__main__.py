@@ -1,0 +1,3 @@
+from .command import cli
+
+cli(prog="python -m frn_det.predict")
