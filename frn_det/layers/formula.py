@@ -1,7 +1,9 @@
 """The FRN formula and the small helpers every path shares. Imports nothing of frn_det.
 
-`frn_reference` is the one written-out copy of the paper's formula (eq. 1-3, Listing 1); every faster
-path (path_cpp, path_torch, path_triton) is tested against it.
+`frn_reference` is the one written-out copy of the paper's formula (eq. 1-3, Listing 1), and
+`tlu_reference` of TLU alone (eq. 3); every faster path (path_cpp, path_torch, path_triton) is tested
+against them. Their gradients are autograd's: at a tie y == tau, torch.max splits the gradient in
+half between y and tau, and so does every path.
 """
 import torch
 
@@ -49,6 +51,11 @@ def frn_reference(x, weight, bias, tau=None, eps=EPS_FLOOR, eps_l=None):
     if tau is not None:
         y = torch.max(y, tau.view(shape))
     return y.to(x.dtype)
+
+
+def tlu_reference(y, tau):
+    """z = max(y, tau), tau per channel and compared in y's dtype; the TLU after a residual add."""
+    return torch.max(y, tau.view(channel_shape(y)).to(y.dtype))
 
 
 def check_frn_input(x, num_features):
