@@ -29,7 +29,7 @@ import time
 import numpy as np
 import torch
 
-from frn_det.utils import write_atomic
+from frn_det.utils import write_atomic, write_json
 
 logger = logging.getLogger("frn_det")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -443,8 +443,8 @@ def main(argv=None):
                "confidence_threshold": args.confidence_threshold, unit: done, "detections": len(results),
                "seconds": round(seconds, 3), f"{unit}_per_second": round(done / seconds, 3) if seconds else None,
                "skipped": skipped}
-    write_atomic(os.path.join(args.output, "predictions.json"), lambda f: json.dump(results, f), "w", fsync=False)
-    write_atomic(os.path.join(args.output, "summary.json"), lambda f: json.dump(summary, f, indent=2), "w", fsync=False)
+    write_json(os.path.join(args.output, "predictions.json"), results)
+    write_json(os.path.join(args.output, "summary.json"), summary, indent=2)
     print(f"{done} {unit} in {seconds:.1f} s ({summary[f'{unit}_per_second']} {unit}/s), {len(results)} detections "
           f"at score >= {args.confidence_threshold:g}; drawn {unit}, predictions.json and summary.json in {args.output}")
     if skipped:

@@ -42,7 +42,9 @@ import time
 
 from tqdm import tqdm
 
+from frn_det.evaluation import read_results
 from frn_det.utils import REPO_ROOT as ROOT
+from frn_det.utils import write_json
 from frn_det.config.protocol import METHOD_NORMS, method_opts, scaled_solver
 
 STUDY_CONFIG = os.path.join(ROOT, "configs", "demo", "batch_study_R18_shapes.yaml")
@@ -145,7 +147,7 @@ def run_one(run, args, ref, progress=None, cfg=None):
     out = os.path.join(args.output, run["dir"])
     results_file = os.path.join(out, "results.json")
     if os.path.exists(results_file):
-        return json.load(open(results_file))["headline"], True
+        return read_results(results_file)["headline"], True
     solver = run_solver(run, ref, args.num_gpus)
     # the study's own keys come last and win
     opts = [*args.opts, *method_opts(run["method"]), *size_opts(run.get("size"), cfg)]
@@ -164,7 +166,7 @@ def run_one(run, args, ref, progress=None, cfg=None):
         code = proc.returncode
     if code != 0 or not os.path.exists(results_file):
         return {"failed": f"exit code {code}; see {relative(os.path.join(out, 'study.log'))}"}, False
-    return json.load(open(results_file))["headline"], False
+    return read_results(results_file)["headline"], False
 
 
 def summarize(records, schedule=None, size=None):
@@ -387,11 +389,11 @@ def main(argv=None):
                 ([] if len(sizes) == 1 else [f"{size} px"])
             tables.append(f"### {', '.join(heads)}\n\n{table}" if heads else table)
     table = "\n".join(tables)
-    with open(os.path.join(args.output, "results.json"), "w") as f:
-        json.dump({"config": relative(args.config), "reference_solver": ref, "sizes": sizes, "num_gpus": args.num_gpus,
-                   "command": ["python", "tools/batch_study.py",
-                               *(relative(a) if os.path.exists(a) else a for a in (sys.argv[1:] if argv is None else argv))],
-                   "minutes_this_invocation": minutes, "runs": records}, f, indent=2)
+    write_json(os.path.join(args.output, "results.json"),
+               {"config": relative(args.config), "reference_solver": ref, "sizes": sizes, "num_gpus": args.num_gpus,
+                "command": ["python", "tools/batch_study.py",
+                            *(relative(a) if os.path.exists(a) else a for a in (sys.argv[1:] if argv is None else argv))],
+                "minutes_this_invocation": minutes, "runs": records}, indent=2)
     with open(os.path.join(args.output, "table.md"), "w") as f:
         f.write(table)
     last = max(schedules, key=lambda s: -1 if s is None else s)

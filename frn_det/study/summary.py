@@ -16,13 +16,13 @@ between the lines `<!-- study summary -->` and `<!-- /study summary -->` of benc
 (or of --readme FILE).
 """
 import argparse
-import json
 import os
 import re
 import statistics
 
 import yaml
 
+from frn_det.evaluation import read_results
 from frn_det.utils import REPO_ROOT as ROOT
 LOOKS = {"shapes": "photo-like shapes (shapes_train / shapes_val)", "real": "real-photo look (shapes_real_train / shapes_real_val)"}
 SHORT = {"shapes": "photo-like", "real": "real-photo"}
@@ -69,7 +69,7 @@ def variant_runs(folder, variant):
         results = os.path.join(folder, name, "results.json")
         if not match or not os.path.exists(results):
             continue
-        (headline,) = json.load(open(results))["headline"].values()  # one test dataset
+        (headline,) = read_results(results)["headline"].values()  # one test dataset
         config = yaml.safe_load(open(os.path.join(folder, name, "config.yaml")))
         solver = config["SOLVER"]
         method, imgs, seed, lr, _ = match.groups()
