@@ -150,15 +150,17 @@ def test_tlu_gradients_match_torch_max(shape):
     torch.testing.assert_close(tlu.tau.grad, tau_ref.grad)
 
 
-def test_tlu_saves_only_its_output():
-    # the output is saved by whatever consumes it (a conv), so TLU adds no bytes of its own
+def test_tlu_saves_its_output_and_one_bit_per_element():
+    # the output is saved by whatever consumes it (a conv); the bits mark ties y == tau for backward
     tlu = TLU(4)
     x = torch.randn(2, 4, 8, 8, requires_grad=True)
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
         z = tlu(x * 1.0)
     activation_storages = {t.untyped_storage().data_ptr() for t in saved if t.numel() > 4}
-    assert activation_storages == {z.untyped_storage().data_ptr()}
+    ties = [t for t in saved if t.dtype == torch.uint8]
+    assert len(ties) == 1 and ties[0].untyped_storage().nbytes() == z.numel() // 8
+    assert activation_storages == {z.untyped_storage().data_ptr(), ties[0].untyped_storage().data_ptr()}
 
 
 def test_batch_independence_in_train_mode():

@@ -5,9 +5,10 @@ import os
 import pytest
 import torch
 
-from frn_det.layers import FRN, TLU, dispatch, frn_reference, path_cpp, path_torch
-from frn_det.layers.testing import (NON_CONTIGUOUS_LAYOUTS, assert_agree, make_case, non_contiguous_case,
-                                    saved_bytes)
+from frn_det.layers import FRN, TLU, dispatch, frn_reference, path_cpp, path_torch, tlu_reference
+from frn_det.layers.formula import channel_shape
+from frn_det.layers.testing import (NON_CONTIGUOUS_LAYOUTS, assert_agree, assert_tlu_agrees, make_case,
+                                    non_contiguous_case, saved_bytes, tie_case, tlu_tie_case)
 from frn_det.layers.testing import outputs_and_grads as run
 
 CPU_PATHS = ["python"] + (["cpp"] if path_cpp.cpp_available() else [])
@@ -44,6 +45,43 @@ def test_all_zero_input_at_init(path, dtype, shape):
     params = {k: torch.zeros_like(v) if k in ("bias", "tau") else v for k, v in params.items()}
     got = run(PATHS[path], x, params, dz)
     assert_agree(x, params, dz, got, run(frn_reference, x, params, dz))
+
+
+def test_reference_splits_ties_in_half():
+    # what the reference's autograd gives at y == tau, written out: half of dz to y, half to tau
+    x, params, dz = tie_case((2, 3, 4, 5), torch.float64)
+    w, b, tau, eps_l = (params[k] for k in ("weight", "bias", "tau", "eps_l"))
+    y = frn_reference(x, w, b, None, 1e-6, eps_l)
+    t = tau.view(channel_shape(y))
+    share = (y > t).double() + 0.5 * (y == t).double()
+    assert (y == t).sum() > x.numel() / 3  # every third element, and all of channel 0
+    _, g = run(frn_reference, x, params, dz)
+    torch.testing.assert_close(g["tau"], (dz * (1 - share)).sum((0, 2, 3)), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(g["bias"], (dz * share).sum((0, 2, 3)), rtol=1e-12, atol=1e-12)
+    yl, tl = y.detach().requires_grad_(), tau.clone().requires_grad_()
+    dy, dtau = torch.autograd.grad(tlu_reference(yl, tl), [yl, tl], dz)
+    assert torch.equal(dy, dz * share)
+    torch.testing.assert_close(dtau, (dz * (1 - share)).sum((0, 2, 3)), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("path", CPU_PATHS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("shape", [(2, 4, 5, 7), (6, 5)])
+@pytest.mark.parametrize("learnable_eps", [False, True])
+def test_ties_agree_with_reference(path, dtype, shape, learnable_eps):
+    x, params, dz = tie_case(shape, dtype, learnable_eps)
+    got = run(PATHS[path], x, params, dz)
+    assert_agree(x, params, dz, got, run(frn_reference, x, params, dz))
+
+
+@pytest.mark.parametrize("path", CPU_PATHS + ["compile", "reference"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (6, 5)])
+def test_tlu_ties_agree_with_reference(path, dtype, shape, fresh_choice):
+    # TLU alone runs TLUFunction beside every CPU path; its float64 reference is tlu_reference
+    y, tau, dz = tlu_tie_case(shape, dtype)
+    with dispatch.force_impl(path):
+        assert_tlu_agrees(dispatch.tlu_function, y, tau, dz)
 
 
 @pytest.mark.parametrize("path", CPU_PATHS)
@@ -168,9 +206,13 @@ def test_module_uses_cpp_and_inference_mode(fresh_choice):
 
 @pytest.mark.skipif(not os.environ.get("FRN_DET_TEST_COMPILE"), reason="slow; FRN_DET_TEST_COMPILE=1 runs it")
 @pytest.mark.parametrize("shape", [(2, 4, 9, 11), (4, 6)])
-def test_compile_path_on_cpu(shape):
+@pytest.mark.parametrize("ties", [False, True])
+def test_compile_path_on_cpu(shape, ties):
     # the GPU path's torch.compile, checked where no GPU is: inductor compiles the same graphs for the CPU
-    x, params, dz = make_case(shape, torch.float32, learnable_eps=True, tlu=True)
+    if ties:
+        x, params, dz = tie_case(shape, torch.float32)
+    else:
+        x, params, dz = make_case(shape, torch.float32, learnable_eps=True, tlu=True)
     got = run(PATHS["compile"], x, params, dz)
     assert not path_torch.compile_fell_back()
     assert_agree(x, params, dz, got, run(frn_reference, x, params, dz))
@@ -182,9 +224,12 @@ def test_compile_path_on_cpu(shape):
 def test_gpu_path_agrees_with_reference(dtype, shape):
     assert dispatch.active_impl("cuda") == "python"
     for path in ("triton", "compile", "python"):
-        x, params, dz = make_case(shape, dtype, learnable_eps=True, tlu=True, device="cuda")
-        got = run(PATHS[path], x, params, dz)
-        assert_agree(x, params, dz, got, run(frn_reference, x, params, dz))
+        for x, params, dz in (make_case(shape, dtype, learnable_eps=True, tlu=True, device="cuda"),
+                              tie_case(shape, dtype, device="cuda")):
+            got = run(PATHS[path], x, params, dz)
+            assert_agree(x, params, dz, got, run(frn_reference, x, params, dz))
+        with dispatch.force_impl(path):
+            assert_tlu_agrees(dispatch.tlu_function, *tlu_tie_case(shape, dtype, device="cuda"))
 
 
 def test_tracing_uses_plain_aten_ops(fresh_choice):

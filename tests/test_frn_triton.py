@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from frn_det.layers import FRN, TLU, dispatch, frn_function, frn_reference, path_torch, path_triton
-from frn_det.layers.testing import (NON_CONTIGUOUS_LAYOUTS, assert_agree, make_case, non_contiguous_case,
-                                    outputs_and_grads, saved_bytes)
+from frn_det.layers.testing import (NON_CONTIGUOUS_LAYOUTS, assert_agree, assert_tlu_agrees, make_case,
+                                    non_contiguous_case, outputs_and_grads, saved_bytes, tie_case, tlu_tie_case)
 
 INTERPRETER = os.environ.get("TRITON_INTERPRET") == "1"
 in_interpreter = pytest.mark.skipif(not INTERPRETER, reason="runs in test_kernels_in_the_interpreter's pytest")
@@ -47,7 +47,8 @@ def test_kernels_in_the_interpreter():
     assert passed and int(passed.group(1)) >= 100, out[-2000:]  # the cases ran, not skipped
 
 
-DATA = {"x_ptr", "z_ptr", "dx_ptr", "dz_ptr", "y_ptr", "dy_ptr"}  # tensors in the input's dtype; the rest are fp32
+DATA = {"x_ptr", "z_ptr", "dx_ptr", "dz_ptr", "y_ptr", "dy_ptr"}  # tensors in the input's dtype
+BYTES = {"ties_ptr"}  # uint8; the rest are fp32
 
 
 def gpu_compile(kernel, dtype, constexprs, num_warps=4):
@@ -63,7 +64,7 @@ def gpu_compile(kernel, dtype, constexprs, num_warps=4):
         if p.is_constexpr:
             signature[p.name] = "constexpr"
         elif p.name.endswith("_ptr"):
-            signature[p.name] = "*" + (dtype if p.name in DATA else "fp32")
+            signature[p.name] = "*" + (dtype if p.name in DATA else "u8" if p.name in BYTES else "fp32")
         else:
             signature[p.name] = "fp32" if p.name == "eps" else "i32"
     names = {p.name for p in kernel.params}
@@ -162,6 +163,18 @@ def test_all_zero_input_at_init(dtype, shape):
 
 
 @in_interpreter
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,plan", [((2, 4, 5, 7), {}), ((2, 4, 9, 11), dict(block=16)),
+                                        ((1, 3, 10, 13), dict(block=16, chunk=48)), ((6, 5), {})])
+@pytest.mark.parametrize("learnable_eps", [False, True])
+def test_ties_agree_with_reference(dtype, shape, plan, learnable_eps):
+    # y == tau at every third element and in all of channel 0: split in half, as the reference does
+    x, params, dz = tie_case(shape, dtype, learnable_eps)
+    got = outputs_and_grads(triton_plan(**plan), x, params, dz)
+    assert_agree(x, params, dz, got, outputs_and_grads(frn_reference, x, params, dz))
+
+
+@in_interpreter
 @pytest.mark.parametrize("layout", NON_CONTIGUOUS_LAYOUTS)
 def test_non_contiguous_input(layout):
     x, params, dz = non_contiguous_case(layout)
@@ -206,7 +219,7 @@ def test_saves_only_the_input(shape, tlu, learnable_eps, dtype):
                                          ((4, 6), None)])
 def test_tlu_agrees_with_the_torch_op_tlu(dtype, shape, block):
     y = torch.randn(shape, dtype=torch.float64).to(dtype)
-    y.view(-1)[::3] = 0.25  # exact ties with one channel's tau: the gradient goes to tau
+    y.view(-1)[::3] = 0.25  # exact ties with one channel's tau: the gradient splits in half
     tau = torch.tensor([-0.3, 0.25, 0.0, 0.1, -0.1, 0.2])[: shape[1]]
     dz = torch.randn(shape).to(dtype)
     got, want = [], []
@@ -216,6 +229,14 @@ def test_tlu_agrees_with_the_torch_op_tlu(dtype, shape, block):
         out += [z, *torch.autograd.grad(z, leaves, dz)]
     assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])  # z and dy: the same ops
     torch.testing.assert_close(got[2], want[2], rtol=1e-5, atol=1e-5)  # dtau: sums in another order
+
+
+@in_interpreter
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,block", [((2, 3, 5, 7), None), ((2, 4, 9, 11), 16), ((3, 4, 1, 1), None),
+                                         ((6, 5), None)])
+def test_tlu_ties_agree_with_reference(dtype, shape, block):
+    assert_tlu_agrees(lambda y, t: path_triton.tlu_triton(y, t, block), *tlu_tie_case(shape, dtype))
 
 
 @in_interpreter

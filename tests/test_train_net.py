@@ -29,7 +29,8 @@ def test_train_eval_only_and_resume(coco_root, tmp_path):
     cfg = ["--config-file", os.path.join(ROOT, "configs", "retinanet_frn_2img.yaml")]
     run([*cfg, *TINY, "SOLVER.MAX_ITER", "4", "OUTPUT_DIR", out], coco_root)
     assert os.path.exists(os.path.join(out, "model_final.pth"))
-    headline = json.load(open(os.path.join(out, "results.json")))["headline"]["coco_2017_val"]
+    strict = dict(parse_constant=lambda c: pytest.fail(f"non-strict JSON: bare {c}"))  # NaN APs are null
+    headline = json.loads(open(os.path.join(out, "results.json")).read(), **strict)["headline"]["coco_2017_val"]
     assert set(headline) == {"AP", "AP50", "AP75"}
 
     proc = run([*cfg, "--eval-only", *TINY, "MODEL.WEIGHTS", os.path.join(out, "model_final.pth"),
@@ -41,7 +42,7 @@ def test_train_eval_only_and_resume(coco_root, tmp_path):
     proc = run([*cfg, "--resume", *TINY, "SOLVER.MAX_ITER", "6", "OUTPUT_DIR", out], coco_root)
     log = proc.stdout + proc.stderr
     assert "Starting training from iteration 4" in log
-    metrics = [json.loads(line) for line in open(os.path.join(out, "metrics.json")) if '"iteration"' in line]
+    metrics = [json.loads(line, **strict) for line in open(os.path.join(out, "metrics.json")) if '"iteration"' in line]
     # one line per run (the last iteration): 3 from the first, 5 from the resumed one, nothing from 0
     assert [m["iteration"] for m in metrics if "total_loss" in m] == [3, 5]
 

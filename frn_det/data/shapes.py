@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from frn_det.utils import write_atomic
+from frn_det.utils import write_atomic, write_json
 
 from .render import LOOKS, SHAPE_CLASSES, real_photos, render_sample
 
@@ -68,6 +68,6 @@ def generate_shapes_dataset(root, split, num_images, image_size=128, seed=0, loo
         "info": manifest, "licenses": [], "images": images, "annotations": annotations,
         "categories": [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(SHAPE_CLASSES)],
     }
-    write_atomic(json_path, lambda f: json.dump(coco, f), "w", fsync=False)
-    write_atomic(manifest_path, lambda f: json.dump(manifest, f), "w", fsync=False)  # last: marks completion
+    write_json(json_path, coco)
+    write_json(manifest_path, manifest)  # last: marks completion
     return str(json_path)

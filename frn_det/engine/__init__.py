@@ -1,6 +1,6 @@
 """Training: the loop (train_loop, amp), checkpoints (checkpoint), the Trainer (trainer, ddp), the
-run's set-up (setup) and the FRN health monitor (monitor); inference on images: the Predictor
-(predictor). Config building is frn_det.config."""
+run's set-up (setup), the FRN health monitor (monitor) and metrics.json as strict JSON (writers);
+inference on images: the Predictor (predictor). Config building is frn_det.config."""
 from frn_det.config import build_cfg  # noqa: F401  (also here, where tools found it before)
 
 from .amp import CPUAMPTrainer
@@ -11,3 +11,4 @@ from .predictor import PredictError, Predictor
 from .setup import check_batch_split, check_recipe_options, prepare_datasets, setup_cfg
 from .train_loop import check_losses_finite
 from .trainer import Trainer
+from .writers import StrictJSONWriter

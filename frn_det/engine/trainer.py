@@ -1,11 +1,12 @@
 """detectron2's DefaultTrainer with frn_det's parts, each from its own build_* method, as detectron2's
 projects do it: FRN options in the model, FRN-aware optimizer, cosine warmup, CPU-capable DDP,
-loss checks, atomic checkpoints, the FRN monitor and COCO evaluation."""
+loss checks, atomic checkpoints, the FRN monitor, COCO evaluation and strict-JSON metrics.json."""
 import logging
 import os
 import weakref
 
 from detectron2.engine import DefaultTrainer, TrainerBase, hooks
+from detectron2.utils.events import CommonMetricPrinter, TensorboardXWriter
 from detectron2.evaluation import COCOEvaluator
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
@@ -18,6 +19,7 @@ from .checkpoint import FiniteAtomicCheckpointer
 from .ddp import create_ddp_model
 from .monitor import FRNMonitor
 from .train_loop import build_train_loop
+from .writers import StrictJSONWriter
 
 logger = logging.getLogger("frn_det")
 WRITER_PERIOD = 20  # DefaultTrainer.build_hooks' PeriodicWriter period (fixed in detectron2)
@@ -69,6 +71,12 @@ class Trainer(DefaultTrainer):
             # PreciseBN run forward passes of their own, and before the writer writes the storage
             ret.insert(1, FRNMonitor(monitor.PERIOD, WRITER_PERIOD))
         return ret
+
+    def build_writers(self):
+        """detectron2's default_writers, with metrics.json as strict JSON (NaN as null)."""
+        os.makedirs(self.cfg.OUTPUT_DIR, exist_ok=True)
+        return [CommonMetricPrinter(self.max_iter), StrictJSONWriter(os.path.join(self.cfg.OUTPUT_DIR, "metrics.json")),
+                TensorboardXWriter(self.cfg.OUTPUT_DIR)]
 
     def resume_or_load(self, resume=True):
         super().resume_or_load(resume=resume)

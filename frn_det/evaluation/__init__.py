@@ -1,1 +1,1 @@
-from .results import by_dataset, format_table, headline, write_results
+from .results import by_dataset, format_table, headline, read_results, write_results

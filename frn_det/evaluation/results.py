@@ -1,10 +1,11 @@
 """The numbers a run reports: COCO AP, AP50, AP75 per dataset, as a table and a JSON file."""
 import json
+import math
 import os
 
 from tabulate import tabulate
 
-from frn_det.utils import write_atomic
+from frn_det.utils import write_json
 
 HEADLINE = ("AP", "AP50", "AP75")
 
@@ -25,6 +26,22 @@ def format_table(results):
 
 
 def write_results(results, output_dir, filename="results.json"):
+    """Writes {"headline": .., "all": results} as strict JSON: a NaN metric (COCOeval's for an area
+    range without objects) is null."""
     path = os.path.join(output_dir, filename)
-    write_atomic(path, lambda f: json.dump({"headline": headline(results), "all": results}, f, indent=2), "w")
+    write_json(path, {"headline": headline(results), "all": results}, indent=2, fsync=True)
     return path
+
+
+def _nan_for_null(obj):
+    if obj is None:
+        return math.nan
+    if isinstance(obj, dict):
+        return {k: _nan_for_null(v) for k, v in obj.items()}
+    return obj
+
+
+def read_results(path):
+    """What write_results wrote, with its null metrics NaN again."""
+    with open(path) as f:
+        return _nan_for_null(json.load(f))

@@ -23,7 +23,7 @@ import os
 import torch
 
 from . import path_cpp, path_torch, path_triton
-from .formula import channel_shape, frn_reference, is_exporting
+from .formula import frn_reference, is_exporting, tlu_reference
 
 logger = logging.getLogger("frn_det")
 
@@ -91,9 +91,9 @@ def frn_function(x, weight, bias, tau=None, eps=1e-6, eps_l=None):
 
 def tlu_function(y, tau):
     """TLU z = max(y, tau): the Triton kernels where FRN runs the triton path, else torch ops that keep
-    only z; plain aten ops while tracing or exporting."""
+    z and one bit per element; tlu_reference's plain aten ops while tracing or exporting."""
     if is_exporting():
-        return torch.max(y, tau.view(channel_shape(y)).to(y.dtype))  # TorchScript and ONNX hold no autograd code
+        return tlu_reference(y, tau)  # TorchScript and ONNX hold no autograd code
     if choose(y.device.type, y.dtype) == "triton":
         return path_triton.tlu_triton(y, tau)
     return path_torch.TLUFunction.apply(y, tau)

@@ -1,8 +1,10 @@
 """The FRN formula and the small helpers every path shares. Imports nothing of frn_det.
 
-`frn_reference` is the one written-out copy of the paper's formula (eq. 1-3, Listing 1); every faster
-path (path_cpp, path_torch, path_triton) is tested against it. `gfrn_reference` is its group version
-(Table 3's GFRN), which the GFRN layer runs as it is.
+`frn_reference` is the one written-out copy of the paper's formula (eq. 1-3, Listing 1), and
+`tlu_reference` of TLU alone (eq. 3); every faster path (path_cpp, path_torch, path_triton) is tested
+against them. Their gradients are autograd's: at a tie y == tau, torch.max splits the gradient in
+half between y and tau, and so does every path. `gfrn_reference` is FRN's group version (Table 3's
+GFRN), which the GFRN layer runs as it is.
 """
 import torch
 
@@ -66,6 +68,11 @@ def _affine_tlu(x_hat, weight, bias, tau):
     shape = channel_shape(x_hat)
     y = weight.view(shape) * x_hat + bias.view(shape)
     return y if tau is None else torch.max(y, tau.view(shape))
+
+
+def tlu_reference(y, tau):
+    """z = max(y, tau), tau per channel and compared in y's dtype; the TLU after a residual add."""
+    return torch.max(y, tau.view(channel_shape(y)).to(y.dtype))
 
 
 def check_frn_input(x, num_features, layer="FRN"):

@@ -140,23 +140,39 @@ def frn_compile(x, weight, bias, tau=None, eps=1e-6, eps_l=None):
     return frn_apply(compiled_kernels(), x, weight, bias, tau, eps, eps_l)
 
 
+def pack_bits(mask):
+    """A bool tensor as uint8, 8 elements a byte in its logical order (the last byte zero-padded)."""
+    flat = mask.reshape(-1).view(torch.uint8)
+    flat = torch.nn.functional.pad(flat, (0, -flat.numel() % 8))
+    weights = torch.tensor([1, 2, 4, 8, 16, 32, 64, 128], dtype=torch.uint8, device=mask.device)
+    return (flat.view(-1, 8) * weights).sum(1, dtype=torch.uint8)
+
+
+def unpack_bits(packed, shape):
+    """The bool tensor of `shape` that `pack_bits` packed."""
+    shifts = torch.arange(8, dtype=torch.uint8, device=packed.device)
+    bits = packed.unsqueeze(1).bitwise_right_shift(shifts).bitwise_and_(1)
+    return bits.view(-1)[: math.prod(shape)].view(shape).bool()
+
+
 class TLUFunction(torch.autograd.Function):
-    """z = max(y, tau) that keeps only its output for backward: y > tau exactly where z > tau. The
-    output is what the next conv saves anyway, so TLU adds no saved bytes (torch.max keeps y).
-    At an exact tie y == tau the gradient goes to tau (torch.max splits it)."""
+    """z = max(y, tau) that keeps its output and one bit per element for backward: y > tau exactly where
+    z > tau, and the bit marks the ties y == tau, where the gradient splits in half between y and tau
+    as torch.max's does (tlu_reference). The output is what the next conv saves anyway, so TLU adds
+    1/32 of an fp32 activation (torch.max keeps y)."""
 
     @staticmethod
     def forward(ctx, y, tau):
-        z = torch.maximum(y, tau.view(channel_shape(y)).to(y.dtype))
-        ctx.save_for_backward(z, tau)
+        t = tau.view(channel_shape(y)).to(y.dtype)
+        z = torch.maximum(y, t)
+        ctx.save_for_backward(z, tau, pack_bits(y == t))
         return z
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dz):
-        z, tau = ctx.saved_tensors
+        z, tau, ties = ctx.saved_tensors
         passed = z > tau.view(channel_shape(z)).to(z.dtype)
-        dy = dz * passed
+        dy = torch.where(passed, dz, dz * unpack_bits(ties, z.shape) * 0.5)
         dtau = (dz - dy).sum(dim=(0,) + spatial_dims(z), dtype=math_dtype(dz.dtype)).to(tau.dtype)
         return dy, dtau
-

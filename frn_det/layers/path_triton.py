@@ -141,8 +141,9 @@ TLU_BLOCK = 1024
 
 
 class TritonTLUFunction(torch.autograd.Function):
-    """z = max(y, tau) that keeps only its output, as path_torch.TLUFunction: one launch forward, two
-    backward (dy with per-block sums of what trains tau, then their sum per channel)."""
+    """z = max(y, tau) that keeps its output and one bit per element marking the ties y == tau, as
+    path_torch.TLUFunction: one launch forward, two backward (dy with per-block sums of what trains
+    tau, then their sum per channel)."""
 
     @staticmethod
     def forward(ctx, y, tau, block):
@@ -151,18 +152,20 @@ class TritonTLUFunction(torch.autograd.Function):
         rows = n * c
         length = y.numel() // rows
         block = block or min(TLU_BLOCK, max(16, triton.next_power_of_2(length)))
+        blocks = triton.cdiv(length, block)
         z = torch.empty_like(y)
+        ties = torch.empty(rows * blocks * (block // 8), dtype=torch.uint8, device=y.device)
         tau = tau.detach().to(y.dtype)  # compared in y's dtype, rounded as torch rounds (the interpreter truncates)
-        grid = (rows, triton.cdiv(length, block))
-        kernels.tlu_forward_kernel[grid](y, z, tau, c, length, BLOCK=block, num_warps=min(8, max(1, block // 256)))
-        ctx.save_for_backward(z, tau)
+        kernels.tlu_forward_kernel[(rows, blocks)](y, z, tau, ties, c, length, blocks, BLOCK=block,
+                                                   num_warps=min(8, max(1, block // 256)))
+        ctx.save_for_backward(z, tau, ties)
         ctx.block, ctx.tau_dtype = block, tau_dtype
         return z
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dz):
-        z, tau = ctx.saved_tensors
+        z, tau, ties = ctx.saved_tensors
         dz = dz.contiguous()
         dtau = torch.empty(tau.shape, dtype=ctx.tau_dtype, device=tau.device)
         n, c = z.shape[:2]
@@ -170,7 +173,7 @@ class TritonTLUFunction(torch.autograd.Function):
         blocks = triton.cdiv(length, block)
         dy = torch.empty_like(z)
         part = torch.empty(rows * blocks, dtype=torch.float32, device=z.device)
-        kernels.tlu_backward_kernel[(rows, blocks)](z, dz, dy, tau, part, c, length, blocks, BLOCK=block,
+        kernels.tlu_backward_kernel[(rows, blocks)](z, dz, dy, tau, ties, part, c, length, blocks, BLOCK=block,
                                                      num_warps=min(8, max(1, block // 256)))
         kernels.channel_sums_kernel[(1,)](part, dtau, n, c, blocks, BLOCK_C=PARAM_BLOCK)
         return dy, dtau, None

@@ -1,8 +1,9 @@
 """Checks of an FRN path against frn_reference, shared by the tests and the device check: a case
-(input, parameters, upstream gradient), the output and every gradient of a path, and the comparison."""
+(input, parameters, upstream gradient), the output and every gradient of a path, and the comparison;
+the same for TLU alone against tlu_reference."""
 import torch
 
-from .formula import spatial_dims
+from .formula import channel_shape, spatial_dims, tlu_reference
 
 # Tolerances relative to each quantity's scale (see `assert_agree`).
 TOL = {torch.float64: 1e-10, torch.float32: 2e-5, torch.bfloat16: 1e-2, torch.float16: 2e-3}
@@ -23,6 +24,29 @@ def make_case(shape, dtype, learnable_eps, tlu, scale=1.0, zeros=False, device="
     dz = torch.randn(shape, dtype=torch.float64)
     to = lambda t: None if t is None else t.to(device)  # noqa: E731
     return to(x.to(dtype)), {k: to(v) for k, v in params.items()}, to(dz.to(dtype))
+
+
+def tie_case(shape, dtype, learnable_eps=True, device="cpu"):
+    """make_case with exact ties y == tau: x = 0 at every third element makes y = beta there on every
+    path (gamma x_hat + beta with x_hat = 0), and tau = beta; gamma = 0 in channel 0 ties all of it."""
+    x, params, dz = make_case(shape, dtype, learnable_eps, tlu=True)
+    x.view(-1)[::3] = 0
+    params["tau"] = params["bias"].clone()
+    params["weight"][0] = 0
+    to = lambda t: None if t is None else t.to(device)  # noqa: E731
+    return to(x), {k: to(v) for k, v in params.items()}, to(dz)
+
+
+def tlu_tie_case(shape, dtype, device="cpu"):
+    """y, tau (fp32; fp64 for fp64 y) and dz for TLU alone, with y == tau at every third element;
+    values exact in every dtype."""
+    pdt = torch.float64 if dtype == torch.float64 else torch.float32
+    tau = torch.arange(shape[1], dtype=pdt) * 0.25 - 0.5
+    y = torch.randn(shape, dtype=torch.float64)
+    ties = (torch.arange(y.numel()) % 3 == 0).view(shape)
+    y = torch.where(ties, tau.double().view(channel_shape(y)), y).to(dtype)
+    dz = torch.randn(shape, dtype=torch.float64).to(dtype)
+    return y.to(device), tau.to(device), dz.to(device)
 
 
 def outputs_and_grads(fn, x, params, dz):
@@ -61,6 +85,22 @@ def assert_agree(x, params, dz, got, want):
     for name in set(g) - {"x"}:
         assert g[name].dtype == g_ref[name].dtype, name
         check(name, g[name], g_ref[name], ptol)
+
+
+def assert_tlu_agrees(fn, y, tau, dz):
+    """fn(y, tau) against tlu_reference in float64: z and dy exactly (each is y, tau, dz, dz / 2 or 0),
+    dtau to PARAM_TOL of its size (sums in fp32 at least)."""
+    got, want = [], []
+    for f, args, out in ((fn, (y, tau, dz), got), (tlu_reference, (y.double(), tau.double(), dz.double()), want)):
+        leaves = [args[0].clone().requires_grad_(), args[1].clone().requires_grad_()]
+        z = f(*leaves)
+        out += [z, *torch.autograd.grad(z, leaves, args[2])]
+    (z, dy, dtau), (z_ref, dy_ref, dtau_ref) = got, [t.cpu() for t in want]
+    assert z.dtype == dy.dtype == y.dtype and dtau.dtype == tau.dtype
+    assert torch.equal(z.cpu().double(), z_ref), "z"
+    assert torch.equal(dy.cpu().double(), dy_ref), "dy"
+    err, scale = (dtau.cpu().double() - dtau_ref).abs().max(), dtau_ref.abs().max()
+    assert err <= PARAM_TOL[y.dtype] * scale, f"dtau: max error {err:.3g}, scale {scale:.3g}"
 
 
 NON_CONTIGUOUS_LAYOUTS = ("permuted", "channels_last", "sliced")

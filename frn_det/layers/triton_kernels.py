@@ -225,22 +225,28 @@ def frn_param_grads_kernel(row_sums_ptr, dw_ptr, db_ptr, dtau_ptr, deps_l_ptr, e
 
 
 @triton.jit
-def tlu_forward_kernel(y_ptr, z_ptr, tau_ptr, C, L, BLOCK: tl.constexpr):
+def tlu_forward_kernel(y_ptr, z_ptr, tau_ptr, ties_ptr, C, L, BLOCKS, BLOCK: tl.constexpr):
     """z = max(y, tau), tau already in y's dtype (as TLUFunction compares); program (row, block). The
-    max runs in fp32, exact for values of y's dtype (the interpreter compares bf16 as integers)."""
+    max runs in fp32, exact for values of y's dtype (the interpreter compares bf16 as integers). The
+    ties y == tau go to ties_ptr, one bit per element: BLOCK / 8 bytes per (row, block)."""
     row = tl.program_id(0)
-    idx = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    blk = tl.program_id(1)
+    idx = blk * BLOCK + tl.arange(0, BLOCK)
     m = idx < L
     base = row.to(tl.int64) * L
     tau = tl.load(tau_ptr + row % C).to(tl.float32)
     y = tl.load(y_ptr + base + idx, mask=m, other=0.0).to(tl.float32)
     tl.store(z_ptr + base + idx, tl.maximum(y, tau).to(z_ptr.dtype.element_ty), mask=m)
+    ties = tl.reshape(((y == tau) & m).to(tl.int32), (BLOCK // 8, 8))
+    packed = tl.sum(ties << tl.arange(0, 8)[None, :], axis=1)
+    tl.store(ties_ptr + (row.to(tl.int64) * BLOCKS + blk) * (BLOCK // 8) + tl.arange(0, BLOCK // 8),
+             packed.to(tl.uint8))
 
 
 @triton.jit
-def tlu_backward_kernel(z_ptr, dz_ptr, dy_ptr, tau_ptr, part_ptr, C, L, BLOCKS, BLOCK: tl.constexpr):
-    """dy = dz where z > tau (y > tau exactly there; a tie goes to tau), and per (row, block) the sum of
-    the rest, which trains tau."""
+def tlu_backward_kernel(z_ptr, dz_ptr, dy_ptr, tau_ptr, ties_ptr, part_ptr, C, L, BLOCKS, BLOCK: tl.constexpr):
+    """dy = dz where z > tau (y > tau exactly there), half of it at a tie y == tau (torch.max's rule),
+    and per (row, block) the sum of the rest, which trains tau."""
     row = tl.program_id(0)
     blk = tl.program_id(1)
     idx = blk * BLOCK + tl.arange(0, BLOCK)
@@ -248,10 +254,12 @@ def tlu_backward_kernel(z_ptr, dz_ptr, dy_ptr, tau_ptr, part_ptr, C, L, BLOCKS, 
     base = row.to(tl.int64) * L
     tau = tl.load(tau_ptr + row % C).to(tl.float32)
     z = tl.load(z_ptr + base + idx, mask=m, other=0.0).to(tl.float32)
-    dz = tl.load(dz_ptr + base + idx, mask=m, other=0.0)
-    passed = z > tau
-    tl.store(dy_ptr + base + idx, tl.where(passed, dz, 0.0).to(dy_ptr.dtype.element_ty), mask=m)
-    tl.store(part_ptr + row * BLOCKS + blk, tl.sum(tl.where(passed, 0.0, dz.to(tl.float32)), 0))
+    dz = tl.load(dz_ptr + base + idx, mask=m, other=0.0).to(tl.float32)
+    packed = tl.load(ties_ptr + (row.to(tl.int64) * BLOCKS + blk) * (BLOCK // 8) + tl.arange(0, BLOCK // 8))
+    tie = tl.reshape((packed.to(tl.int32)[:, None] >> tl.arange(0, 8)[None, :]) & 1, (BLOCK,)) != 0
+    dy = tl.where(z > tau, dz, tl.where(tie, dz * 0.5, 0.0))
+    tl.store(dy_ptr + base + idx, dy.to(dy_ptr.dtype.element_ty), mask=m)
+    tl.store(part_ptr + row * BLOCKS + blk, tl.sum(dz - dy, 0))
 
 
 @triton.jit

@@ -18,7 +18,6 @@ frames; category_id in the dataset's own ids; loadable by pycocotools' COCO.load
 (what ran, the speed, and the images that could not be decoded, which are skipped).
 """
 import argparse
-import json
 import logging
 import os
 import re
@@ -26,7 +25,7 @@ import sys
 import time
 
 from frn_det.engine.predictor import PredictError, Predictor
-from frn_det.utils import write_atomic
+from frn_det.utils import write_json
 
 from .dataset_ids import DatasetIds
 from .files import (
@@ -179,8 +178,8 @@ def main(argv=None, prog=None):
                "confidence_threshold": args.confidence_threshold, unit: done, "detections": len(results),
                "seconds": round(seconds, 3), f"{unit}_per_second": round(done / seconds, 3) if seconds else None,
                "skipped": skipped}
-    write_atomic(os.path.join(args.output, "predictions.json"), lambda f: json.dump(results, f), "w", fsync=False)
-    write_atomic(os.path.join(args.output, "summary.json"), lambda f: json.dump(summary, f, indent=2), "w", fsync=False)
+    write_json(os.path.join(args.output, "predictions.json"), results)
+    write_json(os.path.join(args.output, "summary.json"), summary, indent=2)
     print(f"{done} {unit} in {seconds:.1f} s ({summary[f'{unit}_per_second']} {unit}/s), {len(results)} detections "
           f"at score >= {args.confidence_threshold:g}; drawn {unit}, predictions.json and summary.json in {args.output}")
     if skipped:

@@ -50,8 +50,10 @@ from tqdm import tqdm
 
 from frn_det import model_zoo
 from frn_det.config.protocol import METHOD_NORMS, PAPER_METHODS, method_opts, scaled_solver
+from frn_det.evaluation import read_results
 from frn_det.study.best_lr import best_lr
 from frn_det.study.run_name import RunName, schedule_folder
+from frn_det.utils import write_json
 
 STUDY_CONFIG = "demo/batch_study_R18_shapes.yaml"  # a model-zoo name
 METRICS = ("AP", "AP50", "AP75")
@@ -172,7 +174,7 @@ def run_one(run, args, ref, progress=None, cfg=None):
     out = os.path.join(args.output, run["dir"])
     results_file = os.path.join(out, "results.json")
     if os.path.exists(results_file):
-        return json.load(open(results_file))["headline"], True
+        return read_results(results_file)["headline"], True
     solver = run_solver(run, ref, args.num_gpus)
     # the study's own keys come last and win
     opts = [*args.opts, *method_opts(run["method"]), *size_opts(run.get("size"), cfg)]
@@ -191,7 +193,7 @@ def run_one(run, args, ref, progress=None, cfg=None):
         code = proc.returncode
     if code != 0 or not os.path.exists(results_file):
         return {"failed": f"exit code {code}; see {relative(os.path.join(out, 'study.log'))}"}, False
-    return json.load(open(results_file))["headline"], False
+    return read_results(results_file)["headline"], False
 
 
 def summarize(records, schedule=None, size=None):
@@ -421,11 +423,11 @@ def main(argv=None):
                 ([] if len(sizes) == 1 else [f"{size} px"])
             tables.append(f"### {', '.join(heads)}\n\n{table}" if heads else table)
     table = "\n".join(tables)
-    with open(os.path.join(args.output, "results.json"), "w") as f:
-        json.dump({"config": config_record(given, args.config), "reference_solver": ref, "sizes": sizes, "num_gpus": args.num_gpus,
-                   "command": [*invocation(),
-                               *(relative(a) if os.path.exists(a) else a for a in (sys.argv[1:] if argv is None else argv))],
-                   "minutes_this_invocation": minutes, "runs": records}, f, indent=2)
+    write_json(os.path.join(args.output, "results.json"),
+               {"config": config_record(given, args.config), "reference_solver": ref, "sizes": sizes, "num_gpus": args.num_gpus,
+                "command": [*invocation(),
+                            *(relative(a) if os.path.exists(a) else a for a in (sys.argv[1:] if argv is None else argv))],
+                "minutes_this_invocation": minutes, "runs": records}, indent=2)
     with open(os.path.join(args.output, "table.md"), "w") as f:
         f.write(table)
     last = max(schedules, key=lambda s: -1 if s is None else s)

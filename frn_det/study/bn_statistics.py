@@ -15,11 +15,12 @@ Modes, each a full COCO evaluation of the run's test set:
 Writes bn_statistics.json and table.md to --output.
 """
 import argparse
-import json
 import os
 import sys
 
 import torch
+
+from frn_det.utils import write_json
 
 MODES = ("running", "precise", "batch", "image")
 
@@ -80,9 +81,9 @@ def main(argv=None):
         runs[label] = folder
     table = {label: {mode: evaluate(folder, mode, args.batch, args.precise_iters) for mode in args.modes} for label, folder in runs.items()}
     os.makedirs(args.output, exist_ok=True)
-    with open(os.path.join(args.output, "bn_statistics.json"), "w") as f:
-        json.dump({"command": ["python", "tools/bn_statistics.py", *(argv if argv is not None else sys.argv[1:])],
-                   "batch": args.batch, "results": table}, f, indent=2)
+    write_json(os.path.join(args.output, "bn_statistics.json"),
+               {"command": ["python", "tools/bn_statistics.py", *(argv if argv is not None else sys.argv[1:])],
+                "batch": args.batch, "results": table}, indent=2)
     lines = ["| run | " + " | ".join(f"AP ({mode})" for mode in args.modes) + " |", "|---|" + "---:|" * len(args.modes)]
     for label, row in table.items():
         lines.append(f"| {label} | " + " | ".join(f"{row[m]['AP']:.1f}" for m in args.modes) + " |")

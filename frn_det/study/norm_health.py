@@ -16,10 +16,13 @@ seen: training_<stat>.png, one panel per group, from each run's metrics.json and
 """
 import argparse
 import json
+import math
 import os
 import sys
 
 import torch
+
+from frn_det.utils import write_json
 
 STATS = ("uncentred", "between_images", "tlu_active", "tau_mean", "tau_std", "out_rms", "eps_mean")
 GROUP_ORDER = ("stem", "res2", "res3", "res4", "res5", "fpn", "head")
@@ -105,6 +108,7 @@ def training_records(run_dir, stat):
             row = json.loads(line)
             for key, value in row.items():
                 if key.startswith(prefix) and key.endswith("/" + stat):
+                    value = math.nan if value is None else value  # NaN is written as null
                     curves.setdefault(key[len(prefix):-len(stat) - 1], {})[row["iteration"]] = value
     return {group: [((it + 1) * batch, v) for it, v in sorted(points.items())] for group, points in curves.items()}
 
@@ -171,14 +175,14 @@ def main(argv=None):
         if not any(curves.values()):
             raise SystemExit(f"no frn_monitor/<group>/{{{','.join(args.stats)}}} in the runs' metrics.json: were "
                              "they trained with FRN_MONITOR.ENABLED True?")
-        with open(os.path.join(args.output, "training.json"), "w") as f:
-            json.dump({"command": ["python", "tools/norm_health.py", *(argv if argv is not None else sys.argv[1:])],
-                       "curves": curves}, f)
+        write_json(os.path.join(args.output, "training.json"),
+                   {"command": ["python", "tools/norm_health.py", *(argv if argv is not None else sys.argv[1:])],
+                    "curves": curves})
         return curves
     all_stats = {label: run_stats(folder, args.images, args.dataset) for label, folder in runs.items()}
-    with open(os.path.join(args.output, "stats.json"), "w") as f:
-        json.dump({"command": ["python", "tools/norm_health.py", *(argv if argv is not None else sys.argv[1:])],
-                   "images": args.images, "stats": all_stats}, f, indent=2)
+    write_json(os.path.join(args.output, "stats.json"),
+               {"command": ["python", "tools/norm_health.py", *(argv if argv is not None else sys.argv[1:])],
+                "images": args.images, "stats": all_stats}, indent=2)
     table = markdown(all_stats)
     with open(os.path.join(args.output, "table.md"), "w") as f:
         f.write(table)

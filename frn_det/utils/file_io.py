@@ -1,3 +1,5 @@
+import json
+import math
 import os
 
 
@@ -13,3 +15,26 @@ def write_atomic(path, write, mode="wb", fsync=True):
             f.flush()
             os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def finite_or_none(obj):
+    """obj with every NaN and +-inf float (in dicts, lists and tuples) replaced by None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_none(v) for v in obj]
+    return obj
+
+
+def json_text(obj, indent=None, default=None):
+    """obj as strict JSON: NaN and +-inf as null, which every parser reads (json.dumps would write the
+    bare tokens NaN and Infinity, which jq, browsers and most non-Python readers reject)."""
+    return json.dumps(finite_or_none(obj), indent=indent, default=default, allow_nan=False)
+
+
+def write_json(path, obj, indent=None, default=None, fsync=False):
+    """Writes obj to path as strict JSON (json_text), whole or not at all (write_atomic)."""
+    text = json_text(obj, indent, default)
+    write_atomic(path, lambda f: f.write(text), "w", fsync=fsync)

@@ -2,14 +2,13 @@
 budget, so that one that fails or hangs is recorded and the rest still run. report.json and report.md
 are rewritten after each step, so a run cut short still says what it did. The device check
 (tools/device/check.py) is built on it."""
-import json
 import os
 import signal
 import subprocess
 import time
 from pathlib import Path
 
-from frn_det.utils.file_io import write_atomic
+from frn_det.utils.file_io import json_text, write_atomic
 
 MIN_STEP_S = 20  # kept back for each later step, so that a slow step can't starve the rest
 
@@ -75,7 +74,7 @@ class StepRunner:
 
     def result_lines(self, name, result):
         """The markdown of a step's result; subclasses render the results they know."""
-        return ["```", json.dumps(result, indent=1, default=str), "```", ""]
+        return ["```", json_text(result, indent=1, default=str), "```", ""]
 
     def markdown(self, report):
         lines = [f"# {self.title}", "",
@@ -95,7 +94,7 @@ class StepRunner:
 
     def write(self):
         report = self.report()
-        for path, text in ((self.out / "report.json", json.dumps(report, indent=1, default=str)),
+        for path, text in ((self.out / "report.json", json_text(report, indent=1, default=str)),
                            (self.out / "report.md", self.markdown(report))):
             write_atomic(path, lambda f, text=text: f.write(text), mode="w", fsync=False)
 

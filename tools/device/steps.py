@@ -10,7 +10,6 @@ triton path needs TRITON_INTERPRET=1 (Triton's interpreter).
 """
 import argparse
 import importlib
-import json
 import sys
 
 import torch
@@ -18,6 +17,7 @@ import torch
 from frn_det.layers import dispatch, frn_reference, path_torch, path_triton
 from frn_det.layers.testing import assert_agree, make_case
 from frn_det.layers.testing import outputs_and_grads as run
+from frn_det.utils import json_text
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # odd, 2x2, 1x1 and (N, C) maps, a row longer than one Triton block, and the stem's long rows at 1024
@@ -43,7 +43,7 @@ def env(args):
             info[name] = getattr(importlib.import_module(name), "__version__", "present")
         except Exception as e:  # noqa: BLE001  (report what is missing, then fail below)
             info[name] = f"MISSING: {e}"
-    print(json.dumps(info))
+    print(json_text(info))
     return int(any(str(v).startswith("MISSING") for k, v in info.items() if k not in ("triton", "cv2")))
 
 
@@ -77,7 +77,7 @@ def frn(args):
     if "compile" in paths:  # CompiledOrEager falls back to eager for good when compiling fails
         compiled = not path_torch.compile_fell_back()
     per_path = {p: sum(r["path"] == p for r in rows) for p in paths}
-    print(json.dumps({"cases": len(rows), "failures": failures, "cases_per_path": per_path,
+    print(json_text({"cases": len(rows), "failures": failures, "cases_per_path": per_path,
                       "compile_compiled": compiled,
                       "graphs_compiled": counters["stats"]["unique_graphs"], "rows": rows}))
     return int(failures > 0 or compiled is False)

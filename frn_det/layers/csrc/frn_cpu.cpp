@@ -1,6 +1,8 @@
-// Fused CPU FRN (+TLU) with its autograd, the math of frn_det/layers/frn_autograd.py (eq. 4-7).
-// Work goes one (sample, channel) plane at a time, so a plane comes from memory once and its later
-// passes hit the cache. Backward keeps only x and recomputes 1/sqrt(nu2 + eps), bit for bit.
+// Fused CPU FRN (+TLU) with its autograd: the math of frn_forward_math and frn_backward_math in
+// frn_det/layers/path_torch.py (eq. 1-7), a tie y == tau split in half as torch.max splits it. Work
+// goes one (sample, channel) plane at a time, so a plane comes from memory once and its later passes
+// hit the cache. Backward keeps only x (and the parameters) and recomputes 1/sqrt(nu2 + eps), bit
+// for bit, so it sees the forward's y and its ties.
 // Autograd lives here too: a Python autograd.Function costs more than the kernels on small maps.
 // Importing the module registers torch.ops.frn_det.frn(x, weight, bias, tau?, eps_l?, eps), where
 // eps is the effective eps and eps_l, when given, only receives its gradient.

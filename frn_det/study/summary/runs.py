@@ -1,10 +1,10 @@
 """The study's finished runs, read from its folders: a record per run of its cell (variant, method,
 images per GPU, seed, reference lr, input size, schedule) and its headline AP, AP50 and AP75."""
-import json
 import os
 
 import yaml
 
+from frn_det.evaluation import read_results
 from frn_det.study.run_name import RunName, parse_schedule_folder
 
 REFERENCE_IMGS = 8  # the study config's batch: learning rates are swept and named at it
@@ -40,14 +40,12 @@ def variant_runs(folder, variant):
 
 def read_run(folder, variant, run):
     """The record of one finished run folder whose name is `run` (a RunName)."""
-    with open(os.path.join(folder, "results.json")) as f:
-        (headline,) = json.load(f)["headline"].values()  # one test dataset
+    (headline,) = read_results(os.path.join(folder, "results.json"))["headline"].values()  # one test dataset
     with open(os.path.join(folder, "config.yaml")) as f:
         config = yaml.safe_load(f)
     solver = config["SOLVER"]
     lr = run.lr if run.lr is not None else round(REFERENCE_IMGS * solver["BASE_LR"] / solver["IMS_PER_BATCH"], 8)
-    # a metric written as null (no detections) reads as NaN, as Python's json writes it
-    metrics = {k: float("nan") if headline[k] is None else headline[k] for k in METRICS}
+    metrics = {k: headline[k] for k in METRICS}
     return dict(variant=variant, method=run.method, imgs=run.imgs, seed=run.seed, lr=lr,
                 iters=solver["MAX_ITER"], schedule=solver["MAX_ITER"] * run.imgs // REFERENCE_IMGS,
                 size=config["INPUT"]["MAX_SIZE_TRAIN"], longer=False, **metrics)
