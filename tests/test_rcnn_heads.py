@@ -131,6 +131,20 @@ def test_relu_after_tlu_is_refused_naming_module_and_fix(opts, module, fix):
     assert "max(max(y, tau), 0)" in message and module in message and fix in message and '"FRN_NoTLU"' in message
 
 
+def test_relu_after_tlu_in_a_users_module_is_refused():
+    from detectron2.layers import Conv2d
+
+    from frn_det.modeling import check_no_relu_after_tlu
+
+    tower = torch.nn.Sequential(Conv2d(4, 4, 3, norm=FRN(4)), torch.nn.ReLU(), Conv2d(4, 4, 3, norm=FRN(4, tlu=False)),
+                                torch.nn.ReLU())
+    with pytest.raises(ValueError, match=r"  1 \(Sequential\): use a module that applies no ReLU after a norm that ends"):
+        check_no_relu_after_tlu(tower)  # the second ReLU follows FRN without TLU
+    tower[0].activation = torch.nn.functional.relu  # inside the conv: the nn.ReLU after it then follows a ReLU
+    assert find_relu_after_tlu(tower) == ["0"]
+    assert check_no_relu_after_tlu(torch.nn.Sequential(Conv2d(4, 4, 3, norm=FRN(4)), torch.nn.Conv2d(4, 4, 1))) is not None
+
+
 @pytest.mark.parametrize("opts", [
     [],  # the demo: every TLU feeds a conv, an add, or the output
     ["MODEL.ROI_BOX_HEAD.NAME", "FastRCNNConvFCHead", "MODEL.ROI_BOX_HEAD.NORM", "FRN_NoTLU"],

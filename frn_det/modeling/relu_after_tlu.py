@@ -65,13 +65,10 @@ def ends_in_tlu(module):
 
 def drop_relu_after_tlu(module):
     """Removes the activation of every conv in `module` whose norm ends in TLU (TLU is the activation);
-    other convs are left as they are. Returns the names of the convs changed."""
-    changed = []
-    for name, conv in module.named_modules():
-        if _is_conv_with_norm(conv) and conv.norm is not None and ends_in_tlu(conv.norm) and conv.activation is not None:
+    other convs are left as they are."""
+    for conv in module.modules():
+        if _is_conv_with_norm(conv) and conv.norm is not None and ends_in_tlu(conv.norm):
             conv.activation = None
-            changed.append(name)
-    return changed
 
 
 def find_relu_after_tlu(model):
@@ -83,9 +80,9 @@ def find_relu_after_tlu(model):
             found.append(name)
         if isinstance(module, nn.Sequential):
             children = list(module.named_children())
-            for (a, first), (b, second) in zip(children, children[1:]):
+            for (_, first), (second_name, second) in zip(children, children[1:]):
                 if is_relu(second) and ends_in_tlu(first):
-                    found.append(_join(name, b))
+                    found.append(_join(name, second_name))
         for conv_name in _RELU_IN_FORWARD.get(type(module), ()):
             conv = getattr(module, conv_name)
             if conv.norm is not None and ends_in_tlu(conv.norm):
