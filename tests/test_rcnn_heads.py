@@ -38,8 +38,10 @@ HEADS = {
             lambda: torch.randn(6, 8, 7, 7), lambda head, x: head(x)),
     "mask": (MaskRCNNConvUpsampleHead, MaskRCNNConvUpsampleHeadFRN, ShapeSpec(channels=8, height=14, width=14),
              lambda: torch.randn(6, 8, 14, 14), lambda head, x: head.layers(x)),
-    "sem_seg": (SemSegFPNHead, SemSegFPNHeadFRN, {"p2": ShapeSpec(channels=8, stride=4), "p3": ShapeSpec(channels=8, stride=8)},
-                lambda: {"p2": torch.randn(2, 8, 16, 16), "p3": torch.randn(2, 8, 8, 8)}, lambda head, x: head.layers(x)),
+    "sem_seg": (SemSegFPNHead, SemSegFPNHeadFRN,
+                {"p2": ShapeSpec(channels=8, stride=4), "p3": ShapeSpec(channels=8, stride=8)},
+                lambda: {"p2": torch.randn(2, 8, 16, 16), "p3": torch.randn(2, 8, 8, 8)},
+                lambda head, x: head.layers(x)),
 }
 
 
@@ -136,13 +138,14 @@ def test_relu_after_tlu_in_a_users_module_is_refused():
 
     from frn_det.modeling import check_no_relu_after_tlu
 
-    tower = torch.nn.Sequential(Conv2d(4, 4, 3, norm=FRN(4)), torch.nn.ReLU(), Conv2d(4, 4, 3, norm=FRN(4, tlu=False)),
-                                torch.nn.ReLU())
-    with pytest.raises(ValueError, match=r"  1 \(Sequential\): use a module that applies no ReLU after a norm that ends"):
+    tower = torch.nn.Sequential(Conv2d(4, 4, 3, norm=FRN(4)), torch.nn.ReLU(),
+                                Conv2d(4, 4, 3, norm=FRN(4, tlu=False)), torch.nn.ReLU())
+    with pytest.raises(ValueError, match=r"  1 \(Sequential\): use a module that applies no ReLU after a norm"):
         check_no_relu_after_tlu(tower)  # the second ReLU follows FRN without TLU
     tower[0].activation = torch.nn.functional.relu  # inside the conv: the nn.ReLU after it then follows a ReLU
     assert find_relu_after_tlu(tower) == ["0"]
-    assert check_no_relu_after_tlu(torch.nn.Sequential(Conv2d(4, 4, 3, norm=FRN(4)), torch.nn.Conv2d(4, 4, 1))) is not None
+    conv_after_tlu = torch.nn.Sequential(Conv2d(4, 4, 3, norm=FRN(4)), torch.nn.Conv2d(4, 4, 1))
+    assert check_no_relu_after_tlu(conv_after_tlu) is conv_after_tlu
 
 
 @pytest.mark.parametrize("opts", [
@@ -201,7 +204,8 @@ def test_demo_trains_evaluates_bbox_and_segm_and_predicts_masks(tiny_shapes, tmp
     from frn_det.predict import Predictor
 
     cfg = _small_rcnn("DATASETS.TRAIN", f"('{tiny_shapes}',)", "DATASETS.TEST", f"('{tiny_shapes}',)",
-                      "SOLVER.MAX_ITER", "2", "SOLVER.IMS_PER_BATCH", "2", "TEST.DETECTIONS_PER_IMAGE", "10", "SOLVER.WARMUP_ITERS", "1",
+                      "SOLVER.MAX_ITER", "2", "SOLVER.IMS_PER_BATCH", "2", "SOLVER.WARMUP_ITERS", "1",
+                      "TEST.DETECTIONS_PER_IMAGE", "10",
                       "SOLVER.CHECKPOINT_PERIOD", "1000", "DATALOADER.NUM_WORKERS", "0",
                       "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0", "OUTPUT_DIR", str(tmp_path))
     trainer = Trainer(cfg)
