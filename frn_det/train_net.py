@@ -23,7 +23,7 @@ def report(cfg, results):
     if comm.is_main_process() and results:
         results = by_dataset(results, cfg.DATASETS.TEST)
         path = write_results(results, cfg.OUTPUT_DIR)
-        logging.getLogger("frn_det").info("Results (COCO bbox):\n%s\nwritten to %s", format_table(results), path)
+        logging.getLogger("frn_det").info("Results (COCO):\n%s\nwritten to %s", format_table(results), path)
     return results
 
 

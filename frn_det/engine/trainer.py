@@ -106,4 +106,5 @@ class Trainer(DefaultTrainer):
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
         output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
-        return COCOEvaluator(dataset_name, tasks=("bbox",), output_dir=output_folder)
+        tasks = ("bbox", "segm") if cfg.MODEL.MASK_ON else ("bbox",)
+        return COCOEvaluator(dataset_name, tasks=tasks, output_dir=output_folder)

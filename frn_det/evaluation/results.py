@@ -1,4 +1,4 @@
-"""The numbers a run reports: COCO AP, AP50, AP75 per dataset, as a table and a JSON file."""
+"""The numbers a run reports: COCO AP, AP50, AP75 per dataset (and task), as a table and a JSON file."""
 import json
 import math
 import os
@@ -21,8 +21,11 @@ def headline(results):
 
 
 def format_table(results):
-    rows = [[name, *(f"{v[k]:.2f}" for k in HEADLINE)] for name, v in headline(results).items()]
-    return tabulate(rows, headers=["dataset", *HEADLINE], tablefmt="pipe")
+    """AP, AP50, AP75 of each dataset and COCO task (bbox, segm, ...)."""
+    rows = [[name, task, *(f"{r[task][k]:.2f}" for k in HEADLINE)]
+            for name, r in results.items() for task in r
+            if isinstance(r[task], dict) and all(k in r[task] for k in HEADLINE)]
+    return tabulate(rows, headers=["dataset", "task", *HEADLINE], tablefmt="pipe")
 
 
 def write_results(results, output_dir, filename="results.json"):

@@ -1,12 +1,16 @@
 """The model builder every frn_det entry point uses: detectron2's build_model, inside the scope in
-which get_norm gives every FRN layer cfg.MODEL.FRN's options."""
+which get_norm gives every FRN layer cfg.MODEL.FRN's options, refusing a model with a ReLU after TLU."""
 from detectron2.modeling import build_model as detectron2_build_model
 
 from frn_det.config import frn_options_from
 
+from .relu_after_tlu import check_no_relu_after_tlu
+
 
 def build_model(cfg):
     """detectron2's build_model(cfg), with MODEL.FRN's options on every FRN layer that any builder
-    (frn_det's, detectron2's or a user's registered one) makes through get_norm."""
+    (frn_det's, detectron2's or a user's registered one) makes through get_norm. A ReLU applied
+    directly to a TLU's output anywhere in the model is a ValueError naming the module and its fix."""
     with frn_options_from(cfg):
-        return detectron2_build_model(cfg)
+        model = detectron2_build_model(cfg)
+    return check_no_relu_after_tlu(model)

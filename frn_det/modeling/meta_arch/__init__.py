@@ -1,1 +1,2 @@
 from .retinanet import RetinaNetFRN, RetinaNetFRNHead
+from .semantic_seg import SemSegFPNHeadFRN

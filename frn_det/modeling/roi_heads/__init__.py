@@ -1,0 +1,2 @@
+from .box_head import FastRCNNConvFCHeadFRN
+from .mask_head import MaskRCNNConvUpsampleHeadFRN
