@@ -71,14 +71,16 @@ def _norm_conv_outputs(head, x, run):
     return outputs
 
 
+@pytest.mark.parametrize("norm", ["FRN", "GFRN", "GN_TLU"])
 @pytest.mark.parametrize("kind", list(HEADS))
-def test_frn_head_keeps_negative_tau(kind):
+def test_frn_head_keeps_negative_tau(kind, norm):
     """Every tau at -1: the FRN-aware head's conv features go below 0 and stop at -1 (TLU, no ReLU);
-    detectron2's head, with the same state dict (same names), clips them at 0."""
-    stock, ours, x, run = _build_pair(kind, "FRN", 8)
+    detectron2's head, with the same state dict (same names), clips them at 0. So for every norm name
+    that ends in TLU."""
+    stock, ours, x, run = _build_pair(kind, norm, 32)
     with torch.no_grad():
         for m in ours.modules():
-            if isinstance(m, FRN):
+            if getattr(m, "tau", None) is not None:
                 m.tau.fill_(-1.0)
     stock.load_state_dict(ours.state_dict())  # strict: the same names
     for out in _norm_conv_outputs(ours, x, run):

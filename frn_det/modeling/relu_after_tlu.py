@@ -1,7 +1,7 @@
 """ReLU applied directly to a TLU's output computes max(max(y, tau), 0): a negative tau is lost.
 
-The check reads the module tree. A module's output ends in TLU when it is an FRN with TLU, a TLU, or a
-conv in detectron2's convention (`norm` and `activation` attributes: Conv2d, DeformConv) whose norm
+The check reads the module tree. A module's output ends in TLU when it is a layer of frn_det's with a
+`tau` (FRN or GFRN with TLU, GroupNormTLU, TLU), or a conv in detectron2's convention (`norm` and `activation` attributes: Conv2d, DeformConv) whose norm
 ends in TLU and that has no activation. A ReLU is applied directly to it
 - as that conv's `activation`,
 - as the next module of an nn.Sequential,
@@ -17,9 +17,10 @@ from detectron2.modeling.roi_heads.box_head import FastRCNNConvFCHead
 from detectron2.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead
 from torch import nn
 
-from frn_det.layers import FRN, TLU
+from frn_det.layers import FRN, GFRN, TLU, GroupNormTLU
 
 _RELUS = (F.relu, F.relu_, torch.relu, torch.relu_)
+_TLU_LAYERS = (FRN, GFRN, GroupNormTLU, TLU)  # each ends in TLU when its tau is not None
 
 # detectron2 classes (exactly these, not frn_det's subclasses) whose forward applies ReLU to the output
 # of these convs
@@ -52,10 +53,8 @@ def _is_conv_with_norm(module):
 
 def ends_in_tlu(module):
     """True when the module's output is a TLU's output."""
-    if isinstance(module, FRN):
+    if isinstance(module, _TLU_LAYERS):
         return module.tau is not None
-    if isinstance(module, TLU):
-        return True
     if _is_conv_with_norm(module):
         return module.activation is None and module.norm is not None and ends_in_tlu(module.norm)
     if isinstance(module, nn.Sequential):
