@@ -39,14 +39,15 @@ def test_results_json_is_strict_and_reads_back_nan(tmp_path):
 
 
 def test_study_readers_read_null_as_nan(tmp_path):
-    from frn_det.study import batch, summary
+    from frn_det.study import batch
+    from frn_det.study.summary.runs import load_runs
 
     run = tmp_path / "study" / "shapes" / "frn_8img_seed0"
     run.mkdir(parents=True)
     write_results(coco_results(ap=NAN), str(run))
     (run / "config.yaml").write_text(yaml.safe_dump({"SOLVER": {"IMS_PER_BATCH": 8, "BASE_LR": 0.02, "MAX_ITER": 1600},
                                                      "INPUT": {"MAX_SIZE_TRAIN": 128}}))
-    (r,) = summary.load_runs(str(tmp_path / "study"))
+    (r,) = load_runs(str(tmp_path / "study"))
     assert math.isnan(r["AP"]) and (r["AP50"], r["AP75"]) == (90.0, 80.0)
     headline, skipped = batch.run_one({"dir": "shapes/frn_8img_seed0"},
                                       types.SimpleNamespace(output=str(tmp_path / "study")), None)
