@@ -1,11 +1,12 @@
 """frn_det: Filter Response Normalization for detectron2.
 
 Importing this package registers what it adds to detectron2's registries (the FRN backbones,
-RetinaNetFRN) and catalogs (the embedded shapes datasets' names, as importing detectron2.data registers
+RetinaNetFRN, the FRN-aware R-CNN heads) and catalogs (the embedded shapes datasets' names, as importing detectron2.data registers
 its builtin datasets; nothing is generated until a dataset is loaded, and no name detectron2 already
 has is replaced), and makes frn_det's norm names ("FRN", "FRN_NoTLU" and Table 3's ablations,
-frn_det.layers.FRN_NORMS) resolvable through get_norm, the one thing it changes in detectron2. The rest (cosine warmup, CPU DDP, checks) comes through frn_det's
-own Trainer (frn_det.engine.Trainer) and functions.
+frn_det.layers.FRN_NORMS) resolvable through get_norm, the one thing it changes in detectron2. The
+rest (cosine warmup, CPU DDP, checks) comes through frn_det's own Trainer (frn_det.engine.Trainer) and
+functions.
 """
 __version__ = "0.1.0"  # setup.py reads it from here
 
@@ -17,7 +18,7 @@ with warnings.catch_warnings():
     from .config import add_frn_config
     from .layers import FRN, TLU, frn_reference, register_frn_norm
     from .layers.path_cpp import cpp_available as _cpp_available
-    from . import modeling  # noqa: F401  (registers backbones and RetinaNetFRN)
+    from . import modeling  # noqa: F401  (registers the backbones, RetinaNetFRN and the R-CNN heads)
     from .data.register import register_default_datasets
 
 register_frn_norm()

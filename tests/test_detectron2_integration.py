@@ -98,13 +98,18 @@ def test_config_options_reach_every_builder():
 
 def test_options_that_would_not_reach_the_layers_are_refused():
     """detectron2's build_model alone cannot pass MODEL.FRN to get_norm: frn_det's builders say so
-    instead of building the paper's options; with the paper's options it builds as before."""
+    instead of building the paper's options; with the paper's options, or with no norm that takes
+    them (GN, GN_TLU), it builds."""
     from detectron2.modeling import build_model as detectron2_build_model
 
     with pytest.raises(ValueError, match=r"MODEL.FRN.EPS 0.0001 .* frn_det.modeling.build_model"):
         detectron2_build_model(_rcnn_cfg(**{"MODEL.FRN.EPS": 1e-4}))
     model = detectron2_build_model(_rcnn_cfg())
     assert all(m.eps == 1e-6 for m in model.modules() if isinstance(m, FRN))
+    gn = {"MODEL.RESNETS.NORM": "GN_TLU", "MODEL.FPN.NORM": "GN", "MODEL.FPN.OUT_CHANNELS": 32,
+          "MODEL.ROI_BOX_HEAD.NORM": "", "MODEL.ROI_MASK_HEAD.NORM": "GN", "MODEL.ROI_MASK_HEAD.CONV_DIM": 32,
+          "MODEL.FRN.EPS": 1e-4}
+    assert not any(isinstance(m, FRN) for m in detectron2_build_model(_rcnn_cfg(**gn)).modules())
     with frn_options_scope(eps=1e-4):  # the scope frn_det.modeling.build_model enters
         assert get_norm("FRN_NoTLU", 4).eps == 1e-4
         assert isinstance(detectron2_build_model(_rcnn_cfg(**{"MODEL.FRN.EPS": 1e-4})).roi_heads.box_head.norm, FRN)

@@ -135,6 +135,15 @@ def test_relu_after_tlu_is_refused_naming_module_and_fix(opts, module, fix):
     assert "max(max(y, tau), 0)" in message and module in message and fix in message and '"FRN_NoTLU"' in message
 
 
+@pytest.mark.parametrize("norm, layer, plain", [("GN_TLU", "GroupNormTLU", '"GN"'), ("GFRN", "GFRN", '"GFRN_NoTLU"')])
+def test_refusal_names_the_norms_own_form_without_tlu(norm, layer, plain):
+    """A stock box head with another norm that ends in TLU: the message names that layer and its no-TLU name."""
+    with pytest.raises(ValueError) as e:
+        build_model(_small_rcnn("MODEL.ROI_BOX_HEAD.NAME", "FastRCNNConvFCHead", "MODEL.ROI_BOX_HEAD.NORM", norm))
+    message = str(e.value)
+    assert f"output of {layer} with TLU" in message and plain in message and '"FRN_NoTLU"' not in message
+
+
 def test_relu_after_tlu_in_a_users_module_is_refused():
     from detectron2.layers import Conv2d
 

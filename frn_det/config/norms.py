@@ -5,7 +5,9 @@ get_norm makes from a norm name gets them, whichever builder asks for it.
 """
 import contextlib
 
-from frn_det.layers import PAPER_OPTIONS, frn_options_scope, scoped_frn_options
+from detectron2.config import CfgNode
+
+from frn_det.layers import FRN_NORMS, PAPER_OPTIONS, frn_options_scope, scoped_frn_options
 
 
 def frn_options_of(cfg):
@@ -22,12 +24,21 @@ def frn_options_from(cfg):
 
 
 def check_frn_options_apply(cfg):
-    """Raises where cfg.MODEL.FRN's options would not reach the layers being built: a model built by
-    detectron2's build_model(cfg) instead of frn_det.modeling.build_model(cfg)."""
+    """Raises where cfg.MODEL.FRN's options would not reach the layers being built: a model with a norm
+    name that takes them, built by detectron2's build_model(cfg) instead of frn_det.modeling.build_model(cfg)."""
     wanted, scoped = frn_options_of(cfg), scoped_frn_options()
-    if wanted != scoped:
+    if wanted != scoped and any(True for _ in _names_taking_options(cfg)):
         raise ValueError(
             f"MODEL.FRN.EPS {wanted[0]:g} and MODEL.FRN.LEARNABLE_EPS {wanted[1]} reach the FRN layers only in a "
             "model built by frn_det.modeling.build_model(cfg) (frn_det's Trainer, Predictor, export and "
             "model_zoo.get use it), or inside `with frn_det.config.frn_options_from(cfg):`; detectron2's "
             f"build_model(cfg) alone would build them with eps {scoped[0]:g}, learnable {scoped[1]}")
+
+
+def _names_taking_options(node):
+    """The cfg's NORM values that name a norm taking MODEL.FRN's options."""
+    for key, value in node.items():
+        if isinstance(value, CfgNode):
+            yield from _names_taking_options(value)
+        elif key == "NORM" and isinstance(value, str) and value in FRN_NORMS and FRN_NORMS[value].frn_options:
+            yield value

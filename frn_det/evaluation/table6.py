@@ -31,6 +31,7 @@ from frn_det.config.protocol import (
     TABLE6_ROWS,
 )
 from frn_det.evaluation.results import HEADLINE
+from frn_det.utils import json_text
 
 # The paper's Table 6: COCO AP, AP50, AP75 at 8, 4, 2 images per GPU (8 GPUs).
 PAPER = {
@@ -225,5 +226,5 @@ def main(argv=None):
         table = build_table(args.paths)
     except FileNotFoundError as e:
         parser.error(str(e))
-    print(json.dumps(table, indent=2, allow_nan=False) if args.json else format_markdown(table))
+    print(json_text(table, indent=2) if args.json else format_markdown(table))
     return table

@@ -82,5 +82,7 @@ def get(config_path, device=None):
         if device is not None:
             cfg.MODEL.DEVICE = device
         return build_model(cfg)
-    model = instantiate(cfg.model)
+    from frn_det.modeling.relu_after_tlu import check_no_relu_after_tlu
+
+    model = check_no_relu_after_tlu(instantiate(cfg.model))
     return model.to(device) if device is not None else model

@@ -21,6 +21,8 @@ from frn_det.layers import FRN, GFRN, TLU, GroupNormTLU
 
 _RELUS = (F.relu, F.relu_, torch.relu, torch.relu_)
 _TLU_LAYERS = (FRN, GFRN, GroupNormTLU, TLU)  # each ends in TLU when its tau is not None
+# the norm name without TLU that builds the same layer, for the message
+_WITHOUT_TLU = {FRN: "FRN_NoTLU", GFRN: "GFRN_NoTLU", GroupNormTLU: "GN"}
 
 # detectron2 classes (exactly these, not frn_det's subclasses) whose forward applies ReLU to the output
 # of these convs
@@ -72,40 +74,57 @@ def drop_relu_after_tlu(module):
 
 def find_relu_after_tlu(model):
     """Names of the modules in `model` that apply ReLU directly to a TLU's output."""
+    return [name for name, _ in _relus_after_tlu(model)]
+
+
+def _relus_after_tlu(model):
+    """(name, the module whose output ends in TLU) for each ReLU applied directly to a TLU's output."""
     found = []
     for name, module in model.named_modules():
         if _is_conv_with_norm(module) and is_relu(module.activation) and module.norm is not None \
                 and ends_in_tlu(module.norm):
-            found.append(name)
+            found.append((name, module.norm))
         if isinstance(module, nn.Sequential):
             children = list(module.named_children())
             for (_, first), (second_name, second) in zip(children, children[1:]):
                 if is_relu(second) and ends_in_tlu(first):
-                    found.append(_join(name, second_name))
+                    found.append((_join(name, second_name), first))
         for conv_name in _RELU_IN_FORWARD.get(type(module), ()):
             conv = getattr(module, conv_name)
             if conv.norm is not None and ends_in_tlu(conv.norm):
-                found.append(_join(name, conv_name))
+                found.append((_join(name, conv_name), conv.norm))
     return found
 
 
 def check_no_relu_after_tlu(model):
-    """Raises a ValueError naming each module that applies ReLU to a TLU's output, and its fix."""
-    found = find_relu_after_tlu(model)
+    """Raises a ValueError naming each module that applies ReLU to a TLU's output, its fix, and the norm
+    name without TLU."""
+    found = _relus_after_tlu(model)
     if not found:
         return model
     modules = dict(model.named_modules())
     by_fix = {}  # fix -> (names, classes)
-    for name in found:
+    for name, _ in found:
         owner, fix = _owner_and_fix(name, modules)
         names, classes = by_fix.setdefault(fix, ([], []))
         names.append(name)
         if type(modules[owner]).__name__ not in classes:
             classes.append(type(modules[owner]).__name__)
     lines = [f"  {_shorten(names)} ({', '.join(classes)}): use {fix}" for fix, (names, classes) in by_fix.items()]
+    layers = {type(_tlu_layer(source)) for _, source in found}
+    plain = sorted(_WITHOUT_TLU[cls] for cls in layers if cls in _WITHOUT_TLU)
+    quoted = " / ".join('"' + n + '"' for n in plain)
+    alternative = f"\nor the norm {quoted} there, where no TLU is wanted." if plain else ""
     raise ValueError(
-        "ReLU is applied directly to the output of FRN+TLU, which computes max(max(y, tau), 0) and loses a "
-        "negative tau:\n" + "\n".join(lines) + "\nor the norm \"FRN_NoTLU\" there, where no TLU is wanted.")
+        f"ReLU is applied directly to the output of {' / '.join(sorted(c.__name__ for c in layers))} with TLU, "
+        "which computes max(max(y, tau), 0) and loses a negative tau:\n" + "\n".join(lines) + alternative)
+
+
+def _tlu_layer(module):
+    """The layer of frn_det's whose TLU ends `module`'s output (a conv's norm, a Sequential's last)."""
+    while not isinstance(module, _TLU_LAYERS):
+        module = module.norm if _is_conv_with_norm(module) else module[-1]
+    return module
 
 
 def _shorten(names, shown=4):
