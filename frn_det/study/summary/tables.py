@@ -104,21 +104,25 @@ def options_table(runs):
 
 
 def lr_table(runs):
-    """AP at each learning rate run at 8 images on the photo-like look, and each method's best."""
+    """Per look where a method ran at several learning rates at 8 images: AP at each lr, each method's best."""
     runs = of_methods(runs)
-    lrs = sorted({r["lr"] for r in runs if r["variant"] == "shapes" and r["imgs"] == REFERENCE_IMGS})
-    if len(lrs) < 2:
-        return []
-    lines = ["#### Learning rate at 8 images (photo-like shapes, reference lr at 8 images)", "",
-             "| method | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " | best |", "|---|" + "---:|" * (len(lrs) + 1)]
-    ablations = [m for m in ABLATIONS if best_cell(runs, "shapes", m, REFERENCE_IMGS)[0] is not None]
-    for method in [*METHODS, *ablations]:
-        aps = {lr: mean(cell(runs, "shapes", method, REFERENCE_IMGS, lr)) for lr in lrs}
-        best = best_cell(runs, "shapes", method, REFERENCE_IMGS)[0]
-        best = "-" if best is None else f"{best:g}"
-        lines.append(f"| {method.upper()} | " + " | ".join("-" if aps[lr] is None else f"{aps[lr]:.1f}" for lr in lrs)
-                     + f" | {best} |")
-    return lines + [""]
+    lines = []
+    for look, what in LOOKS.items():
+        at_8 = [r for r in runs if r["variant"] == look and r["imgs"] == REFERENCE_IMGS]
+        lrs = sorted({r["lr"] for r in at_8})
+        if all(len({r["lr"] for r in at_8 if r["method"] == m}) < 2 for m in TABLE_METHODS):
+            continue
+        lines += [f"#### Learning rate at 8 images ({what.split(' (')[0]}, reference lr at 8 images)", "",
+                  "| method | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " | best |", "|---|" + "---:|" * (len(lrs) + 1)]
+        ablations = [m for m in ABLATIONS if best_cell(runs, look, m, REFERENCE_IMGS)[0] is not None]
+        for method in [*METHODS, *ablations]:
+            aps = {lr: mean(cell(runs, look, method, REFERENCE_IMGS, lr)) for lr in lrs}
+            best = best_cell(runs, look, method, REFERENCE_IMGS)[0]
+            best = "-" if best is None else f"{best:g}"
+            lines.append(f"| {method.upper()} | " + " | ".join("-" if aps[lr] is None else f"{aps[lr]:.1f}" for lr in lrs)
+                         + f" | {best} |")
+        lines.append("")
+    return lines
 
 
 SIZE_TABLES = (look_tables, options_table, lr_table)
