@@ -179,6 +179,39 @@ def test_table3_ablations_are_rows_where_run(study):
     assert "| GFRN | 64.0 | - | 0.02 |" in text  # the lr sweep at 8 images
 
 
+def test_table3_in_detection_and_the_gap_split_into_its_steps(study):
+    # 128 px: FRN 70.0 (lr 0.02, better than 69.0 at 0.05), GN 70.8 (0.02); GFRN best at 0.05
+    for variant, name, ap in [("shapes", "gn_tlu_8img_seed0", 71.5), ("shapes", "gfrn_8img_seed0", 69.5),
+                              ("shapes", "gfrn_8img_seed0_lr0.05", 70.5), ("shapes", "frn_relu_8img_seed0", 68.0),
+                              ("shapes_center", "frn_8img_seed0", 72.0)]:
+        _run(study, variant, name, ap, 8, lr=0.05 if name.endswith("lr0.05") else 0.02)
+    for name, ap in [("frn_8img_seed0_lr0.02_256px", 80.0), ("gn_8img_seed0_lr0.02_256px", 83.0)]:
+        _run(study, "shapes", name, ap, 8, size=256)
+    text = tables.markdown(study_runs.load_runs(str(study)))
+    assert "| GFRN + TLU | 0.05 (of 0.02, 0.05) | 70.5 | 90.5 | 75.5 | -0.3 | 76.44 | +0.77 |" in text
+    assert "| FRN + TLU (paper) | 0.02 (of 0.02, 0.05) | 70.0 | 90.0 | 75.0 | -0.8 | 77.21 | +1.54 |" in text
+    steps = text[text.index("### FRN's gap to GN, step by step"):]
+    # the three steps add up to FRN - GN: +0.7 - 1.0 - 0.5 = -0.8
+    for line in ["| 128 px | FRN - GN, each at its best lr | -0.8 | `shapes/frn_8img_seed0`, `shapes/gn_8img_seed0` |",
+                 "| 128 px | TLU in place of ReLU, on GN | +0.7 |",
+                 "| 128 px | no mean subtraction (GFRN + TLU - GN + TLU) | -1.0 | `shapes/gfrn_8img_seed0_lr0.05`, ",
+                 "| 128 px | per-channel instead of grouped statistics (FRN + TLU - GFRN + TLU) | -0.5 |",
+                 "| 128 px | TLU in place of ReLU, on FRN (FRN + TLU - FRN + ReLU) | +2.0 |",
+                 "| 128 px | input centering on FRN (option), both at lr 0.02 | +2.0 | `shapes_center/frn_8img_seed0`, ",
+                 "| 128 px | FRN + input centering - GN, each at its best lr | +1.2 |",
+                 "| 256 px | FRN - GN, each at its best lr | -3.0 | `shapes/frn_8img_seed0_lr0.02_256px`, "
+                 "`shapes/gn_8img_seed0_lr0.02_256px` |"]:
+        assert line in steps, line
+    assert "| 256 px | TLU in place of ReLU" not in steps  # no ablation run at 256 px
+
+
+def test_ablations_not_run_are_named_in_table3(study):
+    _run(study, "shapes", "gn_tlu_8img_seed0", 71.5, 8)
+    text = tables.markdown(study_runs.load_runs(str(study)))
+    assert "| FRN + ReLU | not run | - | - | - | - | 75.24 | -0.43 |" in text
+    assert "| 128 px | no mean subtraction (GFRN + TLU - GN + TLU) | not run | `shapes/gn_tlu_8img_seed0` |" in text
+
+
 def test_norm_health_plots_the_monitor_records_of_training(tmp_path):
     norm_health = _tool("norm_health")
     records = [{"iteration": 19, "frn_monitor/res2/uncentred": 0.5, "frn_monitor/head/uncentred": 0.2, "loss": 1.0},

@@ -15,7 +15,6 @@ with any suffix). When several runs fill one cell, the one with the best AP is s
 reports the best of its base_lr values) and the others are named below the table.
 """
 import argparse
-import json
 import math
 import os
 import re
@@ -30,7 +29,7 @@ from frn_det.config.protocol import (
     REFERENCE_STEPS,
     TABLE6_ROWS,
 )
-from frn_det.evaluation.results import HEADLINE
+from frn_det.evaluation.results import HEADLINE, read_results
 from frn_det.utils import json_text
 
 # The paper's Table 6: COCO AP, AP50, AP75 at 8, 4, 2 images per GPU (8 GPUs).
@@ -127,8 +126,7 @@ def read_metrics(run, dataset=None):
     if not os.path.isfile(path):
         return None, "no results.json: unfinished, or not evaluated"
     try:
-        with open(path) as f:
-            headline = json.load(f).get("headline") or {}
+        headline = read_results(path).get("headline") or {}
     except (OSError, ValueError, AttributeError) as e:
         return None, f"results.json can't be read: {e}"
     if dataset in headline:

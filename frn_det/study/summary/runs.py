@@ -12,7 +12,7 @@ METRICS = ("AP", "AP50", "AP75")
 
 
 def load_runs(study):
-    """[{variant, method, imgs, seed, lr, iters, schedule, size, longer, AP, AP50, AP75}] of every finished
+    """[{variant, name, method, imgs, seed, lr, iters, schedule, size, longer, AP, AP50, AP75}] of every finished
     run under study/: <variant>/<run> at the study's schedule, and <variant>/iters<N>/<run> at the
     reference schedule N (tools/batch_study.py --schedules; longer=True). schedule is the run's length
     in iterations of 8 images. Runs of every method are read, also of methods no table shows."""
@@ -46,7 +46,7 @@ def read_run(folder, variant, run):
     solver = config["SOLVER"]
     lr = run.lr if run.lr is not None else round(REFERENCE_IMGS * solver["BASE_LR"] / solver["IMS_PER_BATCH"], 8)
     metrics = {k: headline[k] for k in METRICS}
-    return dict(variant=variant, method=run.method, imgs=run.imgs, seed=run.seed, lr=lr,
+    return dict(variant=variant, name=os.path.basename(folder), method=run.method, imgs=run.imgs, seed=run.seed, lr=lr,
                 iters=solver["MAX_ITER"], schedule=solver["MAX_ITER"] * run.imgs // REFERENCE_IMGS,
                 size=config["INPUT"]["MAX_SIZE_TRAIN"], longer=False, **metrics)
 

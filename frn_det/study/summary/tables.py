@@ -1,6 +1,6 @@
 """The summary's markdown: for each input size, the tables of SIZE_TABLES (Table 6's shape per look with
-its targets, the recipe options' effects, the learning-rate sweep), then the gap to GN by size and
-against images seen.
+its targets, the recipe options' effects, the learning-rate sweep, Table 3 in detection), then the gap
+to GN by size, FRN's gap split into Table 3's steps, and the gap against images seen.
 
 A table is a function of the runs at one size (every method's, at the study's schedule) that returns
 markdown lines, or none when it has nothing to show; add one to SIZE_TABLES. It picks the methods it
@@ -11,6 +11,7 @@ import statistics
 from frn_det.study.summary.cells import (ABLATIONS, LOOKS, METHODS, OPTIONS, TABLE_METHODS, best_cell, cell, column_cell,
                                          gap_rows, gaps, look_rows, mean, of_methods, schedule_lines, seeds_of, select,
                                          targets)
+from frn_det.study.summary.ablation import GAP_STEPS, PAPER_P1, attribution, has_ablations, table3
 from frn_det.study.summary.runs import REFERENCE_IMGS, sizes_of, study_budget
 
 
@@ -48,7 +49,7 @@ def budget_markdown(runs):
         if len(sections) > 1:
             lines += [f"### {size} px", ""]
         lines += tables
-    return lines + gap_by_size(runs)
+    return lines + gap_by_size(runs) + attribution_table(runs)
 
 
 def size_tables(runs):
@@ -125,7 +126,50 @@ def lr_table(runs):
     return lines
 
 
-SIZE_TABLES = (look_tables, options_table, lr_table)
+def table3_table(runs):
+    """Per look with Table 3's ablations run: its rows in detection at 8 images, each at its best lr, beside
+    the paper's ImageNet rows."""
+    lines = []
+    for look, what in LOOKS.items():
+        if not has_ablations(runs, look):
+            continue
+        rows = table3(runs, look)
+        gn = rows[0][2]["AP"]
+        lines += [f"#### Table 3 in detection ({what.split(' (')[0]}, 8 images, each row at its best lr)", "",
+                  "| row | lr (of those run) | AP | AP50 | AP75 | AP - GN + ReLU | paper: ImageNet P@1 | paper: - GN + ReLU |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|"]
+        for label, method, r in rows:
+            lr = "not run" if r["lr"] is None else f"{r['lr']:g} (of {', '.join(f'{x:g}' for x in r['lrs'])})"
+            metrics = " | ".join("-" if r[k] is None else f"{r[k]:.1f}" for k in ("AP", "AP50", "AP75"))
+            lines.append(f"| {label} | {lr} | {metrics} | {diff(r['AP'], gn)} | {PAPER_P1[method]:.2f} | "
+                         f"{PAPER_P1[method] - PAPER_P1['gn']:+.2f} |")
+        lines.append("")
+    return lines
+
+
+SIZE_TABLES = (look_tables, options_table, lr_table, table3_table)
+
+
+def attribution_table(runs):
+    """Per look with Table 3's ablations run at some size: FRN - GN split into its steps at that size
+    (ablation.attribution), and FRN - GN at every other size, each with the runs behind it."""
+    lines = []
+    for look, what in LOOKS.items():
+        sizes = sizes_of([r for r in runs if r["variant"] == look])
+        full = [s for s in sizes if has_ablations([r for r in runs if r["size"] == s], look)]
+        if not full:
+            continue
+        lines += [f"### FRN's gap to GN, step by step ({what.split(' (')[0]}, 8 images)", "",
+                  f"Each method at its own best lr; the {len(GAP_STEPS)} steps after FRN - GN add up to it where "
+                  "all are run. AP differences, with the runs behind each.", "",
+                  "| size | step | AP | runs |", "|---:|---|---:|---|"]
+        for size in sorted(sizes):
+            steps = attribution([r for r in runs if r["size"] == size], look)
+            for what, d, behind in steps if size in full else steps[:1]:
+                lines.append(f"| {size} px | {what} | {'not run' if d is None else f'{d:+.1f}'} | "
+                             + ", ".join(f"`{b}`" for b in behind) + " |")
+        lines.append("")
+    return lines
 
 
 def gap_by_size(runs):
