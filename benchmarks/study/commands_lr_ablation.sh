@@ -12,12 +12,32 @@
 # beside GN at 0.2, both at nice -5 while other work shared the cores (87 min each).
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --base-lrs 0.05 --extra-seeds --output output/study/real_lr_frn0.05 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --base-lrs 0.1 --extra-seeds --output output/study/real_lr_frn0.1 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
-
-# GN at 0.2 (84.8 AP), beside FRN at 0.1; GN at 0.05 not run yet
+# GN at 0.2 (84.8 AP), beside FRN at 0.1
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 8 --sizes 256 --base-lrs 0.2 --extra-seeds --output output/study/real_lr_gn0.2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+
+# FRN at 0.2 (84.8 AP: its best, at the end of its range again) and GN at 0.05 (85.6 AP; GN's best stays
+# 0.1), side by side at nice -5, with the centering run below as a third process from their 30th minute
+# (78 min each)
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --base-lrs 0.2 --extra-seeds --output output/study/real_lr_frn0.2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 8 --sizes 256 --base-lrs 0.05 --extra-seeds --output output/study/real_lr_gn0.05 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 
-# not run yet: BN at 0.02 and 0.1; FRN at 0.2 (its best, 0.1, is at the end of its range)
+# Table 3 in detection and input centering, each at the 256 px best lr of the method it derives from
+# FRN (paper) + input centering at lr 0.1 (its 128 px best on this look), started beside the two above
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --base-lrs 0.1 --extra-seeds --output output/study/real_center_256 --keep-in benchmarks/study/real_center FRN_MONITOR.ENABLED True MODEL.CENTER_PIXELS_PER_IMAGE True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+# GN + TLU at GN's best (0.1), beside FRN at 0.5 (the step after 0.2) and the centering run
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn_tlu --imgs 8 --sizes 256 --base-lrs 0.1 --extra-seeds --output output/study/real_t3_gn_tlu0.1 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --base-lrs 0.5 --extra-seeds --output output/study/real_lr_frn0.5 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+
+# not run yet: BN at 0.02 and 0.1; then at FRN's best lr (written as 0.2, its best until the 0.5 run
+# ends; 0.5 and one step above where 0.5 wins): FRN's 2-image cell (seed 0; its best moved by more
+# than 1 AP), GFRN at GN's and FRN's lr, FRN + ReLU; then 384 px: FRN at its 256 px best and one step
+# above, GN at its best (0.1)
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods bn --imgs 8 --sizes 256 --base-lrs 0.02 --extra-seeds --output output/study/real_lr_bn0.02 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods bn --imgs 8 --sizes 256 --base-lrs 0.1 --extra-seeds --output output/study/real_lr_bn0.1 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
-OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --base-lrs 0.2 --extra-seeds --output output/study/real_lr_frn0.2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 2 --sizes 256 --seeds 0 --base-lrs 0.2 --extra-seeds --output output/study/real_lr_frn2img --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gfrn --imgs 8 --sizes 256 --base-lrs 0.1 --extra-seeds --output output/study/real_t3_gfrn0.1 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gfrn --imgs 8 --sizes 256 --base-lrs 0.2 --extra-seeds --output output/study/real_t3_gfrn_frnlr --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn_relu --imgs 8 --sizes 256 --base-lrs 0.2 --extra-seeds --output output/study/real_t3_frn_relu --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 384 --base-lrs 0.2 --extra-seeds --output output/study/real_384_frn --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 384 --base-lrs 0.5 --extra-seeds --output output/study/real_384_frn_up --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 8 --sizes 384 --base-lrs 0.1 --extra-seeds --output output/study/real_384_gn --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
