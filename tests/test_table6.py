@@ -10,7 +10,7 @@ import pytest
 from frn_det.config import build_cfg
 from frn_det.config.make_configs import write_configs
 from frn_det.evaluation import write_results
-from frn_det.evaluation.table6 import PAPER, main
+from frn_det.evaluation.table6 import PAPER, main, read_metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROWS = ("BN*", "BN", "GN", "FRN")
@@ -128,3 +128,15 @@ def test_cli(runs, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "config.yaml" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content, problem", [
+    ({"headline": None}, "results.json has no bbox metrics"),
+    ({"all": {}}, "results.json has no bbox metrics"),
+    ({"headline": {"coco_2017_val": None}}, "results.json has no AP, AP50, AP75"),
+    ([1, 2], "results.json can't be read"),
+])
+def test_results_without_metrics_are_named_not_raised(tmp_path, content, problem):
+    (tmp_path / "results.json").write_text(json.dumps(content))
+    metrics, said = read_metrics(str(tmp_path))
+    assert said.startswith(problem)

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The learning-rate sweep at 256 px, real-photo look, 8 images (12,800 images, 1600 iterations, seed 0,
-# FRN monitor on): each method at the lrs around its 128 px best (FRN 0.02, GN 0.1, BN 0.05, in
-# commands_sizes.sh), as Table 6 takes the best of three base lrs. One call per line, each with its
-# own --output (two calls then never write the same study-level files), two lines at a time, one
-# thread each, from the repo root:
+# The 256 px runs of the real-photo look at 8 images (12,800 images, 1600 iterations, seed 0, FRN
+# monitor on): the learning-rate sweep (each method at the lrs around its 128 px best, FRN 0.02, GN 0.1,
+# BN 0.05 in commands_sizes.sh, as Table 6 takes the best of three base lrs), then Table 3's ablations
+# and input centering, then 384 px. One call per line, each with its own --output (two calls then never
+# write the same study-level files), one thread each, two lines at a time (or three: the same images
+# per second in all), from the repo root:
 #   grep -v -e '^#' -e '^$' benchmarks/study/commands_lr_ablation.sh | xargs -d '\n' -n 1 -P 2 bash -c 'eval "$0"'
-# Finished runs are skipped. A 256 px run of 8 images takes about 50 min here, two at a time.
+# Finished runs are skipped. A 256 px run of 8 images takes about 50-60 min here, two at a time.
 
 # FRN (paper) at 0.05 and 0.1. The 0.05 run was stopped after its iteration-800 checkpoint and resumed
 # from it by the same line with OMP_NUM_THREADS=2 (83.4 AP). The 0.1 run (84.4 AP) ran from scratch
@@ -21,17 +22,18 @@ OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 8 --
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --base-lrs 0.2 --extra-seeds --output output/study/real_lr_frn0.2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 8 --sizes 256 --base-lrs 0.05 --extra-seeds --output output/study/real_lr_gn0.05 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 
-# Table 3 in detection and input centering, each at the 256 px best lr of the method it derives from
-# FRN (paper) + input centering at lr 0.1 (its 128 px best on this look), started beside the two above
+# Table 3 in detection, each at the 256 px best lr of the method it derives from; input centering at
+# lr 0.1 (its 128 px best on this look), started beside the two above
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --base-lrs 0.1 --extra-seeds --output output/study/real_center_256 --keep-in benchmarks/study/real_center FRN_MONITOR.ENABLED True MODEL.CENTER_PIXELS_PER_IMAGE True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
-# GN + TLU at GN's best (0.1), beside FRN at 0.5 (the step after 0.2) and the centering run
+# GN + TLU at GN's best (0.1), beside FRN at 0.5 (the step after 0.2) and the centering run. FRN at 0.5
+# diverged (non-finite loss at iteration 403 of 1600; its diverged.txt is the run's error line), so 0.2
+# is FRN's best at 256 px
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn_tlu --imgs 8 --sizes 256 --base-lrs 0.1 --extra-seeds --output output/study/real_t3_gn_tlu0.1 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --base-lrs 0.5 --extra-seeds --output output/study/real_lr_frn0.5 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 
-# not run yet: BN at 0.02 and 0.1; then at FRN's best lr (written as 0.2, its best until the 0.5 run
-# ends; 0.5 and one step above where 0.5 wins): FRN's 2-image cell (seed 0; its best moved by more
-# than 1 AP), GFRN at GN's and FRN's lr, FRN + ReLU; then 384 px: FRN at its 256 px best and one step
-# above, GN at its best (0.1)
+# not run yet: BN at 0.02 and 0.1; at FRN's best lr (0.2): FRN's 2-image cell (seed 0; its best moved
+# by more than 1 AP), GFRN at GN's and FRN's lr, FRN + ReLU; then 384 px: FRN at its 256 px best and one
+# step above, GN at its best (0.1)
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods bn --imgs 8 --sizes 256 --base-lrs 0.02 --extra-seeds --output output/study/real_lr_bn0.02 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods bn --imgs 8 --sizes 256 --base-lrs 0.1 --extra-seeds --output output/study/real_lr_bn0.1 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 2 --sizes 256 --seeds 0 --base-lrs 0.2 --extra-seeds --output output/study/real_lr_frn2img --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"

@@ -126,9 +126,11 @@ def read_metrics(run, dataset=None):
     if not os.path.isfile(path):
         return None, "no results.json: unfinished, or not evaluated"
     try:
-        headline = read_results(path).get("headline") or {}
+        headline = read_results(path).get("headline")
     except (OSError, ValueError, AttributeError) as e:
         return None, f"results.json can't be read: {e}"
+    if not isinstance(headline, dict):  # absent, or null (read back as NaN)
+        headline = {}
     if dataset in headline:
         numbers = headline[dataset]
     elif len(headline) == 1:

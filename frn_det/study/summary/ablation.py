@@ -1,7 +1,7 @@
 """Table 3 of the paper in detection: FRN's parts (TLU, mean subtraction, grouped statistics) measured
 one at a time at 8 images, and the attribution of FRN's gap to GN to them. Each row is its method's
 cell at its own best lr of those run (cells.best_cell), as Table 6 takes the best of its lrs."""
-from frn_det.study.summary.cells import best_cell, cell, mean, select
+from frn_det.study.summary.cells import ABLATIONS, best_cell, cell, mean, select, seeds_of
 from frn_det.study.summary.runs import REFERENCE_IMGS
 
 # (row, method, the paper's ImageNet P@1 for ResnetV2-50 in Table 3)
@@ -23,12 +23,14 @@ TLU_ON_FRN = ("TLU in place of ReLU, on FRN (FRN + TLU - FRN + ReLU)", "frn", "f
 CENTER = "center"  # the input-centering option's folder suffix (cells.OPTIONS)
 
 
-def row(runs, variant, method, lr=None):
-    """A method's 8-image cell at lr or at its best lr: {lr, lrs (those run), AP, AP50, AP75 (means over
-    seeds), runs (the run folders behind it, <variant>/<name>)}, None values where not run."""
+def row(runs, variant, method, lr=None, seeds=None):
+    """A method's 8-image cell at lr or at its best lr, among some seeds where given: {lr, lrs (those
+    run), AP, AP50, AP75 (means over seeds), runs (the run folders behind it, <variant>/<name>)}, None
+    values where not run."""
+    runs = [r for r in runs if seeds is None or r["seed"] in seeds]
     best, aps = best_cell(runs, variant, method, REFERENCE_IMGS, lr)
     out = dict(lr=best, lrs=sorted({r["lr"] for r in select(runs, variant, method, REFERENCE_IMGS)}),
-              AP=mean(aps), runs=[])
+               AP=mean(aps), runs=[])
     for metric in ("AP50", "AP75"):
         out[metric] = None if best is None else mean(cell(runs, variant, method, REFERENCE_IMGS, best, metric))
     if best is not None:
@@ -38,7 +40,7 @@ def row(runs, variant, method, lr=None):
 
 def has_ablations(runs, look):
     """Whether any of Table 3's methods other than FRN and GN ran at 8 images on the look."""
-    return any(select(runs, look, method, REFERENCE_IMGS) for _, method, _ in TABLE3_ROWS if method not in ("frn", "gn"))
+    return any(select(runs, look, method, REFERENCE_IMGS) for method in ABLATIONS)
 
 
 def table3(runs, look):
@@ -54,7 +56,7 @@ def step(what, a, b, runs_a=(), runs_b=()):
 def attribution(runs, look):
     """FRN - GN at 8 images, each at its best lr, then the steps it splits into (GAP_STEPS, which add up
     to it when all are run), TLU's worth on FRN, and input centering (an option: FRN with it against FRN
-    at the same lr, and against GN): [(what, AP difference or None, [runs])]."""
+    at the same lr and seeds, and against GN): [(what, AP difference or None, [runs])]."""
     rows = {method: row(runs, look, method) for _, method, _ in TABLE3_ROWS}
 
     def between(what, a, b):
@@ -65,7 +67,7 @@ def attribution(runs, look):
     out.append(between(*TLU_ON_FRN))
     centered = row(runs, f"{look}_{CENTER}", "frn")
     if centered["lr"] is not None:
-        plain = row(runs, look, "frn", centered["lr"])
+        plain = row(runs, look, "frn", centered["lr"], seeds_of(runs, f"{look}_{CENTER}", "frn", REFERENCE_IMGS, centered["lr"]))
         out.append(step(f"input centering on FRN (option), both at lr {centered['lr']:g}", centered["AP"], plain["AP"],
                         centered["runs"], plain["runs"]))
         out.append(step("FRN + input centering - GN, each at its best lr", centered["AP"], rows["gn"]["AP"],

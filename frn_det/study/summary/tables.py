@@ -30,8 +30,8 @@ def diff(a, b):
 
 def markdown(runs, curve_runs=None):
     """The tables of every input size, the largest first, at the study's schedule, then FRN's and BN's
-    gaps to GN by size, and FRN's gap to GN against images seen (from curve_runs: runs and the
-    convergence curve's)."""
+    gaps to GN by size, FRN's gap split into Table 3's steps, and FRN's gap to GN against images seen
+    (from curve_runs: runs and the convergence curve's)."""
     lines = budget_markdown(study_budget(runs))
     return "\n".join(lines + schedule_table(runs if curve_runs is None else curve_runs))
 
@@ -134,7 +134,7 @@ def table3_table(runs):
         if not has_ablations(runs, look):
             continue
         rows = table3(runs, look)
-        gn = rows[0][2]["AP"]
+        gn = next(r["AP"] for _, method, r in rows if method == "gn")
         lines += [f"#### Table 3 in detection ({what.split(' (')[0]}, 8 images, each row at its best lr)", "",
                   "| row | lr (of those run) | AP | AP50 | AP75 | AP - GN + ReLU | paper: ImageNet P@1 | paper: - GN + ReLU |",
                   "|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -152,7 +152,8 @@ SIZE_TABLES = (look_tables, options_table, lr_table, table3_table)
 
 def attribution_table(runs):
     """Per look with Table 3's ablations run at some size: FRN - GN split into its steps at that size
-    (ablation.attribution), and FRN - GN at every other size, each with the runs behind it."""
+    (ablation.attribution), and at every other size FRN - GN and the steps that were run there (input
+    centering), each with the runs behind it."""
     lines = []
     for look, what in LOOKS.items():
         sizes = sizes_of([r for r in runs if r["variant"] == look])
@@ -160,12 +161,12 @@ def attribution_table(runs):
         if not full:
             continue
         lines += [f"### FRN's gap to GN, step by step ({what.split(' (')[0]}, 8 images)", "",
-                  f"Each method at its own best lr; the {len(GAP_STEPS)} steps after FRN - GN add up to it where "
-                  "all are run. AP differences, with the runs behind each.", "",
+                  f"Each method at its own best lr; the {len(GAP_STEPS)} steps after FRN - GN add up to it (before "
+                  "rounding) where all are run. AP differences, with the runs behind each.", "",
                   "| size | step | AP | runs |", "|---:|---|---:|---|"]
-        for size in sorted(sizes):
+        for size in sizes:
             steps = attribution([r for r in runs if r["size"] == size], look)
-            for what, d, behind in steps if size in full else steps[:1]:
+            for what, d, behind in steps if size in full else [steps[0], *(s for s in steps[1:] if s[1] is not None)]:
                 lines.append(f"| {size} px | {what} | {'not run' if d is None else f'{d:+.1f}'} | "
                              + ", ".join(f"`{b}`" for b in behind) + " |")
         lines.append("")
