@@ -52,9 +52,10 @@ from frn_det.evaluation import read_results
 from frn_det.study.best_lr import best_lr
 from frn_det.study.batch_report import METRICS, markdown_table, plot, plot_curve, plot_sizes
 from frn_det.study.run_name import RunName, schedule_folder
-from frn_det.utils import write_json
+from frn_det.utils import write_atomic, write_json
 
 STUDY_CONFIG = "demo/batch_study_R18_shapes.yaml"  # a model-zoo name
+DIVERGED = "diverged.txt"  # a run stopped by a non-finite loss: the summary leaves it out
 
 
 def reference_config(config_file, opts):
@@ -190,8 +191,18 @@ def run_one(run, args, ref, progress=None, cfg=None):
                 progress(_iterations_done(out))
         code = proc.returncode
     if code != 0 or not os.path.exists(results_file):
+        mark_diverged(out)
         return {"failed": f"exit code {code}; see {relative(os.path.join(out, 'study.log'))}"}, False
     return read_results(results_file)["headline"], False
+
+
+def mark_diverged(out):
+    """Writes out/diverged.txt, the error line, when the run's study.log says it stopped on a non-finite
+    loss (frn_det.engine.train_loop): a diverged run is a result of its lr, kept with its metrics."""
+    with open(os.path.join(out, "study.log")) as f:
+        errors = [line for line in f if line.startswith("FloatingPointError: Non-finite loss")]
+    if errors:
+        write_atomic(os.path.join(out, DIVERGED), lambda f: f.write(errors[-1]), "w")
 
 
 def summarize(records, schedule=None, size=None):
@@ -218,7 +229,7 @@ def summarize(records, schedule=None, size=None):
 def keep_results(output, records, dest):
     """Copies the study's summary and each finished run's small files to dest (for committing)."""
     for r in records:
-        for name in ("results.json", "metrics.json", "config.yaml"):
+        for name in ("results.json", "metrics.json", "config.yaml", DIVERGED):
             src = os.path.join(output, r["dir"], name)
             if os.path.exists(src):
                 os.makedirs(os.path.join(dest, r["dir"]), exist_ok=True)
