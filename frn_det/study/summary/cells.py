@@ -8,6 +8,11 @@ from frn_det.study.best_lr import best_lr
 from frn_det.study.summary.runs import REFERENCE_IMGS, sizes_of, study_budget
 
 LOOKS = {"shapes": "photo-like shapes (shapes_train / shapes_val)", "real": "real-photo look (shapes_real_train / shapes_real_val)"}
+
+
+def look_name(look):
+    """A look's name in table titles, without its datasets."""
+    return LOOKS[look].split(" (")[0]
 # option folder suffix -> (what it is, its config key)
 OPTIONS = {
     "learnable_eps": ("learnable eps, eps = 1e-6 + abs(eps_l) (the paper's, section 3.3)", "MODEL.FRN.LEARNABLE_EPS True"),

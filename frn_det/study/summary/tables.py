@@ -9,7 +9,7 @@ cells' rules are in cells (column_cell, which also gives AP50 or AP75 at the lr 
 import statistics
 
 from frn_det.study.summary.cells import (ABLATIONS, LOOKS, METHODS, OPTIONS, TABLE_METHODS, best_cell, cell, column_cell,
-                                         gap_rows, gaps, look_rows, mean, of_methods, schedule_lines, seeds_of, select,
+                                         gap_rows, gaps, look_name, look_rows, mean, of_methods, schedule_lines, seeds_of, select,
                                          targets)
 from frn_det.study.summary.ablation import GAP_STEPS, PAPER_P1, attribution, has_ablations, table3
 from frn_det.study.summary.runs import REFERENCE_IMGS, sizes_of, study_budget
@@ -108,12 +108,12 @@ def lr_table(runs):
     """Per look where a method ran at several learning rates at 8 images: AP at each lr, each method's best."""
     runs = of_methods(runs)
     lines = []
-    for look, what in LOOKS.items():
+    for look in LOOKS:
         at_8 = [r for r in runs if r["variant"] == look and r["imgs"] == REFERENCE_IMGS]
         lrs = sorted({r["lr"] for r in at_8})
         if all(len({r["lr"] for r in at_8 if r["method"] == m}) < 2 for m in TABLE_METHODS):
             continue
-        lines += [f"#### Learning rate at 8 images ({what.split(' (')[0]}, reference lr at 8 images)", "",
+        lines += [f"#### Learning rate at 8 images ({look_name(look)}, reference lr at 8 images)", "",
                   "| method | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " | best |", "|---|" + "---:|" * (len(lrs) + 1)]
         ablations = [m for m in ABLATIONS if best_cell(runs, look, m, REFERENCE_IMGS)[0] is not None]
         for method in [*METHODS, *ablations]:
@@ -130,12 +130,12 @@ def table3_table(runs):
     """Per look with Table 3's ablations run: its rows in detection at 8 images, each at its best lr, beside
     the paper's ImageNet rows."""
     lines = []
-    for look, what in LOOKS.items():
+    for look in LOOKS:
         if not has_ablations(runs, look):
             continue
         rows = table3(runs, look)
         gn = next(r["AP"] for _, method, r in rows if method == "gn")
-        lines += [f"#### Table 3 in detection ({what.split(' (')[0]}, 8 images, each row at its best lr)", "",
+        lines += [f"#### Table 3 in detection ({look_name(look)}, 8 images, each row at its best lr)", "",
                   "| row | lr (of those run) | AP | AP50 | AP75 | AP - GN + ReLU | paper: ImageNet P@1 | paper: - GN + ReLU |",
                   "|---|---|---:|---:|---:|---:|---:|---:|"]
         for label, method, r in rows:
@@ -155,18 +155,20 @@ def attribution_table(runs):
     (ablation.attribution), and at every other size FRN - GN and the steps that were run there (input
     centering), each with the runs behind it."""
     lines = []
-    for look, what in LOOKS.items():
+    for look in LOOKS:
         sizes = sizes_of([r for r in runs if r["variant"] == look])
         full = [s for s in sizes if has_ablations([r for r in runs if r["size"] == s], look)]
         if not full:
             continue
-        lines += [f"### FRN's gap to GN, step by step ({what.split(' (')[0]}, 8 images)", "",
+        lines += [f"### FRN's gap to GN, step by step ({look_name(look)}, 8 images)", "",
                   f"Each method at its own best lr; the {len(GAP_STEPS)} steps after FRN - GN add up to it (before "
                   "rounding) where all are run. AP differences, with the runs behind each.", "",
                   "| size | step | AP | runs |", "|---:|---|---:|---|"]
         for size in sizes:
             steps = attribution([r for r in runs if r["size"] == size], look)
-            for what, d, behind in steps if size in full else [steps[0], *(s for s in steps[1:] if s[1] is not None)]:
+            if size not in full:  # FRN - GN, and the steps run there
+                steps = [steps[0], *(s for s in steps[1:] if s[1] is not None)]
+            for what, d, behind in steps:
                 lines.append(f"| {size} px | {what} | {'not run' if d is None else f'{d:+.1f}'} | "
                              + ", ".join(f"`{b}`" for b in behind) + " |")
         lines.append("")
