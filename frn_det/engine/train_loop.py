@@ -8,6 +8,8 @@ from detectron2.utils import comm
 
 from .amp import CPUAMPTrainer
 
+NON_FINITE_LOSS = "Non-finite loss"  # the message's start, which the study looks for in a run's log
+
 
 def check_losses_finite(loss_dict, iteration):
     """Raises FloatingPointError naming each non-finite loss and the iteration."""
@@ -16,7 +18,7 @@ def check_losses_finite(loss_dict, iteration):
     if bad:
         where = f" on rank {comm.get_rank()}" if comm.get_world_size() > 1 else ""
         raise FloatingPointError(
-            f"Non-finite loss at iteration {iteration}{where}: "
+            f"{NON_FINITE_LOSS} at iteration {iteration}{where}: "
             + ", ".join(f"{k}={values[k]}" for k in bad)
             + f" (all losses: {values}). Training stopped before the optimizer step; the last "
             "checkpoint in OUTPUT_DIR is intact: continue with --resume, e.g. with a lower SOLVER.BASE_LR."

@@ -48,6 +48,7 @@ from tqdm import tqdm
 
 from frn_det import model_zoo
 from frn_det.config.protocol import METHOD_NORMS, PAPER_METHODS, method_opts, scaled_solver
+from frn_det.engine.train_loop import NON_FINITE_LOSS
 from frn_det.evaluation import read_results
 from frn_det.study.best_lr import best_lr
 from frn_det.study.batch_report import METRICS, markdown_table, plot, plot_curve, plot_sizes
@@ -200,7 +201,7 @@ def mark_diverged(out):
     """Writes out/diverged.txt, the error line, when the run's study.log says it stopped on a non-finite
     loss (frn_det.engine.train_loop): a diverged run is a result of its lr, kept with its metrics."""
     with open(os.path.join(out, "study.log")) as f:
-        errors = [line for line in f if line.startswith("FloatingPointError: Non-finite loss")]
+        errors = [line for line in f if line.startswith(f"FloatingPointError: {NON_FINITE_LOSS}")]
     if errors:
         write_atomic(os.path.join(out, DIVERGED), lambda f: f.write(errors[-1]), "w")
 
