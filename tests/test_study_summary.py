@@ -273,3 +273,32 @@ def test_summary_goes_between_the_readme_markers(study, tmp_path):
     readme.write_text("no markers\n")
     with pytest.raises(SystemExit, match="study summary"):
         report.main(["--study", str(study), "--output", str(tmp_path / "out"), "--readme", str(readme)])
+
+
+def test_headline_table_has_a_row_per_look_and_size_on_the_table_cells(study, tmp_path):
+    _run(study, "shapes", "frn_8img_seed0_lr0.02_256px", 80.0, 8, size=256)
+    _run(study, "shapes", "ws_gn_8img_seed0", 99.0, 8)  # a method no table shows
+    lines = tables.headline_table(study_runs.load_runs(str(study)))
+    assert lines[0] == "| look, input side | FRN (paper) @8 / @2 | GN @8 / @2 | BN @8 / @2 |"
+    # 128 px: FRN's best lr at 8 is 0.02 (70.0 against 69.0 at 0.05), so @2 is the mean of its two seeds
+    # there; GN's best at 8 is 0.02 too, so its 80.0 at 2 images and lr 0.05 is not the cell
+    assert lines[2:] == ["| photo-like shapes, 128 px | 70.0 / 69.2 (lr 0.02) | 70.8 / 72.0 (lr 0.02) | 60.0 / 58.0 (lr 0.02) |",
+                         "| photo-like shapes, 256 px | 80.0 / - (lr 0.02) | - / - | - / - |"]
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- study table -->\nold\n<!-- /study table -->\nafter\n")
+    report.main(["--study", str(study), "--output", str(tmp_path / "out"), "--headline", str(readme)])
+    assert readme.read_text() == "intro\n<!-- study table -->\n" + "\n".join(lines) + "\n<!-- /study table -->\nafter\n"
+    assert report.HEADLINE_README == "README.md"
+
+
+def test_committed_summary_and_readme_tables_are_those_of_the_committed_runs():
+    """What benchmarks/study/summary.md and both READMEs show is what the committed runs give."""
+    study = os.path.join(ROOT, report.STUDY)
+    runs = study_runs.load_runs(study)
+    curve = runs + study_runs.convergence_runs(os.path.join(ROOT, report.CONVERGENCE), runs)
+    text = tables.markdown(runs, curve)
+    assert open(os.path.join(study, "summary.md")).read() == text
+    readme = open(os.path.join(ROOT, report.STUDY_README)).read()
+    assert f"{report.README_BEGIN}\n{text.rstrip()}\n{report.README_END}" in readme
+    headline = "\n".join(tables.headline_table(runs))
+    assert f"{report.HEADLINE_BEGIN}\n{headline}\n{report.HEADLINE_END}" in open(os.path.join(ROOT, "README.md")).read()

@@ -14,14 +14,16 @@ Runs at another input size than 128 px (`..._256px`, tools/batch_study.py --size
 own, and a table and sizes.png show each row's gap to GN by size; summary.png shows the main size (the
 largest with a complete table). Writes summary.md and summary.png; with --readme, also puts the tables
 between the lines `<!-- study summary -->` and `<!-- /study summary -->` of benchmarks/study/README.md
-(or of --readme FILE). Default paths are relative to the current directory (the repository's root).
+(or of --readme FILE), and with --headline the one-table summary (FRN, GN and BN per look and size)
+between `<!-- study table -->` and `<!-- /study table -->` of README.md (or of --headline FILE).
+Default paths are relative to the current directory (the repository's root).
 """
 import argparse
 import os
 
 from frn_det.study.summary.plots import plot, plot_schedule, plot_sizes
 from frn_det.study.summary.runs import convergence_runs, load_runs, study_budget
-from frn_det.study.summary.tables import markdown
+from frn_det.study.summary.tables import headline_table, markdown
 from frn_det.utils import write_atomic
 
 STUDY = os.path.join("benchmarks", "study")
@@ -29,24 +31,28 @@ STUDY_README = os.path.join(STUDY, "README.md")
 # the 128 px schedule curve (photo-like shapes, FRN and GN at lr 0.02), read beside the study
 CONVERGENCE = os.path.join("benchmarks", "convergence")
 README_BEGIN, README_END = "<!-- study summary -->", "<!-- /study summary -->"
+HEADLINE_README = "README.md"
+HEADLINE_BEGIN, HEADLINE_END = "<!-- study table -->", "<!-- /study table -->"
 
 
 def _write_text(path, text):
     write_atomic(path, lambda f: f.write(text), "w", fsync=False)
 
 
-def update_readme(path, text):
+def update_readme(path, text, markers=(README_BEGIN, README_END)):
     """Replaces what lies between the README's markers with text."""
     with open(path) as f:
         readme = f.read()
-    start, end = readme.find(README_BEGIN), readme.find(README_END)
+    begin, end_marker = markers
+    start, end = readme.find(begin), readme.find(end_marker)
     if start < 0 or end < start:
-        raise SystemExit(f"{path} has no '{README_BEGIN}' ... '{README_END}' lines to put the summary between")
-    _write_text(path, readme[: start + len(README_BEGIN)] + "\n" + text.rstrip() + "\n" + readme[end:])
+        raise SystemExit(f"{path} has no '{begin}' ... '{end_marker}' lines to put the summary between")
+    _write_text(path, readme[: start + len(begin)] + "\n" + text.rstrip() + "\n" + readme[end:])
 
 
-def write_summary(runs, output, curve_runs, readme=None):
-    """summary.md and the plots in output (and the tables between readme's markers); returns the text."""
+def write_summary(runs, output, curve_runs, readme=None, headline=None):
+    """summary.md and the plots in output (and the tables between readme's markers, the one-table summary
+    between headline's); returns the text."""
     os.makedirs(output, exist_ok=True)
     text = markdown(runs, curve_runs)
     _write_text(os.path.join(output, "summary.md"), text)
@@ -55,6 +61,8 @@ def write_summary(runs, output, curve_runs, readme=None):
     plot_schedule(curve_runs, os.path.join(output, "schedule.png"))
     if readme:
         update_readme(readme, text)
+    if headline:
+        update_readme(headline, "\n".join(headline_table(runs)), (HEADLINE_BEGIN, HEADLINE_END))
     return text
 
 
@@ -66,6 +74,8 @@ def main(argv=None):
                     help="the 128 px schedule curve's runs (iters<N>/<run>) for the schedule table; '' for none")
     ap.add_argument("--readme", nargs="?", const=STUDY_README, default=None, metavar="FILE",
                     help="a markdown file to put the tables in, between markers (without FILE: the study's README)")
+    ap.add_argument("--headline", nargs="?", const=HEADLINE_README, default=None, metavar="FILE",
+                    help="a markdown file to put the one-table summary in, between markers (without FILE: README.md)")
     args = ap.parse_args(argv)
     if not os.path.isdir(args.study):
         raise SystemExit(f"no study folder {args.study!r}: give --study, or run from the folder that holds "
@@ -74,5 +84,5 @@ def main(argv=None):
     if not runs:
         raise SystemExit(f"no finished runs under {args.study} (<variant>/<method>_<m>img_seed<s>/results.json)")
     curve = runs + convergence_runs(args.convergence, runs)
-    print(write_summary(runs, args.output or args.study, curve, args.readme))
+    print(write_summary(runs, args.output or args.study, curve, args.readme, args.headline))
     return runs

@@ -195,6 +195,30 @@ def gap_by_size(runs):
     return lines + [""]
 
 
+METHOD_LABELS = {"frn": "FRN (paper)", "gn": "GN", "bn": "BN"}
+
+
+def headline_table(runs):
+    """Table 6's shape in one table (the README's): a row per look and input size, FRN, GN and BN at each
+    images-per-GPU column, on the tables' cells (column_cell: mean over seeds), with the reference lr."""
+    runs = of_methods(study_budget(runs), METHODS)
+    cols = sorted({r["imgs"] for r in runs}, reverse=True)
+    at = " / ".join(f"@{m}" for m in cols)
+    lines = ["| look, input side | " + " | ".join(f"{METHOD_LABELS[method]} {at}" for method in METHODS) + " |",
+             "|---|" + "---:|" * len(METHODS)]
+    for look in LOOKS:
+        for size in sorted({r["size"] for r in runs if r["variant"] == look}):
+            here = [r for r in runs if r["size"] == size]
+            row = []
+            for method in METHODS:
+                column = [column_cell(here, look, method, m) for m in cols]
+                lrs = {lr for lr, aps in column if aps}
+                values = " / ".join("-" if aps is None else f"{mean(aps):.1f}" for _, aps in column)
+                row.append(values + (" (lr " + ", ".join(f"{lr:g}" for lr in sorted(lrs)) + ")" if lrs else ""))
+            lines.append(f"| {look_name(look)}, {size} px | " + " | ".join(row) + " |")
+    return lines
+
+
 def schedule_table(runs):
     """The schedule lines (cells.schedule_lines) as a table: FRN - GN (FRN AP / GN AP) per images seen."""
     lines = schedule_lines(of_methods(runs))
