@@ -1,8 +1,10 @@
 """tools/study_summary.py (the study's tables and targets) and norm_health.py --training
-(the monitor's records of training), on hand-made run folders."""
+(the monitor's records of training), on hand-made run folders; and the committed summary against the
+committed runs."""
 import importlib
 import json
 import os
+from pathlib import Path
 
 import pytest
 import yaml
@@ -288,7 +290,13 @@ def test_headline_table_has_a_row_per_look_and_size_on_the_table_cells(study, tm
     readme.write_text("intro\n<!-- study table -->\nold\n<!-- /study table -->\nafter\n")
     report.main(["--study", str(study), "--output", str(tmp_path / "out"), "--headline", str(readme)])
     assert readme.read_text() == "intro\n<!-- study table -->\n" + "\n".join(lines) + "\n<!-- /study table -->\nafter\n"
-    assert report.HEADLINE_README == "README.md"
+    readme.write_text("<!-- study summary -->\n<!-- /study summary -->\n")
+    with pytest.raises(SystemExit, match="study table"):
+        report.main(["--study", str(study), "--output", str(tmp_path / "out"), "--headline", str(readme)])
+
+
+def _committed(path):
+    return Path(ROOT, path).read_text()
 
 
 def test_committed_summary_and_readme_tables_are_those_of_the_committed_runs():
@@ -297,8 +305,7 @@ def test_committed_summary_and_readme_tables_are_those_of_the_committed_runs():
     runs = study_runs.load_runs(study)
     curve = runs + study_runs.convergence_runs(os.path.join(ROOT, report.CONVERGENCE), runs)
     text = tables.markdown(runs, curve)
-    assert open(os.path.join(study, "summary.md")).read() == text
-    readme = open(os.path.join(ROOT, report.STUDY_README)).read()
-    assert f"{report.README_BEGIN}\n{text.rstrip()}\n{report.README_END}" in readme
+    assert _committed(os.path.join(report.STUDY, "summary.md")) == text
+    assert f"{report.README_BEGIN}\n{text.rstrip()}\n{report.README_END}" in _committed(report.STUDY_README)
     headline = "\n".join(tables.headline_table(runs))
-    assert f"{report.HEADLINE_BEGIN}\n{headline}\n{report.HEADLINE_END}" in open(os.path.join(ROOT, "README.md")).read()
+    assert f"{report.HEADLINE_BEGIN}\n{headline}\n{report.HEADLINE_END}" in _committed(report.HEADLINE_README)

@@ -22,6 +22,7 @@ OPTIONS = {
     "wd_norm": ("weight decay 4e-4 on the norm parameters", "SOLVER.WEIGHT_DECAY_NORM 0.0004"),
 }
 METHODS = PAPER_METHODS  # Table 6's: every look's table has their rows
+METHOD_LABELS = {"frn": "FRN (paper)", "gn": "GN", "bn": "BN"}  # their rows' names
 ABLATIONS = {"gn_tlu": "GN + TLU", "gfrn": "GFRN + TLU", "frn_relu": "FRN + ReLU"}  # Table 3's: rows where run
 TABLE_METHODS = (*METHODS, *ABLATIONS)  # runs of other methods are read, and shown by no table
 # the study's targets: what FRN should show at small scale if it behaves as in the paper's Table 6
@@ -78,11 +79,11 @@ def look_rows(runs, look):
     """(label, variant, method) rows of Table 6's shape for one look: the paper's method, the
     baselines, FRN and GN with each option that has runs, and Table 3's ablations that have runs."""
     rows = []
-    for method, label in (("frn", "FRN (paper)"), ("gn", "GN")):
-        rows.append((label, look, method))
+    for method in ("frn", "gn"):
+        rows.append((METHOD_LABELS[method], look, method))
         rows += [(f"{method.upper()} + {suffix} (option)", f"{look}_{suffix}", method) for suffix in OPTIONS
                  if any(r["variant"] == f"{look}_{suffix}" and r["method"] == method for r in runs)]
-    rows.append(("BN", look, "bn"))
+    rows.append((METHOD_LABELS["bn"], look, "bn"))
     rows += [(f"{label} (Table 3)", look, method) for method, label in ABLATIONS.items()
              if any(r["variant"] == look and r["method"] == method for r in runs)]
     return rows

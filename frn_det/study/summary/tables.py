@@ -8,7 +8,7 @@ shows (the tables here: cells.of_methods, Table 6's FRN, GN and BN and Table 3's
 cells' rules are in cells (column_cell, which also gives AP50 or AP75 at the lr chosen by AP)."""
 import statistics
 
-from frn_det.study.summary.cells import (ABLATIONS, LOOKS, METHODS, OPTIONS, TABLE_METHODS, best_cell, cell, column_cell,
+from frn_det.study.summary.cells import (ABLATIONS, LOOKS, METHOD_LABELS, METHODS, OPTIONS, TABLE_METHODS, best_cell, cell, column_cell,
                                          gap_rows, gaps, look_name, look_rows, mean, of_methods, schedule_lines, seeds_of, select,
                                          targets)
 from frn_det.study.summary.ablation import GAP_STEPS, PAPER_P1, attribution, has_ablations, table3
@@ -193,9 +193,6 @@ def gap_by_size(runs):
         if any(c != "-" for c in cells[1:]):  # rows run at another size than the first only
             lines.append(f"| {look} | {label} | {m} | " + " | ".join(cells) + " |")
     return lines + [""]
-
-
-METHOD_LABELS = {"frn": "FRN (paper)", "gn": "GN", "bn": "BN"}
 
 
 def headline_table(runs):
