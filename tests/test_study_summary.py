@@ -309,3 +309,11 @@ def test_committed_summary_and_readme_tables_are_those_of_the_committed_runs():
     assert f"{report.README_BEGIN}\n{text.rstrip()}\n{report.README_END}" in _committed(report.STUDY_README)
     headline = "\n".join(tables.headline_table(runs))
     assert f"{report.HEADLINE_BEGIN}\n{headline}\n{report.HEADLINE_END}" in _committed(report.HEADLINE_README)
+
+
+def test_committed_gpu_summary_is_that_of_its_runs():
+    """benchmarks/study_gpu/summary.md is what its runs give, without the CPU's schedule curve."""
+    study = os.path.join("benchmarks", "study_gpu")
+    runs = study_runs.load_runs(os.path.join(ROOT, study))
+    assert runs
+    assert _committed(os.path.join(study, "summary.md")) == tables.markdown(runs, runs)
