@@ -39,7 +39,7 @@ OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gfrn --imgs 8 
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gfrn --imgs 8 --sizes 256 --base-lrs 0.2 --extra-seeds --output output/study/real_t3_gfrn_frnlr --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn_relu --imgs 8 --sizes 256 --base-lrs 0.2 --extra-seeds --output output/study/real_t3_frn_relu --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 
-# 384 px: FRN at its 256 px best (0.2): 85.8 AP (AP50 98.65, AP75 97.7); GN at its best (0.1): 87.3 AP
+# 384 px: FRN at its 256 px best (0.2): 85.8 AP (AP50 98.7, AP75 97.7); GN at its 256 px best (0.1): 87.3 AP
 # (AP50 98.8, AP75 98.2); side by side, one thread each (125 min each)
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 384 --base-lrs 0.2 --extra-seeds --output output/study/real_384_frn --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 8 --sizes 384 --base-lrs 0.1 --extra-seeds --output output/study/real_384_gn --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
