@@ -78,6 +78,34 @@ def test_sizes_get_their_own_tables_and_gaps(study, tmp_path):
     assert os.path.getsize(plots.plot_sizes(runs, str(tmp_path / "sizes.png"))) > 1000
 
 
+def test_diverged_runs_are_in_the_learning_rate_table_only(study, tmp_path):
+    """A run stopped by a non-finite loss (diverged.txt, no results.json) is a cell of the lr sweep, and no
+    other table's; one that finished after a diverged attempt counts as finished."""
+    _run(study, "shapes", "frn_8img_seed0_lr0.2_256px", 80.0, 8, lr=0.2, size=256)
+    _run(study, "shapes", "gn_8img_seed0_lr0.1_256px", 83.0, 8, lr=0.1, size=256)
+    for name, iteration in [("frn_8img_seed0_lr0.5_256px", 97), ("gn_8img_seed0_lr0.2_256px", 403)]:
+        folder = _run(study, "shapes", name, 0.0, 8, lr=float(name.split("_lr")[1].split("_")[0]), size=256)
+        (folder / "results.json").unlink()
+        (folder / "diverged.txt").write_text(f"FloatingPointError: Non-finite loss at iteration {iteration}: loss_cls=nan\n")
+    (study / "shapes" / "gn_8img_seed0" / "diverged.txt").write_text("FloatingPointError: Non-finite loss at iteration 5\n")
+    runs, diverged = study_runs.load_runs(str(study)), study_runs.load_runs(str(study), diverged=True)
+    assert sorted((r["name"], r["lr"], r["iteration"]) for r in diverged) == [
+        ("frn_8img_seed0_lr0.5_256px", 0.5, 97), ("gn_8img_seed0_lr0.2_256px", 0.2, 403)]
+    assert not {r["name"] for r in diverged} & {r["name"] for r in runs if r["size"] == 256}
+    text = tables.markdown(runs, diverged=diverged)
+    at256 = text[text.index("### 256 px"):text.index("### 128 px")]
+    assert "| method | lr 0.1 | lr 0.2 | lr 0.5 | best |" in at256
+    assert "| FRN | - | 80.0 | diverged (iteration 97) | 0.2 |" in at256
+    assert "| GN | 83.0 | diverged (iteration 403) | - | 0.1 |" in at256
+    assert "| FRN (paper) | 80.0 (lr 0.2) | - |" in at256 and text.count("diverged") == 2
+    # without the diverged runs, no method has two lrs at 256 px: no sweep table there
+    assert "| method |" not in tables.markdown(runs).split("### 128 px")[0]
+    # the tool passes them on
+    summary = report.main(["--study", str(study), "--output", str(tmp_path / "out")]) and \
+        (tmp_path / "out" / "summary.md").read_text()
+    assert "| FRN | - | 80.0 | diverged (iteration 97) | 0.2 |" in summary
+
+
 def test_targets_are_checked_on_the_table_cells(study):
     runs = study_runs.load_runs(str(study))
     got = {target: (met, measured) for target, met, measured in cells.targets(runs, "shapes", [8, 2])}
@@ -304,7 +332,7 @@ def test_committed_summary_and_readme_tables_are_those_of_the_committed_runs():
     study = os.path.join(ROOT, report.STUDY)
     runs = study_runs.load_runs(study)
     curve = runs + study_runs.convergence_runs(os.path.join(ROOT, report.CONVERGENCE), runs)
-    text = tables.markdown(runs, curve)
+    text = tables.markdown(runs, curve, study_runs.load_runs(study, diverged=True))
     assert _committed(os.path.join(report.STUDY, "summary.md")) == text
     assert f"{report.README_BEGIN}\n{text.rstrip()}\n{report.README_END}" in _committed(report.STUDY_README)
     headline = "\n".join(tables.headline_table(runs))
@@ -316,4 +344,5 @@ def test_committed_gpu_summary_is_that_of_its_runs():
     study = os.path.join("benchmarks", "study_gpu")
     runs = study_runs.load_runs(os.path.join(ROOT, study))
     assert runs
-    assert _committed(os.path.join(study, "summary.md")) == tables.markdown(runs, runs)
+    assert _committed(os.path.join(study, "summary.md")) == tables.markdown(
+        runs, runs, study_runs.load_runs(os.path.join(ROOT, study), diverged=True))

@@ -52,11 +52,10 @@ from frn_det.engine.train_loop import NON_FINITE_LOSS
 from frn_det.evaluation import read_results
 from frn_det.study.best_lr import best_lr
 from frn_det.study.batch_report import METRICS, markdown_table, plot, plot_curve, plot_sizes
-from frn_det.study.run_name import RunName, schedule_folder
+from frn_det.study.run_name import DIVERGED, RunName, schedule_folder
 from frn_det.utils import write_atomic, write_json
 
 STUDY_CONFIG = "demo/batch_study_R18_shapes.yaml"  # a model-zoo name
-DIVERGED = "diverged.txt"  # a run stopped by a non-finite loss: the summary leaves it out
 
 
 def reference_config(config_file, opts):

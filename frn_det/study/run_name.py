@@ -9,6 +9,7 @@ from typing import Optional
 _RUN_NAME = re.compile(r"^(?P<method>[a-z][a-z0-9_]*?)_(?P<imgs>\d+)img_seed(?P<seed>\d+)"
                        r"(?:_lr(?P<lr>[0-9.e+-]+))?(?:_(?P<size>\d+)px)?$")
 _SCHEDULE_FOLDER = re.compile(r"^iters(?P<steps>\d+)$")
+DIVERGED = "diverged.txt"  # in a run folder: the error line of a run stopped by a non-finite loss
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ The study folder holds one folder per variant, as benchmarks/study/commands.sh w
 (the paper's method and the baselines on the photo-like look), `real` (the real-photo look),
 `<look>_<option>` (the same runs with a recipe option on). Each run folder (`frn_2img_seed1`,
 `gn_8img_seed0_lr0.05`) holds the results.json and config.yaml that tools/train_net.py wrote. Where a
-cell was run at several learning rates, it shows the best (by mean AP over seeds) and names it.
+cell was run at several learning rates, it shows the best (by mean AP over seeds) and names it; a run
+stopped by a non-finite loss (diverged.txt in place of results.json) shows in the learning-rate table.
 Runs at another input size than 128 px (`..._256px`, tools/batch_study.py --sizes) get tables of their
 own, and a table and sizes.png show each row's gap to GN by size; summary.png shows the main size (the
 largest with a complete table). Writes summary.md and summary.png; with --readme, also puts the tables
@@ -50,11 +51,12 @@ def update_readme(path, text, markers=(README_BEGIN, README_END)):
     _write_text(path, readme[: start + len(begin)] + "\n" + text.rstrip() + "\n" + readme[end:])
 
 
-def write_summary(runs, output, curve_runs, readme=None, headline=None):
+def write_summary(runs, output, curve_runs, readme=None, headline=None, diverged=()):
     """summary.md and the plots in output (and the tables between readme's markers, the one-table summary
-    between headline's); returns the text."""
+    between headline's); returns the text. diverged: the runs stopped by a non-finite loss, for the
+    learning-rate sweep."""
     os.makedirs(output, exist_ok=True)
-    text = markdown(runs, curve_runs)
+    text = markdown(runs, curve_runs, diverged)
     _write_text(os.path.join(output, "summary.md"), text)
     plot(study_budget(runs), os.path.join(output, "summary.png"))
     plot_sizes(study_budget(runs), os.path.join(output, "sizes.png"))
@@ -84,5 +86,6 @@ def main(argv=None):
     if not runs:
         raise SystemExit(f"no finished runs under {args.study} (<variant>/<method>_<m>img_seed<s>/results.json)")
     curve = runs + convergence_runs(args.convergence, runs)
-    print(write_summary(runs, args.output or args.study, curve, args.readme, args.headline))
+    diverged = load_runs(args.study, diverged=True)
+    print(write_summary(runs, args.output or args.study, curve, args.readme, args.headline, diverged))
     return runs

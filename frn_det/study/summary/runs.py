@@ -1,54 +1,72 @@
-"""The study's finished runs, read from its folders: a record per run of its cell (variant, method,
-images per GPU, seed, reference lr, input size, schedule) and its headline AP, AP50 and AP75."""
+"""The study's runs, read from its folders: a record per run of its cell (variant, method, images per
+GPU, seed, reference lr, input size, schedule) and its headline AP, AP50 and AP75; or, for the runs
+stopped by a non-finite loss, the iteration they stopped at."""
 import os
+import re
 
 import yaml
 
 from frn_det.evaluation import read_results
-from frn_det.study.run_name import RunName, parse_schedule_folder
+from frn_det.study.run_name import DIVERGED, RunName, parse_schedule_folder
 
 REFERENCE_IMGS = 8  # the study config's batch: learning rates are swept and named at it
 METRICS = ("AP", "AP50", "AP75")
 
 
-def load_runs(study):
+def load_runs(study, diverged=False):
     """[{variant, name, method, imgs, seed, lr, iters, schedule, size, longer, AP, AP50, AP75}] of every finished
     run under study/: <variant>/<run> at the study's schedule, and <variant>/iters<N>/<run> at the
     reference schedule N (tools/batch_study.py --schedules; longer=True). schedule is the run's length
-    in iterations of 8 images. Runs of every method are read, also of methods no table shows."""
+    in iterations of 8 images. Runs of every method are read, also of methods no table shows.
+    diverged=True: the runs stopped by a non-finite loss instead, with `iteration` (where it stopped,
+    None if its error line does not say) in place of the metrics."""
     runs = []
     for variant in sorted(os.listdir(study)):
         if os.path.isdir(os.path.join(study, variant)):
-            runs += variant_runs(os.path.join(study, variant), variant)
+            runs += variant_runs(os.path.join(study, variant), variant, diverged)
     return runs
 
 
-def variant_runs(folder, variant):
-    """The finished runs of one variant folder (its run folders and those of its iters<N> folders)."""
+def variant_runs(folder, variant, diverged=False):
+    """The finished (or diverged) runs of one variant folder (its run folders and those of its iters<N>
+    folders)."""
     runs = []
     for name in sorted(os.listdir(folder)):
         if parse_schedule_folder(name) is not None and os.path.isdir(os.path.join(folder, name)):
-            runs += [dict(r, longer=True) for r in variant_runs(os.path.join(folder, name), variant)]
+            runs += [dict(r, longer=True) for r in variant_runs(os.path.join(folder, name), variant, diverged)]
             continue
         run = RunName.parse(name)
-        results = os.path.join(folder, name, "results.json")
-        if run is None or not os.path.exists(results):
+        path = os.path.join(folder, name)
+        finished = os.path.exists(os.path.join(path, "results.json"))  # also where an earlier attempt diverged
+        wanted = (not finished and os.path.exists(os.path.join(path, DIVERGED))) if diverged else finished
+        if run is None or not wanted:
             continue
-        runs.append(read_run(os.path.join(folder, name), variant, run))
+        runs.append((read_diverged if diverged else read_run)(path, variant, run))
     return runs
 
 
 def read_run(folder, variant, run):
     """The record of one finished run folder whose name is `run` (a RunName)."""
     (headline,) = read_results(os.path.join(folder, "results.json"))["headline"].values()  # one test dataset
+    return dict(_cell_of(folder, variant, run), **{k: headline[k] for k in METRICS})
+
+
+def read_diverged(folder, variant, run):
+    """The record of one run folder stopped by a non-finite loss: its cell and the iteration it stopped at."""
+    with open(os.path.join(folder, DIVERGED)) as f:
+        stopped = re.search(r"at iteration (\d+)", f.read())
+    return dict(_cell_of(folder, variant, run), iteration=int(stopped.group(1)) if stopped else None)
+
+
+def _cell_of(folder, variant, run):
+    """What the run folder's name and config say of its cell."""
     with open(os.path.join(folder, "config.yaml")) as f:
         config = yaml.safe_load(f)
     solver = config["SOLVER"]
     lr = run.lr if run.lr is not None else round(REFERENCE_IMGS * solver["BASE_LR"] / solver["IMS_PER_BATCH"], 8)
-    metrics = {k: headline[k] for k in METRICS}
     return dict(variant=variant, name=os.path.basename(folder), method=run.method, imgs=run.imgs, seed=run.seed, lr=lr,
                 iters=solver["MAX_ITER"], schedule=solver["MAX_ITER"] * run.imgs // REFERENCE_IMGS,
-                size=config["INPUT"]["MAX_SIZE_TRAIN"], longer=False, **metrics)
+                size=config["INPUT"]["MAX_SIZE_TRAIN"], longer=False)
 
 
 def convergence_runs(folder, runs):

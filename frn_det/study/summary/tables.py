@@ -6,6 +6,7 @@ A table is a function of the runs at one size (every method's, at the study's sc
 markdown lines, or none when it has nothing to show; add one to SIZE_TABLES. It picks the methods it
 shows (the tables here: cells.of_methods, Table 6's FRN, GN and BN and Table 3's ablations) and the
 cells' rules are in cells (column_cell, which also gives AP50 or AP75 at the lr chosen by AP)."""
+import functools
 import statistics
 
 from frn_det.study.summary.cells import (ABLATIONS, LOOKS, METHOD_LABELS, METHODS, OPTIONS, TABLE_METHODS, best_cell, cell, column_cell,
@@ -28,22 +29,24 @@ def diff(a, b):
     return "-" if a is None or b is None else f"{a - b:+.1f}"
 
 
-def markdown(runs, curve_runs=None):
+def markdown(runs, curve_runs=None, diverged=()):
     """The tables of every input size, the largest first, at the study's schedule, then FRN's and BN's
     gaps to GN by size, FRN's gap split into Table 3's steps, and FRN's gap to GN against images seen
-    (from curve_runs: runs and the convergence curve's)."""
-    lines = budget_markdown(study_budget(runs))
+    (from curve_runs: runs and the convergence curve's). diverged: the runs stopped by a non-finite loss
+    (runs.load_runs(..., diverged=True)), which the learning-rate sweep shows."""
+    lines = budget_markdown(study_budget(runs), study_budget(diverged))
     return "\n".join(lines + schedule_table(runs if curve_runs is None else curve_runs))
 
 
-def budget_markdown(runs):
+def budget_markdown(runs, diverged=()):
     iters = sorted({r["iters"] * r["imgs"] // REFERENCE_IMGS for r in runs})
     lines = [f"Reference schedule: {', '.join(map(str, iters))} iterations of 8 images (steps x 8/m at m images "
              "per batch, lr x m/8); seed 0, plus seed 1 where a cell says 2 seeds; AP on the look's val set; "
              "(lr) is the reference learning rate at 8 images: the 8-image column's best of those run, which the "
              "2-image column takes too (x 2/8); @2 - @8 is at that same lr. Input sizes: the images (128 px on "
              "disk) resized at load time, anchors scaled alike (tools/batch_study.py --sizes).", ""]
-    sections = [(size, size_tables([r for r in runs if r["size"] == size])) for size in sizes_of(runs)]
+    sections = [(size, size_tables([r for r in runs if r["size"] == size], [r for r in diverged if r["size"] == size]))
+                for size in sizes_of(runs)]
     sections = [(size, tables) for size, tables in sections if tables]
     for size, tables in sections:
         if len(sections) > 1:
@@ -52,9 +55,11 @@ def budget_markdown(runs):
     return lines + gap_by_size(runs) + attribution_table(runs)
 
 
-def size_tables(runs):
-    """Every table of SIZE_TABLES for the runs of one size."""
-    return [line for table in SIZE_TABLES for line in table(runs)]
+def size_tables(runs, diverged=()):
+    """Every table of SIZE_TABLES for the runs of one size; the learning-rate sweep also shows the diverged
+    runs of that size."""
+    tables = [functools.partial(lr_table, diverged=diverged) if table is lr_table else table for table in SIZE_TABLES]
+    return [line for table in tables for line in table(runs)]
 
 
 def look_tables(runs):
@@ -104,14 +109,18 @@ def options_table(runs):
             *rows, ""]
 
 
-def lr_table(runs):
-    """Per look where a method ran at several learning rates at 8 images: AP at each lr, each method's best."""
+def lr_table(runs, diverged=()):
+    """Per look where a method ran at several learning rates at 8 images (a diverged run's lr counts): AP at
+    each lr, "diverged" where every run of that lr stopped on a non-finite loss, each method's best."""
     runs = of_methods(runs)
     lines = []
     for look in LOOKS:
         at_8 = [r for r in runs if r["variant"] == look and r["imgs"] == REFERENCE_IMGS]
-        lrs = sorted({r["lr"] for r in at_8})
-        if all(len({r["lr"] for r in at_8 if r["method"] == m}) < 2 for m in TABLE_METHODS):
+        stopped = {(r["method"], r["lr"]): r["iteration"] for r in of_methods(diverged)
+                   if r["variant"] == look and r["imgs"] == REFERENCE_IMGS}
+        lrs = sorted({r["lr"] for r in at_8} | {lr for _, lr in stopped})
+        if all(len({r["lr"] for r in at_8 if r["method"] == m} | {lr for n, lr in stopped if n == m}) < 2
+               for m in TABLE_METHODS):
             continue
         lines += [f"#### Learning rate at 8 images ({look_name(look)}, reference lr at 8 images)", "",
                   "| method | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " | best |", "|---|" + "---:|" * (len(lrs) + 1)]
@@ -120,10 +129,15 @@ def lr_table(runs):
             aps = {lr: mean(cell(runs, look, method, REFERENCE_IMGS, lr)) for lr in lrs}
             best = best_cell(runs, look, method, REFERENCE_IMGS)[0]
             best = "-" if best is None else f"{best:g}"
-            lines.append(f"| {method.upper()} | " + " | ".join("-" if aps[lr] is None else f"{aps[lr]:.1f}" for lr in lrs)
-                         + f" | {best} |")
+            lines.append(f"| {method.upper()} | " + " | ".join(
+                f"{aps[lr]:.1f}" if aps[lr] is not None else _diverged(stopped[method, lr]) if (method, lr) in stopped
+                else "-" for lr in lrs) + f" | {best} |")
         lines.append("")
     return lines
+
+
+def _diverged(iteration):
+    return "diverged" + ("" if iteration is None else f" (iteration {iteration})")
 
 
 def table3_table(runs):
