@@ -196,3 +196,10 @@ def test_a_diverged_run_is_kept_with_its_error_line(batch_study, tmp_path):
     records = [{"dir": "frn_8img_seed0_lr0.5"}, {"dir": "frn_2img_seed0"}]
     batch.keep_results(str(tmp_path / "study"), records, str(tmp_path / "kept"))
     assert sorted(os.listdir(tmp_path / "kept" / "frn_8img_seed0_lr0.5")) == ["config.yaml", "diverged.txt"]
+    # a later attempt that failed otherwise is judged by its own part of the log
+    log = tmp_path / "study" / "frn_8img_seed0_lr0.5" / "study.log"
+    (log.parent / "diverged.txt").unlink()
+    start = log.stat().st_size
+    log.write_text(log.read_text() + "KeyError: 'not found: missing'\n")
+    batch.mark_diverged(str(log.parent), start)
+    assert not (log.parent / "diverged.txt").exists()

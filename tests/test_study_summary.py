@@ -83,21 +83,29 @@ def test_diverged_runs_are_in_the_learning_rate_table_only(study, tmp_path):
     other table's; one that finished after a diverged attempt counts as finished."""
     _run(study, "shapes", "frn_8img_seed0_lr0.2_256px", 80.0, 8, lr=0.2, size=256)
     _run(study, "shapes", "gn_8img_seed0_lr0.1_256px", 83.0, 8, lr=0.1, size=256)
-    for name, iteration in [("frn_8img_seed0_lr0.5_256px", 97), ("gn_8img_seed0_lr0.2_256px", 403)]:
+    _run(study, "shapes", "gn_8img_seed1_lr0.1_256px", 83.4, 8, lr=0.1, size=256)
+    for name, error in [("frn_8img_seed0_lr0.5_256px", "Non-finite loss at iteration 97: loss_cls=nan"),
+                        ("gn_8img_seed0_lr0.2_256px", "Non-finite loss at iteration 403: loss_cls=nan"),
+                        ("gn_8img_seed2_lr0.1_256px", "Non-finite loss at iteration 7"),
+                        ("gfrn_8img_seed0_lr0.5_256px", "Non-finite loss"),  # no iteration in the line
+                        ("foo_8img_seed0_lr0.05_256px", "Non-finite loss at iteration 3")]:  # no table's method
         folder = _run(study, "shapes", name, 0.0, 8, lr=float(name.split("_lr")[1].split("_")[0]), size=256)
         (folder / "results.json").unlink()
-        (folder / "diverged.txt").write_text(f"FloatingPointError: Non-finite loss at iteration {iteration}: loss_cls=nan\n")
+        (folder / "diverged.txt").write_text(f"FloatingPointError: {error}\n")
     (study / "shapes" / "gn_8img_seed0" / "diverged.txt").write_text("FloatingPointError: Non-finite loss at iteration 5\n")
     runs, diverged = study_runs.load_runs(str(study)), study_runs.load_runs(str(study), diverged=True)
     assert sorted((r["name"], r["lr"], r["iteration"]) for r in diverged) == [
-        ("frn_8img_seed0_lr0.5_256px", 0.5, 97), ("gn_8img_seed0_lr0.2_256px", 0.2, 403)]
+        ("foo_8img_seed0_lr0.05_256px", 0.05, 3), ("frn_8img_seed0_lr0.5_256px", 0.5, 97),
+        ("gfrn_8img_seed0_lr0.5_256px", 0.5, None), ("gn_8img_seed0_lr0.2_256px", 0.2, 403),
+        ("gn_8img_seed2_lr0.1_256px", 0.1, 7)]
     assert not {r["name"] for r in diverged} & {r["name"] for r in runs if r["size"] == 256}
     text = tables.markdown(runs, diverged=diverged)
     at256 = text[text.index("### 256 px"):text.index("### 128 px")]
-    assert "| method | lr 0.1 | lr 0.2 | lr 0.5 | best |" in at256
+    assert "| method | lr 0.1 | lr 0.2 | lr 0.5 | best |" in at256  # not foo's 0.05
     assert "| FRN | - | 80.0 | diverged (iteration 97) | 0.2 |" in at256
-    assert "| GN | 83.0 | diverged (iteration 403) | - | 0.1 |" in at256
-    assert "| FRN (paper) | 80.0 (lr 0.2) | - |" in at256 and text.count("diverged") == 2
+    assert "| GN | 83.2 (1 of 3 diverged) | diverged (iteration 403) | - | 0.1 |" in at256
+    assert "| GFRN | - | - | diverged | - |" in at256  # an ablation that only diverged still has its row
+    assert "| FRN (paper) | 80.0 (lr 0.2) | - |" in at256 and text.count("diverged") == 4
     # without the diverged runs, no method has two lrs at 256 px: no sweep table there
     assert "| method |" not in tables.markdown(runs).split("### 128 px")[0]
     # the tool passes them on

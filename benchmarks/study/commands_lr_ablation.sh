@@ -45,15 +45,15 @@ OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 -
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 8 --sizes 384 --base-lrs 0.1 --extra-seeds --output output/study/real_384_gn --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 
 # FRN at 384 px one step above its 256 px best (0.5): diverged (non-finite loss at iteration 97 of 1600,
-# in the warmup; 8 min), as at 256 px, so 0.2 is FRN's best at 384 px of those run
+# in the warmup; 8 min), as at 256 px (there at iteration 403), so 0.2 is FRN's best at 384 px of those run
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 384 --base-lrs 0.5 --extra-seeds --output output/study/real_384_frn_up --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 
-# BN at 0.1: 86.1 AP (AP50 99.2, AP75 98.1) against 82.5 at 0.05: BN's best moved by 3.6 AP, to the end
+# BN at 0.1: 86.1 AP (AP50 99.2, AP75 98.1) against 82.5 at 0.05: BN's best moved by 3.7 AP, to the end
 # of its range (60 min, beside FRN's 2-image cell)
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods bn --imgs 8 --sizes 256 --base-lrs 0.1 --extra-seeds --output output/study/real_lr_bn0.1 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 
 # FRN's 2-image cell at its 256 px best lr (0.2; seed 0; its best moved by more than 1 AP): 85.7 AP (AP50
-# 98.7, AP75 97.8), +1.0 over 8 images (68 min, beside BN at 0.1, then at 0.2)
+# 98.7, AP75 97.8), +1.0 over 8 images (68 min, beside BN at 0.1, then beside BN at 0.2 as it started)
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 2 --sizes 256 --seeds 0 --base-lrs 0.2 --extra-seeds --output output/study/real_lr_frn2img --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 
 # not run yet: BN one step further (0.2), as its best is at the end of its range; BN at 0.02; BN's

@@ -183,7 +183,11 @@ def run_one(run, args, ref, progress=None, cfg=None):
     cmd = [sys.executable, "-m", "frn_det.train_net", "--config-file", args.config,
            "--num-gpus", str(args.num_gpus), "--resume", *opts]
     os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "study.log"), "a") as log:
+    if os.path.exists(os.path.join(out, DIVERGED)):  # an earlier attempt's: this one decides
+        os.remove(os.path.join(out, DIVERGED))
+    log_path = os.path.join(out, "study.log")
+    attempt_start = os.path.getsize(log_path) if os.path.exists(log_path) else 0
+    with open(log_path, "a") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         while proc.poll() is None:
             time.sleep(2)
@@ -191,16 +195,19 @@ def run_one(run, args, ref, progress=None, cfg=None):
                 progress(_iterations_done(out))
         code = proc.returncode
     if code != 0 or not os.path.exists(results_file):
-        mark_diverged(out)
+        mark_diverged(out, attempt_start)
         return {"failed": f"exit code {code}; see {relative(os.path.join(out, 'study.log'))}"}, False
     return read_results(results_file)["headline"], False
 
 
-def mark_diverged(out):
-    """Writes out/diverged.txt, the error line, when the run's study.log says it stopped on a non-finite
-    loss (frn_det.engine.train_loop): a diverged run is a result of its lr, kept with its metrics."""
-    with open(os.path.join(out, "study.log")) as f:
-        errors = [line for line in f if line.startswith(f"FloatingPointError: {NON_FINITE_LOSS}")]
+def mark_diverged(out, attempt_start=0):
+    """Writes out/diverged.txt, the error line, when the run's study.log (from byte attempt_start: the
+    last attempt's part) says it stopped on a non-finite loss (frn_det.engine.train_loop): a diverged
+    run is a result of its lr, kept with its metrics."""
+    with open(os.path.join(out, "study.log"), "rb") as f:
+        f.seek(attempt_start)
+        lines = f.read().decode(errors="replace").splitlines(keepends=True)
+    errors = [line for line in lines if line.startswith(f"FloatingPointError: {NON_FINITE_LOSS}")]
     if errors:
         write_atomic(os.path.join(out, DIVERGED), lambda f: f.write(errors[-1]), "w")
 

@@ -9,8 +9,8 @@ The study folder holds one folder per variant, as benchmarks/study/commands.sh w
 (the paper's method and the baselines on the photo-like look), `real` (the real-photo look),
 `<look>_<option>` (the same runs with a recipe option on). Each run folder (`frn_2img_seed1`,
 `gn_8img_seed0_lr0.05`) holds the results.json and config.yaml that tools/train_net.py wrote. Where a
-cell was run at several learning rates, it shows the best (by mean AP over seeds) and names it; a run
-stopped by a non-finite loss (diverged.txt in place of results.json) shows in the learning-rate table.
+cell was run at several learning rates, it shows the best (by mean AP over seeds) and names it; an 8-image
+run stopped by a non-finite loss (diverged.txt in place of results.json) shows in the learning-rate table.
 Runs at another input size than 128 px (`..._256px`, tools/batch_study.py --sizes) get tables of their
 own, and a table and sizes.png show each row's gap to GN by size; summary.png shows the main size (the
 largest with a complete table). Writes summary.md and summary.png; with --readme, also puts the tables

@@ -111,33 +111,40 @@ def options_table(runs):
 
 def lr_table(runs, diverged=()):
     """Per look where a method ran at several learning rates at 8 images (a diverged run's lr counts): AP at
-    each lr, "diverged" where every run of that lr stopped on a non-finite loss, each method's best."""
+    each lr, "diverged" where a run of that lr stopped on a non-finite loss, each method's best of the
+    finished ones."""
     runs = of_methods(runs)
     lines = []
     for look in LOOKS:
         at_8 = [r for r in runs if r["variant"] == look and r["imgs"] == REFERENCE_IMGS]
-        stopped = {(r["method"], r["lr"]): r["iteration"] for r in of_methods(diverged)
-                   if r["variant"] == look and r["imgs"] == REFERENCE_IMGS}
+        stopped = {}  # (method, lr) -> the iterations its diverged runs stopped at
+        for r in of_methods(diverged):
+            if r["variant"] == look and r["imgs"] == REFERENCE_IMGS:
+                stopped.setdefault((r["method"], r["lr"]), []).append(r["iteration"])
         lrs = sorted({r["lr"] for r in at_8} | {lr for _, lr in stopped})
-        if all(len({r["lr"] for r in at_8 if r["method"] == m} | {lr for n, lr in stopped if n == m}) < 2
-               for m in TABLE_METHODS):
+        lrs_of = {m: {r["lr"] for r in at_8 if r["method"] == m} | {lr for n, lr in stopped if n == m}
+                  for m in TABLE_METHODS}
+        if all(len(lrs_of[m]) < 2 for m in TABLE_METHODS):
             continue
         lines += [f"#### Learning rate at 8 images ({look_name(look)}, reference lr at 8 images)", "",
                   "| method | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " | best |", "|---|" + "---:|" * (len(lrs) + 1)]
-        ablations = [m for m in ABLATIONS if best_cell(runs, look, m, REFERENCE_IMGS)[0] is not None]
-        for method in [*METHODS, *ablations]:
-            aps = {lr: mean(cell(runs, look, method, REFERENCE_IMGS, lr)) for lr in lrs}
+        for method in [*METHODS, *(m for m in ABLATIONS if lrs_of[m])]:
             best = best_cell(runs, look, method, REFERENCE_IMGS)[0]
-            best = "-" if best is None else f"{best:g}"
             lines.append(f"| {method.upper()} | " + " | ".join(
-                f"{aps[lr]:.1f}" if aps[lr] is not None else _diverged(stopped[method, lr]) if (method, lr) in stopped
-                else "-" for lr in lrs) + f" | {best} |")
+                _lr_cell(cell(runs, look, method, REFERENCE_IMGS, lr), stopped.get((method, lr), []))
+                for lr in lrs) + f" | {'-' if best is None else f'{best:g}'} |")
         lines.append("")
     return lines
 
 
-def _diverged(iteration):
-    return "diverged" + ("" if iteration is None else f" (iteration {iteration})")
+def _lr_cell(aps, stopped):
+    """Mean AP over the finished seeds of one lr, and its diverged runs: where they stopped when none
+    finished, how many when some did."""
+    if aps is None:
+        if not stopped:
+            return "-"
+        return "diverged" + ("" if None in stopped else " (iteration " + ", ".join(map(str, sorted(stopped))) + ")")
+    return f"{mean(aps):.1f}" + (f" ({len(stopped)} of {len(aps) + len(stopped)} diverged)" if stopped else "")
 
 
 def table3_table(runs):
