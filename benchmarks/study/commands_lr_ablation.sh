@@ -60,7 +60,8 @@ OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 2 -
 # 0.1 is BN's best (60 min, beside FRN's 2-image cell and then BN at 0.02)
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods bn --imgs 8 --sizes 256 --base-lrs 0.2 --extra-seeds --output output/study/real_lr_bn0.2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 
-# BN at 0.02: 82.4 AP (AP50 97.7, AP75 96.3); BN's sweep: 82.4, 82.5, 86.1, 83.0 at 0.02, 0.05, 0.1, 0.2
+# BN at 0.02: 82.4 AP (AP50 97.7, AP75 96.3); BN's sweep (seed 0): 82.4, 82.5, 86.1, 83.0 at 0.02, 0.05,
+# 0.1, 0.2
 # (60 min, beside BN at 0.2 and then alone)
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods bn --imgs 8 --sizes 256 --base-lrs 0.02 --extra-seeds --output output/study/real_lr_bn0.02 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 
