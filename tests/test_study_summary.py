@@ -168,6 +168,32 @@ def test_other_columns_take_the_8_image_columns_lr():
     assert got["BN at 2 images at least 3 AP below 8"] == (True, "-4.0")
 
 
+def test_table6_claims_are_differences_of_cell_means_with_two_standard_errors():
+    def runs(method, imgs, aps, lr=0.1):
+        return [dict(variant="real", method=method, imgs=imgs, seed=s, lr=lr, AP=ap) for s, ap in enumerate(aps)]
+    study = (runs("frn", 8, [85.0, 85.5, 86.0]) + runs("gn", 8, [84.0, 84.5, 85.0]) + runs("gn", 8, [99.0], lr=0.05)
+             + runs("frn", 2, [84.0, 86.0, 88.0]) + runs("gn", 2, [90.0, 91.0])
+             + runs("bn", 8, [85.0, 86.0, 87.0]) + runs("bn", 2, [70.0]))
+    got = {claim: rest for claim, *rest in cells.claims(study, "real")}
+    # GN's 8-image cell is its best lr (0.05, one seed), not the three seeds at 0.1
+    paper, a, b, d, two_se, verdict = got["FRN above GN at 8 images"]
+    assert (round(paper, 6), b, verdict) == (0.3, [99.0], "one seed: no spread")
+    # FRN at 2 against GN at 2, both at their 8-image lrs (GN's 0.05: not run at 2 images)
+    assert got["FRN above GN at 2 images"][-1] == "not run"
+    # FRN 2 vs 8: d = 86.0 - 85.5 = 0.5 ± 2 sqrt(4/3 + 0.25/3) = 2.38, which reaches below -1.5
+    _, a, b, d, two_se, verdict = got["FRN holds at 2 images (within 1.5 AP of 8)"]
+    assert d == pytest.approx(0.5) and two_se == pytest.approx(2 * (4 / 3 + 0.25 / 3) ** 0.5)
+    assert verdict == "within the spread"
+    assert cells.judge(-1.0, 0.5, -1, 0.0) == "supported" and cells.judge(1.0, 0.5, -1, 0.0) == "contradicted"
+    assert cells.judge(0.3, 0.5, +1, 0.0) == "within the spread" and cells.judge(-2.0, 0.4, +1, -1.5) == "contradicted"
+    text = "\n".join(tables.claims_table(study))
+    assert text == ""  # a claim not run: no table for the look
+    study += runs("gn", 2, [90.0, 91.0], lr=0.05)
+    text = "\n".join(tables.claims_table(study))
+    assert "| FRN above GN at 2 images | +0.4 | -4.5 ± 2.5 | 3 / 2 | contradicted |" in text
+    assert "| BN falls at 2 images | -8.5 | -16.0 | 1 / 3 | one seed: no spread |" in text
+
+
 def test_summary_tables_and_best_learning_rate(study, tmp_path):
     text = "\n".join(report.main(["--study", str(study), "--output", str(tmp_path / "out")]) and
                      [open(tmp_path / "out" / "summary.md").read()])
@@ -320,8 +346,9 @@ def test_headline_table_has_a_row_per_look_and_size_on_the_table_cells(study, tm
     assert lines[0] == "| look, input side | FRN (paper) @8 / @2 | GN @8 / @2 | BN @8 / @2 |"
     # 128 px: FRN's best lr at 8 is 0.02 (70.0 against 69.0 at 0.05), so @2 is the mean of its two seeds
     # there; GN's best at 8 is 0.02 too, so its 80.0 at 2 images and lr 0.05 is not the cell
-    assert lines[2:] == ["| photo-like shapes, 128 px | 70.0 / 69.2 (lr 0.02) | 70.8 / 72.0 (lr 0.02) | 60.0 / 58.0 (lr 0.02) |",
-                         "| photo-like shapes, 256 px | 80.0 / - (lr 0.02) | - / - | - / - |"]
+    assert lines[2:] == ["| photo-like shapes, 128 px | 70.0 / 69.2 ± 0.3 (lr 0.02; seeds 1 / 2) | 70.8 / 72.0 (lr 0.02; seeds 1 / 1) "
+                         "| 60.0 / 58.0 (lr 0.02; seeds 1 / 1) |",
+                         "| photo-like shapes, 256 px | 80.0 / - (lr 0.02; seeds 1 / -) | - / - | - / - |"]
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- study table -->\nold\n<!-- /study table -->\nafter\n")
     report.main(["--study", str(study), "--output", str(tmp_path / "out"), "--headline", str(readme)])

@@ -29,6 +29,15 @@ TABLE_METHODS = (*METHODS, *ABLATIONS)  # runs of other methods are read, and sh
 FRN_VS_GN = 1.0  # FRN within 1 AP of GN (or above) at every column
 FRN_FLAT = 1.5  # FRN at 2 images within 1.5 AP of FRN at 8
 BN_DROP = 3.0  # BN at 2 images at least 3 AP below BN at 8
+# Table 6's claims, as differences of two cells (method, images per GPU): (claim, a, b, side, bound, the
+# paper's a - b at 8 / 2 images per GPU). The claim is a - b > bound (side +1) or a - b < bound (side -1).
+CLAIMS = (
+    ("FRN above GN at 8 images", ("frn", 8), ("gn", 8), +1, 0.0, 39.6 - 39.3),
+    ("FRN above GN at 2 images", ("frn", 2), ("gn", 2), +1, 0.0, 39.1 - 38.7),
+    (f"FRN holds at 2 images (within {FRN_FLAT:g} AP of 8)", ("frn", 2), ("frn", 8), +1, -FRN_FLAT, 39.1 - 39.6),
+    ("BN falls at 2 images", ("bn", 2), ("bn", 8), -1, 0.0, 30.2 - 38.7),
+    ("FRN above BN at 2 images", ("frn", 2), ("bn", 2), +1, 0.0, 39.1 - 30.2),
+)
 
 
 def of_methods(runs, methods=TABLE_METHODS):
@@ -73,6 +82,38 @@ def seeds_of(runs, variant, method, imgs, lr):
 
 def mean(values):
     return None if values is None else statistics.mean(values)
+
+
+def difference(a, b):
+    """(mean(a) - mean(b), two standard errors of it (Welch: 2 sqrt(sd_a^2/n_a + sd_b^2/n_b)), None with one
+    seed on either side)."""
+    d = statistics.mean(a) - statistics.mean(b)
+    if min(len(a), len(b)) < 2:
+        return d, None
+    return d, 2 * (statistics.variance(a) / len(a) + statistics.variance(b) / len(b)) ** 0.5
+
+
+def judge(d, two_se, side, bound):
+    """A claim a - b > bound (side +1) or < bound (side -1) on d +- two_se: supported when the whole
+    interval lies on the claimed side, contradicted when it lies on the other, else within the spread."""
+    if two_se is None:
+        return "one seed: no spread"
+    low, high = sorted((side * (d - two_se - bound), side * (d + two_se - bound)))
+    return "supported" if low > 0 else "contradicted" if high < 0 else "within the spread"
+
+
+def claims(runs, look):
+    """Table 6's claims (CLAIMS) on one look's table cells (column_cell): [(claim, paper's a - b, values of
+    a, values of b, d, two_se, verdict)], None values where a cell was not run."""
+    out = []
+    for claim, (ma, ia), (mb, ib), side, bound, paper in CLAIMS:
+        a, b = column_cell(runs, look, ma, ia)[1], column_cell(runs, look, mb, ib)[1]
+        if a is None or b is None:
+            out.append((claim, paper, a, b, None, None, "not run"))
+            continue
+        d, two_se = difference(a, b)
+        out.append((claim, paper, a, b, d, two_se, judge(d, two_se, side, bound)))
+    return out
 
 
 def look_rows(runs, look):

@@ -9,20 +9,23 @@ cells' rules are in cells (column_cell, which also gives AP50 or AP75 at the lr 
 import functools
 import statistics
 
-from frn_det.study.summary.cells import (ABLATIONS, LOOKS, METHOD_LABELS, METHODS, OPTIONS, TABLE_METHODS, best_cell, cell, column_cell,
-                                         gap_rows, gaps, look_name, look_rows, mean, of_methods, schedule_lines, seeds_of, select,
-                                         targets)
+from frn_det.study.summary.cells import (ABLATIONS, LOOKS, METHOD_LABELS, METHODS, OPTIONS, TABLE_METHODS, best_cell, cell, claims,
+                                         column_cell, gap_rows, gaps, look_name, look_rows, mean, of_methods, schedule_lines, seeds_of,
+                                         select, targets)
 from frn_det.study.summary.ablation import GAP_STEPS, PAPER_P1, attribution, has_ablations, table3
 from frn_det.study.summary.runs import REFERENCE_IMGS, sizes_of, study_budget
 
 
+def spread(values):
+    """Mean ± standard deviation over seeds, the mean alone for one seed."""
+    return f"{values[0]:.1f}" if len(values) == 1 else f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
 def fmt(values):
+    """A cell: mean ± standard deviation and each seed's value."""
     if values is None:
         return "-"
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return (f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f} ({len(values)} seeds: "
-            + ", ".join(f"{a:.1f}" for a in values) + ")")
+    return spread(values) + ("" if len(values) == 1 else f" ({len(values)} seeds: " + ", ".join(f"{a:.1f}" for a in values) + ")")
 
 
 def diff(a, b):
@@ -168,7 +171,28 @@ def table3_table(runs):
     return lines
 
 
-SIZE_TABLES = (look_tables, options_table, lr_table, table3_table)
+def claims_table(runs):
+    """Per look with FRN, GN and BN at both columns of Table 6's claims: each claim as a difference of the
+    table's cells (means over seeds) with two standard errors, and whether the runs support it."""
+    runs = of_methods(runs)
+    lines = []
+    for look in LOOKS:
+        rows = claims(runs, look)
+        if any(verdict == "not run" for *_, verdict in rows):
+            continue
+        lines += [f"#### Table 6's claims ({look_name(look)}, each method at its 8-image best lr)", "",
+                  "Difference of the cells' means ± two standard errors (Welch: 2 sqrt(sd_a^2/n_a + sd_b^2/n_b)); "
+                  "supported or contradicted when the whole interval lies on one side of the claim's bound, "
+                  "else within the spread.", "",
+                  "| claim | paper (Table 6) | measured | seeds | verdict |", "|---|---:|---:|---:|---|"]
+        for claim, paper, a, b, d, two_se, verdict in rows:
+            measured = f"{d:+.1f}" + ("" if two_se is None else f" ± {two_se:.1f}")
+            lines.append(f"| {claim} | {paper:+.1f} | {measured} | {len(a)} / {len(b)} | {verdict} |")
+        lines.append("")
+    return lines
+
+
+SIZE_TABLES = (look_tables, claims_table, options_table, lr_table, table3_table)
 
 
 def attribution_table(runs):
@@ -218,7 +242,8 @@ def gap_by_size(runs):
 
 def headline_table(runs):
     """Table 6's shape in one table (the README's): a row per look and input size, FRN, GN and BN at each
-    images-per-GPU column, on the tables' cells (column_cell: mean over seeds), with the reference lr."""
+    images-per-GPU column, on the tables' cells (column_cell: mean ± standard deviation over seeds), with
+    the reference lr and each cell's number of seeds."""
     runs = of_methods(study_budget(runs), METHODS)
     cols = sorted({r["imgs"] for r in runs}, reverse=True)
     at = " / ".join(f"@{m}" for m in cols)
@@ -231,8 +256,9 @@ def headline_table(runs):
             for method in METHODS:
                 column = [column_cell(here, look, method, m) for m in cols]
                 lrs = {lr for lr, aps in column if aps}
-                values = " / ".join("-" if aps is None else f"{mean(aps):.1f}" for _, aps in column)
-                row.append(values + (" (lr " + ", ".join(f"{lr:g}" for lr in sorted(lrs)) + ")" if lrs else ""))
+                values = " / ".join("-" if aps is None else spread(aps) for _, aps in column)
+                seeds = " / ".join("-" if aps is None else str(len(aps)) for _, aps in column)
+                row.append(values + (" (lr " + ", ".join(f"{lr:g}" for lr in sorted(lrs)) + f"; seeds {seeds})" if lrs else ""))
             lines.append(f"| {look_name(look)}, {size} px | " + " | ".join(row) + " |")
     return lines
 
