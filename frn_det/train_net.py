@@ -40,17 +40,9 @@ def main(args):
     return report(cfg, getattr(trainer, "_last_eval_results", None))
 
 
-def resolve_config(path):
-    """A config file as given, else the model-zoo config of that name (for installs without a checkout)."""
-    try:
-        return model_zoo.resolve_config_file(path)
-    except RuntimeError as e:
-        raise SystemExit(f"--config-file {path}: no such file, and {e}") from None
-
-
 def cli(argv=None):
     args = default_argument_parser().parse_args(argv)
-    args.config_file = resolve_config(args.config_file)
+    args.config_file = model_zoo.config_file_argument(args.config_file)
     print("Command Line Args:", args)
     launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
            dist_url=args.dist_url, args=(args,))

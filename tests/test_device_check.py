@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from frn_det.benchmark.step_runner import StepRunner
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools" / "device"))  # step_runner.py serves the device check only
-from step_runner import StepRunner  # noqa: E402
 
 
 def test_failing_and_hanging_steps_are_recorded_and_the_rest_run(tmp_path):

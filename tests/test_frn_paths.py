@@ -186,7 +186,7 @@ def test_without_the_extension_python_is_the_default(monkeypatch, fresh_choice):
 def test_triton_unavailable_on_the_cpu_without_the_interpreter(fresh_choice):
     if os.environ.get("TRITON_INTERPRET") == "1":
         pytest.skip("the interpreter runs Triton on the CPU")
-    assert dispatch.active_impl("cuda") == "python"  # the fastest in training on the last GPU run
+    assert dispatch.active_impl("cuda") == "python"  # the fastest in training on the GPU measured (benchmarks/gpu.md)
     with pytest.raises(RuntimeError, match="TRITON_INTERPRET|triton"):
         with dispatch.force_impl("triton"):
             dispatch.active_impl()

@@ -77,8 +77,6 @@ def test_wheel_holds_the_package_and_one_copy_of_the_configs(wheel):
     entry_points = z.read(f"{dist_info}/entry_points.txt").decode()
     assert "frn-det-train = frn_det.train_net:cli" in entry_points and "frn-det-predict = frn_det.predict:cli" in entry_points
     assert "frn-det-study = frn_det.study.batch:cli" in entry_points
-    # what serves only the checkout's tools stays out of the package
-    assert not any(n.startswith("frn_det/utils/step_runner") for n in names)
 
 
 # Runs in a fresh interpreter whose frn_det is the installed one; cwd is outside the repo.

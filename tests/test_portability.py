@@ -45,7 +45,7 @@ def synthetic_batch(n=2, size=64):
     return batch
 
 
-# --- 4. several processes ----------------------------------------------------------------------------
+# --- several processes -------------------------------------------------------------------------------
 
 
 def test_train_net_with_two_processes_on_the_cpu(tmp_path):
@@ -108,7 +108,7 @@ def test_frn_outputs_and_gradients_do_not_depend_on_the_split_across_processes(t
         torch.testing.assert_close(grads0[name], grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
-# --- 5. FRN backbones in other detectron2 models -----------------------------------------------------
+# --- FRN backbones in other detectron2 models --------------------------------------------------------
 
 
 class _Records(logging.Handler):

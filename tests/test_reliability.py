@@ -60,7 +60,7 @@ def tiny_cfg(tmp_path, train_name, *opts):
                               "OUTPUT_DIR", str(tmp_path / "out"), *opts))
 
 
-# --- 1. bad input ------------------------------------------------------------------------------------
+# --- bad input ----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("key", ["MODEL.RESNETS.NORM", "MODEL.FPN.NORM", "MODEL.RETINANET.NORM"])
@@ -165,7 +165,7 @@ def test_good_dataset_still_loads(tiny_train):
     assert len(load_dataset(tiny_train)) == 6 and len(DatasetCatalog.get(tiny_train)) == 6
 
 
-# --- 1. non-finite losses and checkpoints -----------------------------------------------------------
+# --- non-finite losses and checkpoints --------------------------------------------------------------
 
 
 def test_non_finite_loss_names_loss_and_iteration_and_keeps_last_checkpoint(tiny_train, tmp_path):
@@ -226,7 +226,7 @@ def test_a_save_that_fails_midway_leaves_the_previous_checkpoint(tmp_path, monke
     assert torch.equal(fresh.weight, saved)
 
 
-# --- 2. mixed precision ------------------------------------------------------------------------------
+# --- mixed precision ---------------------------------------------------------------------------------
 
 
 # PyTorch 2.14's CPU bf16 conv gets the weight gradient of a stride-2 3x3 conv on a 1x1 map wrong
@@ -270,7 +270,7 @@ def test_frn_backbone_with_large_activations_under_bf16_autocast():
     assert all(torch.isfinite(p.grad).all() for p in backbone.parameters() if p.grad is not None)
 
 
-# --- 3. resume after SIGKILL -------------------------------------------------------------------------
+# --- resume after SIGKILL ----------------------------------------------------------------------------
 
 
 def scheduled_lr(opts, iteration):

@@ -99,8 +99,8 @@ def test_photo_statistics_vary_more_than_uniform():
     assert photo_cast_std > 2 * uniform_cast_std
 
 
-# Pixels and annotations of the first 8 images (seed 0) of the looks that existed before the real look,
-# computed before it was added, which must not change their data. Decoded pixels, not PNG bytes,
+# Pixels and annotations of the first 8 images (seed 0) of the uniform and photo looks, pinned so that
+# committed results stay reproducible when the generator changes. Decoded pixels, not PNG bytes,
 # so that another zlib in Pillow does not fail the test (the files would still be valid).
 _PINNED = {
     "photo": ("00cd7a95cd0ede9dfc770c425e9bc0afcebe9919693a7bb0372743165990d209",

@@ -54,6 +54,14 @@ def resolve_config_file(path):
     return get_config_file(path)
 
 
+def config_file_argument(path):
+    """resolve_config_file for a command's --config-file: its error is the command's exit message."""
+    try:
+        return resolve_config_file(path)
+    except RuntimeError as e:
+        raise SystemExit(f"--config-file {path}: no such file, and {e}") from None
+
+
 def get_config(config_path):
     """A yaml config as a CfgNode (detectron2's defaults + frn_det's keys, the embedded datasets
     registered), or a lazy config as an omegaconf DictConfig. No trained weights are published, so

@@ -46,9 +46,9 @@ CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)*$")  # MODEL.WEIGHTS; n
 
 def setup_cfg(args):
     from frn_det.config import NO_CUDA_WARNING, build_cfg, cpu_without_cuda
-    from frn_det.train_net import resolve_config
+    from frn_det.model_zoo import config_file_argument
 
-    cfg = build_cfg(resolve_config(args.config_file), args.opts)
+    cfg = build_cfg(config_file_argument(args.config_file), args.opts)
     if cpu_without_cuda(cfg):
         logger.warning(NO_CUDA_WARNING)
     # as detectron2's demo: the threshold is the model's, so the JSON holds what is drawn

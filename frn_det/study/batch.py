@@ -51,7 +51,8 @@ from frn_det.config.protocol import METHOD_NORMS, PAPER_METHODS, method_opts, sc
 from frn_det.engine.train_loop import NON_FINITE_LOSS
 from frn_det.evaluation import read_results
 from frn_det.study.best_lr import best_lr
-from frn_det.study.batch_report import METRICS, markdown_table, plot, plot_curve, plot_sizes
+from frn_det.study.batch_report import markdown_table, plot, plot_curve, plot_sizes
+from frn_det.study.report_format import METRICS
 from frn_det.study.run_name import DIVERGED, RunName, schedule_folder
 from frn_det.utils import write_atomic, write_json
 

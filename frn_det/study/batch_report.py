@@ -3,15 +3,7 @@ curve.png, sizes.png), from the cells that frn_det.study.batch summarizes."""
 import math
 import statistics
 
-METRICS = ("AP", "AP50", "AP75")
-
-
-def _fmt(values):
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+from frn_det.study.report_format import METRICS, spread
 
 
 def markdown_table(cells, methods, imgs, base_lrs=(None,)):
@@ -23,7 +15,7 @@ def markdown_table(cells, methods, imgs, base_lrs=(None,)):
     rows = []
     for method in methods:
         rows.append(f"| {method.upper()} | " + " | ".join(
-            _fmt(cells.get((method, m), {}).get(k, [])) for k in METRICS for m in cols) + " |")
+            spread(cells.get((method, m), {}).get(k, [])) for k in METRICS for m in cols) + " |")
         if base_lrs[0] is not None:
             lrs = [cells[(method, m)]["base_lr"] if (method, m) in cells else None for m in cols]
             rows.append(f"| {method.upper()} best lr | " + " | ".join(

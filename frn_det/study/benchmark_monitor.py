@@ -31,9 +31,9 @@ def main(argv=None):
     from frn_det.engine import prepare_datasets, record_norm_stats
     from frn_det.modeling import build_model
 
-    from frn_det.train_net import resolve_config
+    from frn_det.model_zoo import config_file_argument
 
-    cfg = build_cfg(resolve_config(args.config_file), args.opts)
+    cfg = build_cfg(config_file_argument(args.config_file), args.opts)
     cfg.MODEL.DEVICE = "cpu"
     prepare_datasets(cfg.DATASETS.TRAIN)
     mapper = DatasetMapper(cfg, is_train=True)

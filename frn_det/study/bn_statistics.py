@@ -20,6 +20,7 @@ import sys
 
 import torch
 
+from frn_det.study.report_format import METRICS
 from frn_det.utils import write_json
 
 MODES = ("running", "precise", "batch", "image")
@@ -62,7 +63,7 @@ def evaluate(run_dir, mode, batch, precise_iters=200):
     loader = build_detection_test_loader(cfg, dataset, batch_size=batch if mode == "batch" else 1)
     with torch.no_grad():
         results = inference_on_dataset(model, loader, COCOEvaluator(dataset, tasks=("bbox",), output_dir=None))
-    return {k: results["bbox"][k] for k in ("AP", "AP50", "AP75")}
+    return {k: results["bbox"][k] for k in METRICS}
 
 
 def main(argv=None):

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The device check: its steps, run by step_runner.py beside it (each in a process of its own with
+"""The device check: its steps, run by frn_det.benchmark.step_runner (each in a process of its own with
 a time limit, the report rewritten after each). Run it through tools/device/check.sh.
 
     python tools/device/check.py [--dry-run [--tiny]] [--out DIR] [--budget SECONDS]
@@ -17,7 +17,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from step_runner import StepRunner  # beside this file
+from frn_det.benchmark.step_runner import StepRunner
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = "configs/demo/retinanet_frn_R18_shapes.yaml"

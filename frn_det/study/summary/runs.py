@@ -7,10 +7,10 @@ import re
 import yaml
 
 from frn_det.evaluation import read_results
+from frn_det.study.report_format import METRICS
 from frn_det.study.run_name import DIVERGED, RunName, parse_schedule_folder
 
 REFERENCE_IMGS = 8  # the study config's batch: learning rates are swept and named at it
-METRICS = ("AP", "AP50", "AP75")
 
 
 def load_runs(study, diverged=False):

@@ -7,18 +7,13 @@ markdown lines, or none when it has nothing to show; add one to SIZE_TABLES. It 
 shows (the tables here: cells.of_methods, Table 6's FRN, GN and BN and Table 3's ablations) and the
 cells' rules are in cells (column_cell, which also gives AP50 or AP75 at the lr chosen by AP)."""
 import functools
-import statistics
 
 from frn_det.study.summary.cells import (ABLATIONS, LOOKS, METHOD_LABELS, METHODS, OPTIONS, TABLE_METHODS, best_cell, cell, claims,
                                          column_cell, gap_rows, gaps, look_name, look_rows, mean, of_methods, schedule_lines, seeds_of,
                                          select, targets)
 from frn_det.study.summary.ablation import GAP_STEPS, PAPER_P1, attribution, has_ablations, table3
+from frn_det.study.report_format import METRICS, spread
 from frn_det.study.summary.runs import REFERENCE_IMGS, sizes_of, study_budget
-
-
-def spread(values):
-    """Mean ± standard deviation over seeds, the mean alone for one seed."""
-    return f"{values[0]:.1f}" if len(values) == 1 else f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
 def fmt(values):
@@ -164,7 +159,7 @@ def table3_table(runs):
                   "|---|---|---:|---:|---:|---:|---:|---:|"]
         for label, method, r in rows:
             lr = "not run" if r["lr"] is None else f"{r['lr']:g} (of {', '.join(f'{x:g}' for x in r['lrs'])})"
-            metrics = " | ".join("-" if r[k] is None else f"{r[k]:.1f}" for k in ("AP", "AP50", "AP75"))
+            metrics = " | ".join("-" if r[k] is None else f"{r[k]:.1f}" for k in METRICS)
             lines.append(f"| {label} | {lr} | {metrics} | {diff(r['AP'], gn)} | {PAPER_P1[method]:.2f} | "
                          f"{PAPER_P1[method] - PAPER_P1['gn']:+.2f} |")
         lines.append("")

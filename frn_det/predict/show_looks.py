@@ -83,10 +83,10 @@ def main():
             raise SystemExit("show_looks: --config-file and --weights go together (a model's detections)")
         from frn_det.config import build_cfg
         from frn_det.engine import Predictor
-        from frn_det.train_net import resolve_config
+        from frn_det.model_zoo import config_file_argument
 
         try:
-            predictor = Predictor(build_cfg(resolve_config(args.config_file), ["MODEL.WEIGHTS", args.weights]))
+            predictor = Predictor(build_cfg(config_file_argument(args.config_file), ["MODEL.WEIGHTS", args.weights]))
         except ValueError as e:  # the predictor's and the config's messages name what is wrong
             raise SystemExit(f"show_looks: {e}") from None
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

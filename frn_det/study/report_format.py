@@ -1,0 +1,12 @@
+"""How every report of the study writes its numbers: the metrics it reads from a run's results, and a
+cell's values over seeds."""
+import statistics
+
+from frn_det.evaluation.results import HEADLINE as METRICS  # noqa: F401  (AP, AP50, AP75)
+
+
+def spread(values):
+    """Mean ± standard deviation over seeds, the value alone for one seed; "-" for none."""
+    if not values:
+        return "-"
+    return f"{values[0]:.1f}" if len(values) == 1 else f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
