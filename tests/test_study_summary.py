@@ -24,7 +24,8 @@ def _run(study, variant, name, ap, imgs, lr=0.02, metrics=(), size=128):
     (folder / "results.json").write_text(json.dumps({"headline": {"shapes_val": {"AP": ap, "AP50": ap + 20, "AP75": ap + 5}}}))
     (folder / "config.yaml").write_text(yaml.safe_dump(
         {"SOLVER": {"IMS_PER_BATCH": imgs, "BASE_LR": lr * imgs / 8, "MAX_ITER": 1600 * 8 // imgs},
-         "INPUT": {"MAX_SIZE_TRAIN": size}}))
+         "INPUT": {"MAX_SIZE_TRAIN": size},
+         "DATASETS": {"TRAIN": ["shapes_real_train" if variant.startswith("real") else "shapes_train"]}}))
     (folder / "metrics.json").write_text("".join(json.dumps(m) + "\n" for m in metrics))
     return folder
 

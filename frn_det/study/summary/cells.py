@@ -5,7 +5,7 @@ import statistics
 
 from frn_det.config.protocol import PAPER_METHODS
 from frn_det.study.best_lr import best_lr
-from frn_det.study.summary.runs import REFERENCE_IMGS, sizes_of, study_budget
+from frn_det.study.summary.runs import REFERENCE_IMGS, SMALL_IMGS, sizes_of, study_budget
 
 LOOKS = {"shapes": "photo-like shapes (shapes_train / shapes_val)", "real": "real-photo look (shapes_real_train / shapes_real_val)"}
 
@@ -30,13 +30,15 @@ FRN_VS_GN = 1.0  # FRN within 1 AP of GN (or above) at every column
 FRN_FLAT = 1.5  # FRN at 2 images within 1.5 AP of FRN at 8
 BN_DROP = 3.0  # BN at 2 images at least 3 AP below BN at 8
 # Table 6's claims, as differences of two cells (method, images per GPU): (claim, a, b, side, bound, the
-# paper's a - b at 8 / 2 images per GPU). The claim is a - b > bound (side +1) or a - b < bound (side -1).
+# paper's a - b, from its AP at 8 / 2 images per GPU). The claim is a - b > bound (side +1) or < bound (-1).
+BIG, SMALL = REFERENCE_IMGS, SMALL_IMGS
 CLAIMS = (
-    ("FRN above GN at 8 images", ("frn", 8), ("gn", 8), +1, 0.0, 39.6 - 39.3),
-    ("FRN above GN at 2 images", ("frn", 2), ("gn", 2), +1, 0.0, 39.1 - 38.7),
-    (f"FRN holds at 2 images (within {FRN_FLAT:g} AP of 8)", ("frn", 2), ("frn", 8), +1, -FRN_FLAT, 39.1 - 39.6),
-    ("BN falls at 2 images", ("bn", 2), ("bn", 8), -1, 0.0, 30.2 - 38.7),
-    ("FRN above BN at 2 images", ("frn", 2), ("bn", 2), +1, 0.0, 39.1 - 30.2),
+    (f"FRN above GN at {BIG} images", ("frn", BIG), ("gn", BIG), +1, 0.0, 39.6 - 39.3),
+    (f"FRN above GN at {SMALL} images", ("frn", SMALL), ("gn", SMALL), +1, 0.0, 39.1 - 38.7),
+    (f"FRN holds at {SMALL} images (within {FRN_FLAT:g} AP of {BIG})", ("frn", SMALL), ("frn", BIG), +1, -FRN_FLAT,
+     39.1 - 39.6),
+    (f"BN falls at {SMALL} images", ("bn", SMALL), ("bn", BIG), -1, 0.0, 30.2 - 38.7),
+    (f"FRN above BN at {SMALL} images", ("frn", SMALL), ("bn", SMALL), +1, 0.0, 39.1 - 30.2),
 )
 
 
@@ -150,19 +152,21 @@ def targets(runs, look, cols):
             if d is not None or variant == look:
                 out.append((f"{label} within {FRN_VS_GN:g} AP of GN or above at {m} images",
                             None if d is None else d >= -FRN_VS_GN, "not run" if d is None else f"{d:+.1f}"))
-    if REFERENCE_IMGS in cols and 2 in cols:
-        checks = [(f"{label} at 2 images within {FRN_FLAT:g} AP of 8", variant, "frn", lambda d: d >= -FRN_FLAT)
+    if REFERENCE_IMGS in cols and SMALL_IMGS in cols:
+        checks = [(f"{label} at {SMALL_IMGS} images within {FRN_FLAT:g} AP of {REFERENCE_IMGS}", variant, "frn",
+                   lambda d: d >= -FRN_FLAT)
                   for label, variant in frn_rows]
-        checks.append((f"BN at 2 images at least {BN_DROP:g} AP below 8", look, "bn", lambda d: d <= -BN_DROP))
+        checks.append((f"BN at {SMALL_IMGS} images at least {BN_DROP:g} AP below {REFERENCE_IMGS}", look, "bn",
+                       lambda d: d <= -BN_DROP))
         for target, variant, method, ok in checks:
-            lr, at2 = column_cell(runs, variant, method, 2)
+            lr, at2 = column_cell(runs, variant, method, SMALL_IMGS)
             at8 = cell(runs, variant, method, REFERENCE_IMGS, lr)
             if at2 is None or at8 is None:
                 out.append((target, None, "-"))
                 continue
             d = mean(at2) - mean(at8)
-            n = len(seeds_of(runs, variant, method, 2, lr))
-            out.append((target, ok(d), f"{d:+.1f}" + (" (1 seed at 2 images: provisional)" if n < 2 else "")))
+            n = len(seeds_of(runs, variant, method, SMALL_IMGS, lr))
+            out.append((target, ok(d), f"{d:+.1f}" + (f" (1 seed at {SMALL_IMGS} images: provisional)" if n < 2 else "")))
     return out
 
 
@@ -196,10 +200,10 @@ def gaps(runs, look, variant, method, imgs, size):
 
 
 def schedule_lines(runs):
-    """FRN's gap to GN against images seen, 8 images per batch: [(look, label, size, FRN lr, GN lr,
+    """FRN's gap to GN against images seen, REFERENCE_IMGS images per batch: [(look, label, size, FRN lr, GN lr,
     [(images seen, FRN AP, GN AP)])], one line per FRN row, input size and lr pair. The pair is each
     method's best lr at the study's schedule at that size (the tables' cells); equal lrs run at two or
-    more schedules (benchmarks/convergence: both at 0.02) are a line of their own."""
+    more schedules are a line of their own."""
     at8 = [r for r in runs if r["imgs"] == REFERENCE_IMGS]
     out = []
     for look in LOOKS:

@@ -11,7 +11,7 @@ The study folder holds one folder per variant, as benchmarks/study/commands.sh w
 `gn_8img_seed0_lr0.05`) holds the results.json and config.yaml that tools/train_net.py wrote. Where a
 cell was run at several learning rates, it shows the best (by mean AP over seeds) and names it; an 8-image
 run stopped by a non-finite loss (diverged.txt in place of results.json) shows in the learning-rate table.
-Runs at another input size than 128 px (`..._256px`, tools/batch_study.py --sizes) get tables of their
+Runs at another input size than the config's (`..._256px`, tools/batch_study.py --sizes) get tables of their
 own, and a table and sizes.png show each row's gap to GN by size; summary.png shows the main size (the
 largest with a complete table). Writes summary.md and summary.png; with --readme, also puts the tables
 between the lines `<!-- study summary -->` and `<!-- /study summary -->` of benchmarks/study/README.md
@@ -29,7 +29,7 @@ from frn_det.utils import write_atomic
 
 STUDY = os.path.join("benchmarks", "study")
 STUDY_README = os.path.join(STUDY, "README.md")
-# the 128 px schedule curve (photo-like shapes, FRN and GN at lr 0.02), read beside the study
+# a schedule curve's runs (iters<N>/<run>), read beside the study's
 CONVERGENCE = os.path.join("benchmarks", "convergence")
 README_BEGIN, README_END = "<!-- study summary -->", "<!-- /study summary -->"
 HEADLINE_README = "README.md"
@@ -73,7 +73,7 @@ def main(argv=None):
     ap.add_argument("--study", default=STUDY)
     ap.add_argument("--output", default=None, help="default: the study folder")
     ap.add_argument("--convergence", default=CONVERGENCE,
-                    help="the 128 px schedule curve's runs (iters<N>/<run>) for the schedule table; '' for none")
+                    help="a schedule curve's runs (iters<N>/<run>) for the schedule table; '' for none")
     ap.add_argument("--readme", nargs="?", const=STUDY_README, default=None, metavar="FILE",
                     help="a markdown file to put the tables in, between markers (without FILE: the study's README)")
     ap.add_argument("--headline", nargs="?", const=HEADLINE_README, default=None, metavar="FILE",

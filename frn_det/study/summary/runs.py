@@ -6,11 +6,16 @@ import re
 
 import yaml
 
+from frn_det.config.protocol import IMGS_PER_GPU
 from frn_det.evaluation import read_results
 from frn_det.study.report_format import METRICS
 from frn_det.study.run_name import DIVERGED, RunName, parse_schedule_folder
 
-REFERENCE_IMGS = 8  # the study config's batch: learning rates are swept and named at it
+# Table 6's columns: learning rates are swept and named at its largest images per GPU, and the claims
+# compare that column with its smallest
+REFERENCE_IMGS, SMALL_IMGS = max(IMGS_PER_GPU), min(IMGS_PER_GPU)
+# the look of a run, by its training dataset
+LOOK_OF_DATASET = {"shapes_train": "shapes", "shapes_real_train": "real"}
 
 
 def load_runs(study, diverged=False):
@@ -64,19 +69,22 @@ def _cell_of(folder, variant, run):
         config = yaml.safe_load(f)
     solver = config["SOLVER"]
     lr = run.lr if run.lr is not None else round(REFERENCE_IMGS * solver["BASE_LR"] / solver["IMS_PER_BATCH"], 8)
-    return dict(variant=variant, name=os.path.basename(folder), method=run.method, imgs=run.imgs, seed=run.seed, lr=lr,
+    train = config.get("DATASETS", {}).get("TRAIN", [])
+    return dict(variant=variant, look=LOOK_OF_DATASET.get(train[0]) if len(train) == 1 else None, name=os.path.basename(folder), method=run.method,
+                imgs=run.imgs, seed=run.seed, lr=lr,
                 iters=solver["MAX_ITER"], schedule=solver["MAX_ITER"] * run.imgs // REFERENCE_IMGS,
                 size=config["INPUT"]["MAX_SIZE_TRAIN"], longer=False)
 
 
 def convergence_runs(folder, runs):
-    """The convergence curve's runs (photo-like shapes, iters<N>/<run>) that the study does not hold
-    already (its 1600-iteration runs are the study's own)."""
+    """The runs of a schedule curve (iters<N>/<run>, each of the look its config trains on) that the
+    study does not hold already."""
     if not folder or not os.path.isdir(folder):
         return []
     key = lambda r: (r["variant"], r["method"], r["imgs"], r["seed"], r["lr"], r["size"], r["schedule"])  # noqa: E731
     have = {key(r) for r in runs}
-    return [r for r in variant_runs(folder, "shapes") if key(r) not in have]
+    curve = [dict(r, variant=r["look"]) for r in variant_runs(folder, None)]
+    return [r for r in curve if key(r) not in have]
 
 
 def study_budget(runs):

@@ -13,7 +13,7 @@ from frn_det.study.summary.cells import (ABLATIONS, LOOKS, METHOD_LABELS, METHOD
                                          select, targets)
 from frn_det.study.summary.ablation import GAP_STEPS, PAPER_P1, attribution, has_ablations, table3
 from frn_det.study.report_format import METRICS, spread
-from frn_det.study.summary.runs import REFERENCE_IMGS, sizes_of, study_budget
+from frn_det.study.summary.runs import REFERENCE_IMGS, SMALL_IMGS, sizes_of, study_budget
 
 
 def fmt(values):
@@ -38,11 +38,13 @@ def markdown(runs, curve_runs=None, diverged=()):
 
 def budget_markdown(runs, diverged=()):
     iters = sorted({r["iters"] * r["imgs"] // REFERENCE_IMGS for r in runs})
-    lines = [f"Reference schedule: {', '.join(map(str, iters))} iterations of 8 images (steps x 8/m at m images "
-             "per batch, lr x m/8); seed 0, plus seed 1 where a cell says 2 seeds; AP on the look's val set; "
-             "(lr) is the reference learning rate at 8 images: the 8-image column's best of those run, which the "
-             "2-image column takes too (x 2/8); @2 - @8 is at that same lr. Input sizes: the images (128 px on "
-             "disk) resized at load time, anchors scaled alike (tools/batch_study.py --sizes).", ""]
+    big, small = REFERENCE_IMGS, SMALL_IMGS
+    lines = [f"Reference schedule: {', '.join(map(str, iters))} iterations of {big} images (steps x {big}/m at m images "
+             f"per batch, lr x m/{big}); a cell run with several seeds gives mean ± standard deviation and each seed's "
+             f"AP; AP on the look's val set; (lr) is the reference learning rate at {big} images: the {big}-image "
+             f"column's best of those run, which the {small}-image column takes too (x {small}/{big}); @{small} - @{big} "
+             "is at that same lr. Input sizes: the images resized at load time, anchors scaled alike "
+             "(tools/batch_study.py --sizes).", ""]
     sections = [(size, size_tables([r for r in runs if r["size"] == size], [r for r in diverged if r["size"] == size]))
                 for size in sizes_of(runs)]
     sections = [(size, tables) for size, tables in sections if tables]
@@ -69,13 +71,13 @@ def look_tables(runs):
     for look, what in LOOKS.items():
         if not any(r["variant"] == look for r in runs):
             continue
-        lines += [f"#### {what}", "", "| | " + " | ".join(f"AP @{m}" for m in cols) + " | @2 - @8 |",
+        lines += [f"#### {what}", "", "| | " + " | ".join(f"AP @{m}" for m in cols) + f" | @{SMALL_IMGS} - @{REFERENCE_IMGS} |",
                   "|---|" + "---:|" * (len(cols) + 1)]
         for label, variant, method in look_rows(runs, look):
             cells = {m: column_cell(runs, variant, method, m) for m in cols}
             lines.append(f"| {label} | " + " | ".join(
                 "-" if lr is None else (f"{fmt(aps)} (lr {lr:g})" if aps else f"- (not run at lr {lr:g})")
-                for lr, aps in cells.values()) + f" | {diff(*(mean(cells[m][1]) if m in cells else None for m in (2, REFERENCE_IMGS)))} |")
+                for lr, aps in cells.values()) + f" | {diff(*(mean(cells[m][1]) if m in cells else None for m in (SMALL_IMGS, REFERENCE_IMGS)))} |")
         lines += ["", "| target | met | measured (AP) |", "|---|---|---|"]
         for target, met, measured in targets(runs, look, cols):
             lines.append(f"| {target} | {'-' if met is None else ('yes' if met else 'no')} | {measured} |")
@@ -264,10 +266,10 @@ def schedule_table(runs):
     if not any(len(points) > 1 for *_, points in lines):
         return []
     seen = sorted({n for *_, points in lines for n, _, _ in points})
-    table = ["### FRN - GN against images seen (8 images per batch)", "",
+    table = [f"### FRN - GN against images seen ({REFERENCE_IMGS} images per batch)", "",
              "Each method at its best lr of the study's schedule at that size (the tables' cells), and both at one "
-             "lr where that was run at several lengths; 128 px, photo-like, lr 0.02 / 0.02: "
-             "`benchmarks/convergence/`. Cells: FRN - GN (FRN AP / GN AP).", "",
+             "lr where that was run at several lengths (the study's runs and the schedule curve's, "
+             "tools/study_summary.py --convergence). Cells: FRN - GN (FRN AP / GN AP).", "",
              "| look | row | size | lr FRN / GN | " + " | ".join(f"{n:,} images" for n in seen) + " |",
              "|---|---|---:|---|" + "---:|" * len(seen)]
     for look, label, size, lf, lg, points in lines:
