@@ -332,9 +332,6 @@ def test_summary_goes_between_the_readme_markers(study, tmp_path):
     text = readme.read_text()
     assert text.startswith("# x\nbefore\n<!-- study summary -->\nReference schedule:") and text.endswith("<!-- /study summary -->\nafter\n")
     assert "old table" not in text and "| FRN (paper) | 70.0 (lr 0.02)" in text
-    committed = report.STUDY_README  # relative to the current directory: the repo root for the CLI
-    assert committed == os.path.join("benchmarks", "study", "README.md")
-    assert open(os.path.join(ROOT, committed)).read().count("<!-- study summary -->") == 1  # where --readme alone writes
     readme.write_text("no markers\n")
     with pytest.raises(SystemExit, match="study summary"):
         report.main(["--study", str(study), "--output", str(tmp_path / "out"), "--readme", str(readme)])
@@ -364,13 +361,12 @@ def _committed(path):
 
 
 def test_committed_summary_and_readme_tables_are_those_of_the_committed_runs():
-    """What benchmarks/study/summary.md and both READMEs show is what the committed runs give."""
+    """What benchmarks/study/summary.md and the README's study table show is what the committed runs give."""
     study = os.path.join(ROOT, report.STUDY)
     runs = study_runs.load_runs(study)
     curve = runs + study_runs.convergence_runs(os.path.join(ROOT, report.CONVERGENCE), runs)
     text = tables.markdown(runs, curve, study_runs.load_runs(study, diverged=True))
     assert _committed(os.path.join(report.STUDY, "summary.md")) == text
-    assert f"{report.README_BEGIN}\n{text.rstrip()}\n{report.README_END}" in _committed(report.STUDY_README)
     headline = "\n".join(tables.headline_table(runs))
     assert f"{report.HEADLINE_BEGIN}\n{headline}\n{report.HEADLINE_END}" in _committed(report.HEADLINE_README)
 

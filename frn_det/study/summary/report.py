@@ -13,9 +13,8 @@ cell was run at several learning rates, it shows the best (by mean AP over seeds
 run stopped by a non-finite loss (diverged.txt in place of results.json) shows in the learning-rate table.
 Runs at another input size than the config's (`..._256px`, tools/batch_study.py --sizes) get tables of their
 own, and a table and sizes.png show each row's gap to GN by size; summary.png shows the main size (the
-largest with a complete table). Writes summary.md and summary.png; with --readme, also puts the tables
-between the lines `<!-- study summary -->` and `<!-- /study summary -->` of benchmarks/study/README.md
-(or of --readme FILE), and with --headline the one-table summary (FRN, GN and BN per look and size)
+largest with a complete table). Writes summary.md and summary.png; with --readme FILE, also puts the tables
+between the lines `<!-- study summary -->` and `<!-- /study summary -->` of FILE, and with --headline the one-table summary (FRN, GN and BN per look and size)
 between `<!-- study table -->` and `<!-- /study table -->` of README.md (or of --headline FILE).
 Default paths are relative to the current directory (the repository's root).
 """
@@ -28,7 +27,6 @@ from frn_det.study.summary.tables import headline_table, markdown
 from frn_det.utils import write_atomic
 
 STUDY = os.path.join("benchmarks", "study")
-STUDY_README = os.path.join(STUDY, "README.md")
 # a schedule curve's runs (iters<N>/<run>), read beside the study's
 CONVERGENCE = os.path.join("benchmarks", "convergence")
 README_BEGIN, README_END = "<!-- study summary -->", "<!-- /study summary -->"
@@ -74,8 +72,8 @@ def main(argv=None):
     ap.add_argument("--output", default=None, help="default: the study folder")
     ap.add_argument("--convergence", default=CONVERGENCE,
                     help="a schedule curve's runs (iters<N>/<run>) for the schedule table; '' for none")
-    ap.add_argument("--readme", nargs="?", const=STUDY_README, default=None, metavar="FILE",
-                    help="a markdown file to put the tables in, between markers (without FILE: the study's README)")
+    ap.add_argument("--readme", default=None, metavar="FILE",
+                    help="a markdown file to put the tables in, between markers")
     ap.add_argument("--headline", nargs="?", const=HEADLINE_README, default=None, metavar="FILE",
                     help="a markdown file to put the one-table summary in, between markers (without FILE: README.md)")
     args = ap.parse_args(argv)

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Three seeds in every 256 px cell of Table 6's shape (real-photo look, 12,800 images a run, FRN monitor
+# on), each method at its 256 px best lr of the sweep in commands_lr_ablation.sh: FRN (paper) 0.2, GN 0.1,
+# BN 0.1, at 8 and 2 images, seeds 0, 1 and 2. The runs that existed count (FRN @8 and @2 seed 0, GN @8
+# seed 0, GN @2 seeds 0 and 1, BN @8 seeds 0 and 1, BN @2 seed 0); these are the other ten. From the repo
+# root, with FRN_DET_DATASETS set, two at a time, one thread each:
+#   grep -v -e '^#' -e '^$' benchmarks/study/commands_seeds.sh | xargs -d '\n' -n 1 -P 2 bash -c 'eval "$0"'
+# Finished runs are skipped; each line says its result once it ran.
+
+# FRN @8 seeds 1 and 2 (started together)
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --seeds 1 --base-lrs 0.2 --extra-seeds --output output/study/real_3seeds_frn8img_s1 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --seeds 2 --base-lrs 0.2 --extra-seeds --output output/study/real_3seeds_frn8img_s2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+
+# not run yet, in this order
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 8 --sizes 256 --seeds 1 --base-lrs 0.1 --extra-seeds --output output/study/real_3seeds_gn8img_s1 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 8 --sizes 256 --seeds 2 --base-lrs 0.1 --extra-seeds --output output/study/real_3seeds_gn8img_s2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods bn --imgs 8 --sizes 256 --seeds 2 --base-lrs 0.1 --extra-seeds --output output/study/real_3seeds_bn8img_s2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 2 --sizes 256 --seeds 1 --base-lrs 0.2 --extra-seeds --output output/study/real_3seeds_frn2img_s1 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 2 --sizes 256 --seeds 2 --base-lrs 0.2 --extra-seeds --output output/study/real_3seeds_frn2img_s2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 2 --sizes 256 --seeds 2 --base-lrs 0.1 --extra-seeds --output output/study/real_3seeds_gn2img_s2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods bn --imgs 2 --sizes 256 --seeds 1 --base-lrs 0.1 --extra-seeds --output output/study/real_3seeds_bn2img_s1 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
+OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods bn --imgs 2 --sizes 256 --seeds 2 --base-lrs 0.1 --extra-seeds --output output/study/real_3seeds_bn2img_s2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
