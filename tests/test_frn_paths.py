@@ -8,7 +8,7 @@ import torch
 from frn_det.benchmark.launches import aten_ops
 from frn_det.layers import FRN, TLU, dispatch, frn_reference, path_cpp, path_torch, tlu_reference
 from frn_det.layers.formula import channel_shape
-from frn_det.layers.testing import (NON_CONTIGUOUS_LAYOUTS, assert_agree, assert_tlu_agrees, make_case,
+from frn_det.layers.testing import (NON_CONTIGUOUS_LAYOUTS, assert_agree, assert_nans_agree, assert_tlu_agrees, make_case,
                                     non_contiguous_case, saved_bytes, tie_case, tlu_tie_case)
 from frn_det.layers.testing import outputs_and_grads as run
 
@@ -269,3 +269,9 @@ def test_tlu_launches():
     y, tau = y.requires_grad_(), tau.requires_grad_()
     ops = aten_ops(lambda: torch.autograd.grad(path_torch.TLUFunction.apply(y, tau), [y, tau], dz))
     assert sum(ops.values()) < 15, ops
+
+
+@pytest.mark.parametrize("path", CPU_PATHS + ["reference"])
+def test_nan_propagates_as_in_the_reference(path, fresh_choice):
+    with dispatch.force_impl(path):
+        assert_nans_agree(PATHS[path], dispatch.tlu_function)

@@ -191,7 +191,7 @@ class TLUFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, dz):
         z, tau, ties = ctx.saved_tensors
-        passed = z > tau.view(channel_shape(z)).to(z.dtype)
+        passed = z != tau.view(channel_shape(z)).to(z.dtype)  # y > tau, or y NaN (torch.max passes it too)
         dy = torch.addcmul(dz * passed, dz, unpack_bits(ties, z.shape), value=0.5)  # dz, dz / 2 or 0
         dtau = (dz - dy).sum(dim=(0,) + spatial_dims(z), dtype=math_dtype(dz.dtype)).to(tau.dtype)
         return dy, dtau
