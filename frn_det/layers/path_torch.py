@@ -1,6 +1,7 @@
 """The torch-op FRN paths: "python" (eager) and "compile" (the same kernels through torch.compile, for
 GPUs). Autograd keeps the input x and each plane's r (N*C values); backward recomputes the rest.
-Each op is at least one kernel launch on a GPU, so the kernels use as few as eager allows.
+Each op is at least one kernel launch on a GPU, so the kernels use as few as eager allows (on the CPU,
+where cpp is the path, heaviside's scalar loop makes that eager path slower than it could be).
 
 Backward is the paper's eq. 4-7, with the effective eps e = 1e-6 + |eps_l| when eps is learned:
     r = 1 / sqrt(mean_spatial(x^2) + e),  x_hat = r x,  y = gamma x_hat + beta,  z = max(y, tau)
