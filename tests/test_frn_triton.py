@@ -27,6 +27,7 @@ CASES = [  # shape, input scale
     ((4, 6), 1.0),  # (N, C): a 1x1 map
     ((2, 3, 3, 5), 1e4),  # x^2 past fp16's range: statistics in fp32
     ((2, 3, 3, 5), 1e-4),  # eps matters
+    ((2, 40, 3, 3), 1.0),  # more channels than one program of the per-channel sums takes
 ]
 # Plans that cover every kernel branch at small shapes: rows looped over in blocks, and rows split
 # across programs; then the default plan at a row longer than a block and at a long row it splits.
@@ -259,7 +260,7 @@ def test_tlu_agrees_with_the_torch_op_tlu(dtype, shape, block):
 @in_interpreter
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,block", [((2, 3, 5, 7), None), ((2, 4, 9, 11), 16), ((3, 4, 1, 1), None),
-                                         ((6, 5), None)])
+                                         ((6, 5), None), ((2, 40, 3, 3), None)])
 def test_tlu_ties_agree_with_reference(dtype, shape, block):
     assert_tlu_agrees(lambda y, t: path_triton.tlu_triton(y, t, block), *tlu_tie_case(shape, dtype))
 

@@ -155,8 +155,9 @@ class FRNPathChoice(HookBase):
             logger.info("frn_det: FRN_DET_IMPL forces the FRN path %r; MODEL.FRN.IMPL auto chooses nothing",
                         dispatch.forced_path())
             return
-        recorded = dispatch.configured()
+        recorded = comm.all_gather(dispatch.configured())[0]  # rank 0's: other machines may lack its file
         if trainer.start_iter > 0 and recorded is not None:
+            dispatch.configure(recorded)
             logger.info("frn_det: FRN path %r, as chosen at the start of this run (%s)", recorded, CHOICE_FILE)
             return
         if torch.are_deterministic_algorithms_enabled():
