@@ -167,3 +167,19 @@ def test_two_processes_take_rank_zeros_choice(tmp_path):
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert r0 == r1 == {"choice": "python", "left_out": ["raises", "wrong_on_1"], "last": "python"}
     assert json.loads((tmp_path / CHOICE_FILE).read_text())["choice"] == "python"
+
+
+def test_the_choice_costs_at_most_two_percent_of_a_paper_schedule():
+    # every CUDA candidate (triton, compile, python) warmed up and timed, against the shortest schedule
+    # among the paper's configs; the iterations train as usual, only slower paths cost extra time
+    import glob
+
+    import yaml
+
+    from coco_tree import ROOT
+
+    schedules = [yaml.safe_load(open(p))["SOLVER"]["MAX_ITER"] for p in glob.glob(os.path.join(ROOT, "configs",
+                                                                                             "retinanet_*.yaml"))]
+    assert len(schedules) >= 9
+    iterations = 3 * (frn_path.WARMUP_ITERS + frn_path.TIMED_ITERS)
+    assert iterations <= 0.02 * min(schedules)
