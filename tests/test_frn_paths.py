@@ -8,8 +8,8 @@ import torch
 from frn_det.benchmark.launches import aten_ops
 from frn_det.layers import FRN, TLU, dispatch, frn_reference, path_cpp, path_torch, tlu_reference
 from frn_det.layers.formula import channel_shape
-from frn_det.layers.testing import (NON_CONTIGUOUS_LAYOUTS, assert_agree, assert_nans_agree, assert_tlu_agrees, make_case,
-                                    non_contiguous_case, saved_bytes, tie_case, tlu_tie_case)
+from frn_det.layers.testing import (NON_CONTIGUOUS_LAYOUTS, assert_agree, assert_nans_agree, assert_tlu_agrees,
+                                    make_case, non_contiguous_case, saved_bytes, tie_case, tlu_tie_case)
 from frn_det.layers.testing import outputs_and_grads as run
 
 CPU_PATHS = ["python"] + (["cpp"] if path_cpp.cpp_available() else [])

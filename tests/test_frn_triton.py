@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from frn_det.layers import FRN, TLU, dispatch, frn_function, frn_reference, path_torch, path_triton
-from frn_det.layers.testing import (NON_CONTIGUOUS_LAYOUTS, assert_agree, assert_nans_agree, assert_tlu_agrees, make_case,
-                                    non_contiguous_case, outputs_and_grads, saved_bytes, tie_case, tlu_tie_case)
+from frn_det.layers.testing import (NON_CONTIGUOUS_LAYOUTS, assert_agree, assert_nans_agree, assert_tlu_agrees,
+                                    make_case, non_contiguous_case, outputs_and_grads, saved_bytes, tie_case,
+                                    tlu_tie_case)
 
 INTERPRETER = os.environ.get("TRITON_INTERPRET") == "1"
 in_interpreter = pytest.mark.skipif(not INTERPRETER, reason="runs in test_kernels_in_the_interpreter's pytest")
@@ -88,7 +89,8 @@ GPU_VARIANTS = [  # (kernel name, constexprs, warps): every branch of the kernel
     *[("frn_grad_sums_kernel", dict(HAS_TAU=t, BLOCK=block), warps) for t in (False, True)
       for block, warps in ((1024, 4), (4096, 8))],
     *[("frn_sum_squares_kernel", dict(BLOCK=block), warps) for block, warps in ((1024, 4), (4096, 8))],
-    *[("frn_param_grads_kernel", dict(HAS_TAU=t, HAS_EPS_L=e, BLOCK_C=32), 4) for t in (False, True) for e in (False, True)],
+    *[("frn_param_grads_kernel", dict(HAS_TAU=t, HAS_EPS_L=e, BLOCK_C=32), 4)
+      for t in (False, True) for e in (False, True)],
     *[(name, dict(BLOCK=block), warps) for name in ("tlu_forward_kernel", "tlu_backward_kernel")
       for block, warps in ((16, 1), (1024, 4))],
     ("channel_sums_kernel", dict(BLOCK_C=32), 4),

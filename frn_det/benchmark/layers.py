@@ -129,10 +129,10 @@ def table(results, input_bytes):
     ]
     for (shape, dtype), res in results.items():
         base = res[BASELINE][0]
-        for name, (t, saved, launches, host) in res.items():
+        for name, (t, saved, kernels, host) in res.items():
             lines.append(
                 f"| {'x'.join(map(str, shape))} | {dtype} | {name} | {t * 1e3:.3g} | {t / base:.2f}x "
-                f"| {saved / input_bytes[(shape, dtype)]:.2f}x | {'n/a' if launches is None else launches} "
+                f"| {saved / input_bytes[(shape, dtype)]:.2f}x | {'n/a' if kernels is None else kernels} "
                 f"| {host * 1e3:.3g} |"
             )
     return "\n".join(lines)

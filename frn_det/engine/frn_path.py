@@ -69,7 +69,8 @@ def _problem(name, device, dtype):
             assert_tlu_agrees(dispatch.tlu_function, *tlu_tie_case(CHECK_SHAPE, dtype, device=device))
     except Exception as e:  # noqa: BLE001  (whatever goes wrong leaves the path out, named)
         what = "disagrees with frn_reference" if isinstance(e, AssertionError) else "raised"
-        return f"{what} in {str(dtype).replace('torch.', '')}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        first_line = str(e).splitlines()[0] if str(e) else ""
+        return f"{what} in {str(dtype).replace('torch.', '')}: {type(e).__name__}: {first_line}"
     return None
 
 

@@ -1,6 +1,7 @@
 """detectron2's DefaultTrainer with frn_det's parts, each from its own build_* method, as detectron2's
-projects do it: FRN options in the model, the FRN path (MODEL.FRN.IMPL), FRN-aware optimizer, cosine warmup, CPU-capable DDP,
-loss checks, atomic checkpoints, the FRN monitor, COCO evaluation and strict-JSON metrics.json."""
+projects do it: FRN options in the model, the FRN path (MODEL.FRN.IMPL), FRN-aware optimizer, cosine
+warmup, CPU-capable DDP, loss checks, atomic checkpoints, the FRN monitor, COCO evaluation and
+strict-JSON metrics.json."""
 import logging
 import os
 import weakref

@@ -6,13 +6,14 @@ Paths, each a function (x, weight, bias, tau, eps, eps_l) -> z:
   "compile"   the torch-op kernels (path_torch) through torch.compile, for GPUs
   "python"    the same torch-op kernels, eager
   "reference" frn_reference, whose autograd keeps 3x the input
-All but the reference keep only the input for backward. Default: cpp on CPU (python when it is not
-built), python on CUDA (the path that trained RetinaNet R101-FPN fastest on an H200, AMP off and on)
-and elsewhere; python inside a caller's torch.compile (traceable ops it can fuse); reference while
-tracing or exporting to ONNX. FRN_DET_IMPL=<path> forces a path (except while tracing); `force_impl`
-does so inside a block; `configure` sets the run's path (MODEL.FRN.IMPL, or the one chosen by
-frn_det.engine.frn_path), taken wherever it can run and the environment forces none. `tlu_function` runs the TLU after a residual add through the Triton kernels
-where FRN runs the triton path.
+All but the reference keep only the input (and N*C values) for backward. Default: cpp on CPU (python
+when it is not built), python on CUDA (the path that trained RetinaNet R101-FPN fastest on an H200,
+AMP off and on) and elsewhere; python inside a caller's torch.compile (traceable ops it can fuse);
+reference while tracing or exporting to ONNX. FRN_DET_IMPL=<path> forces a path (except while
+tracing); `force_impl` does so inside a block; `configure` sets the run's path (MODEL.FRN.IMPL, or the
+one chosen by frn_det.engine.frn_path), taken wherever it can run when nothing forces one.
+`tlu_function` runs the TLU after a residual add through the Triton kernels where FRN runs the triton
+path.
 
 The choice per (device type, dtype) is made once and cached, and FRN_DET_IMPL is read once: a call
 costs a dict lookup and the tracing checks.

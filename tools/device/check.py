@@ -79,8 +79,8 @@ class Check(StepRunner):
             # MODEL.FRN.IMPL auto on the same iteration: each path's time and the choice (the CPU's
             # candidate is cpp alone: the dry run times cpp against python to run the whole choice)
             ("frn_auto", 120 if dry else 240, lambda n, k: self.json_step(n, k, [
-                py, "tools/device/steps.py", "auto", "--device", self.device, *(["--paths", "cpp,python"] if dry else [])]
-                + shape)),
+                py, "tools/device/steps.py", "auto", "--device", self.device]
+                + (["--paths", "cpp,python"] if dry else []) + shape)),
             ("train_demo", 240, self.train_demo),
         ]
         return steps
