@@ -41,8 +41,8 @@ def test_tiny_dry_run_writes_a_full_report(tmp_path):
     assert report["mode"] == "tiny dry run"
     assert proc.returncode == 0, (proc.stdout[-2000:], {n: s.get("error") for n, s in steps.items()})
     assert list(steps) == ["wheels", "env", "cuda_tests", "frn_vs_reference", "benchmark_layers", "compile_sizes",
-                           "retinanet", "train_demo"]
-    want_ok = {"env", "cuda_tests", "frn_vs_reference", "benchmark_layers", "retinanet", "train_demo"}
+                           "retinanet", "frn_auto", "train_demo"]
+    want_ok = {"env", "cuda_tests", "frn_vs_reference", "benchmark_layers", "retinanet", "frn_auto", "train_demo"}
     assert all(steps[n]["status"] == "ok" for n in want_ok), {n: steps[n]["status"] for n in steps}
     if (ROOT / ".whl").is_dir():
         assert "sal_detectron2-0.7.2-cp310-none-any.whl" in steps["wheels"]["result"]["installed"]
@@ -61,6 +61,9 @@ def test_tiny_dry_run_writes_a_full_report(tmp_path):
         for model in ("RetinaNet FRN reference", "RetinaNet GN", "RetinaNet BN"):
             assert f"| {amp} | {model} |" in models
         assert re.search(rf"^- fastest FRN path, AMP {amp}: (cpp|reference) \(", models, re.M)
+    auto = steps["frn_auto"]["result"]  # MODEL.FRN.IMPL auto: cpp and python timed, the faster chosen
+    assert set(auto["median_seconds"]) == {"cpp", "python"} and not auto["left_out"]
+    assert auto["choice"] == min(auto["median_seconds"], key=auto["median_seconds"].get)
     ap = steps["train_demo"]["result"]["headline"]["shapes_uniform_val"]
     assert 0 <= ap["AP"] <= 100 and "s/iter" in steps["train_demo"]["result"]  # None: too few iterations
     md = (tmp_path / "report.md").read_text()

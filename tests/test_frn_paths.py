@@ -5,10 +5,11 @@ import os
 import pytest
 import torch
 
+from frn_det.benchmark.launches import aten_ops
 from frn_det.layers import FRN, TLU, dispatch, frn_reference, path_cpp, path_torch, tlu_reference
 from frn_det.layers.formula import channel_shape
-from frn_det.layers.testing import (NON_CONTIGUOUS_LAYOUTS, assert_agree, assert_tlu_agrees, make_case,
-                                    non_contiguous_case, saved_bytes, tie_case, tlu_tie_case)
+from frn_det.layers.testing import (NON_CONTIGUOUS_LAYOUTS, assert_agree, assert_nans_agree, assert_tlu_agrees,
+                                    make_case, non_contiguous_case, saved_bytes, tie_case, tlu_tie_case)
 from frn_det.layers.testing import outputs_and_grads as run
 
 CPU_PATHS = ["python"] + (["cpp"] if path_cpp.cpp_available() else [])
@@ -246,3 +247,31 @@ def test_tracing_uses_plain_aten_ops(fresh_choice):
     torch.jit.save(torch.jit.trace(tlu, torch.randn(1, 4, 5, 5)), buffer)
     buffer.seek(0)
     torch.testing.assert_close(torch.jit.load(buffer)(x), torch.max(x, tlu.tau.view(1, 4, 1, 1)))
+
+
+def _fwd_bwd_step(fn, x, params, dz):
+    leaves = [x] + [p for p in params.values() if p is not None]
+    return lambda: torch.autograd.grad(fn(x, *(params[k] for k in ("weight", "bias", "tau")), 1e-6,
+                                          params["eps_l"]), leaves, dz)
+
+
+@pytest.mark.parametrize("tlu,most", [(True, 24), (False, 16)])
+def test_eager_path_launches(tlu, most):
+    # each non-view aten op is at least one CUDA launch; GPU time follows them at detection shapes
+    x, params, dz = make_case((2, 8, 6, 5), torch.float32, learnable_eps=False, tlu=tlu)
+    params = {k: None if v is None else v.requires_grad_() for k, v in params.items()}
+    ops = aten_ops(_fwd_bwd_step(PATHS["python"], x.requires_grad_(), params, dz))
+    assert sum(ops.values()) <= most, ops
+
+
+def test_tlu_launches():
+    y, tau, dz = tlu_tie_case((2, 8, 6, 5), torch.float32)
+    y, tau = y.requires_grad_(), tau.requires_grad_()
+    ops = aten_ops(lambda: torch.autograd.grad(path_torch.TLUFunction.apply(y, tau), [y, tau], dz))
+    assert sum(ops.values()) < 15, ops
+
+
+@pytest.mark.parametrize("path", CPU_PATHS + ["reference"])
+def test_nan_propagates_as_in_the_reference(path, fresh_choice):
+    with dispatch.force_impl(path):
+        assert_nans_agree(PATHS[path], dispatch.tlu_function)

@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from frn_det.layers import FRN, TLU, dispatch, frn_function, frn_reference, path_torch, path_triton
-from frn_det.layers.testing import (NON_CONTIGUOUS_LAYOUTS, assert_agree, assert_tlu_agrees, make_case,
-                                    non_contiguous_case, outputs_and_grads, saved_bytes, tie_case, tlu_tie_case)
+from frn_det.layers.testing import (NON_CONTIGUOUS_LAYOUTS, assert_agree, assert_nans_agree, assert_tlu_agrees,
+                                    make_case, non_contiguous_case, outputs_and_grads, saved_bytes, tie_case,
+                                    tlu_tie_case)
 
 INTERPRETER = os.environ.get("TRITON_INTERPRET") == "1"
 in_interpreter = pytest.mark.skipif(not INTERPRETER, reason="runs in test_kernels_in_the_interpreter's pytest")
@@ -27,6 +28,7 @@ CASES = [  # shape, input scale
     ((4, 6), 1.0),  # (N, C): a 1x1 map
     ((2, 3, 3, 5), 1e4),  # x^2 past fp16's range: statistics in fp32
     ((2, 3, 3, 5), 1e-4),  # eps matters
+    ((2, 40, 3, 3), 1.0),  # more channels than one program of the per-channel sums takes
 ]
 # Plans that cover every kernel branch at small shapes: rows looped over in blocks, and rows split
 # across programs; then the default plan at a row longer than a block and at a long row it splits.
@@ -59,45 +61,51 @@ def gpu_compile(kernel, dtype, constexprs, num_warps=4):
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
+    acc = "fp64" if dtype == "fp64" else "fp32"  # statistics, partial sums and parameters
     signature = {}
     for p in kernel.params:
         if p.is_constexpr:
             signature[p.name] = "constexpr"
         elif p.name.endswith("_ptr"):
-            signature[p.name] = "*" + (dtype if p.name in DATA else "u8" if p.name in BYTES else "fp32")
+            signature[p.name] = "*" + (dtype if p.name in DATA else "u8" if p.name in BYTES else acc)
         else:
             signature[p.name] = "fp32" if p.name == "eps" else "i32"
     names = {p.name for p in kernel.params}
-    constexprs = {k: v for k, v in {"ACC": tl.float32, **constexprs}.items() if k in names}
+    constexprs = {"ACC": tl.float64 if acc == "fp64" else tl.float32, **constexprs}
+    constexprs = {k: v for k, v in constexprs.items() if k in names}
     return triton.compile(ASTSource(kernel, signature, constexprs), target=GPUTarget("cuda", 90, 32),
                           options={"num_warps": num_warps})
 
 
-GPU_VARIANTS = [  # (kernel name, constexprs) for every branch of the kernels
-    *[("frn_forward_kernel", dict(HAS_TAU=t, HAS_EPS_L=e, SPLIT=s, SPLITS_P2=4 if s else 1, BLOCK=1024, ONE_BLOCK=o))
-      for t in (False, True) for e in (False, True) for s, o in ((False, True), (False, False), (True, False))],
-    *[("frn_backward_kernel", dict(HAS_TAU=t, SPLIT=s, SPLITS_P2=4 if s else 1, BLOCK=1024, ONE_BLOCK=o))
-      for t in (False, True) for s, o in ((False, True), (False, False), (True, False))],
-    *[("frn_grad_sums_kernel", dict(HAS_TAU=t, BLOCK=1024)) for t in (False, True)],
-    ("frn_sum_squares_kernel", dict(BLOCK=1024)),
-    *[("frn_param_grads_kernel", dict(HAS_TAU=t, HAS_EPS_L=e, BLOCK_C=128))
+ROW_BRANCHES = ((False, True), (False, False), (True, False))  # (SPLIT, ONE_BLOCK)
+GPU_VARIANTS = [  # (kernel name, constexprs, warps): every branch of the kernels, at the plan's warps
+    *[("frn_forward_kernel", dict(HAS_TAU=t, HAS_EPS_L=e, SPLIT=s, SPLITS_P2=4 if s else 1, BLOCK=1024, ONE_BLOCK=o), 4)
+      for t in (False, True) for e in (False, True) for s, o in ROW_BRANCHES],
+    *[("frn_backward_kernel", dict(HAS_TAU=t, SPLIT=s, SPLITS_P2=4 if s else 1, BLOCK=1024, ONE_BLOCK=o), 4)
+      for t in (False, True) for s, o in ROW_BRANCHES],
+    *[(name, dict(HAS_TAU=True, SPLIT=s, SPLITS_P2=8 if s else 1, BLOCK=block, ONE_BLOCK=o, HAS_EPS_L=True), warps)
+      for name in ("frn_forward_kernel", "frn_backward_kernel") for s, o in ROW_BRANCHES
+      for block, warps in ((16, 1), (4096, 8))],
+    *[("frn_grad_sums_kernel", dict(HAS_TAU=t, BLOCK=block), warps) for t in (False, True)
+      for block, warps in ((1024, 4), (4096, 8))],
+    *[("frn_sum_squares_kernel", dict(BLOCK=block), warps) for block, warps in ((1024, 4), (4096, 8))],
+    *[("frn_param_grads_kernel", dict(HAS_TAU=t, HAS_EPS_L=e, BLOCK_C=32), 4)
       for t in (False, True) for e in (False, True)],
-    ("tlu_forward_kernel", dict(BLOCK=1024, HAS_TAU=True)),
-    ("tlu_backward_kernel", dict(BLOCK=1024, HAS_TAU=True)),
-    ("channel_sums_kernel", dict(BLOCK_C=128)),
+    *[(name, dict(BLOCK=block), warps) for name in ("tlu_forward_kernel", "tlu_backward_kernel")
+      for block, warps in ((16, 1), (1024, 4))],
+    ("channel_sums_kernel", dict(BLOCK_C=32), 4),
 ]
 
 
 @pytest.mark.skipif(INTERPRETER, reason="compiles for the GPU, outside the interpreter")
-@pytest.mark.parametrize("dtype", ["fp32", "bf16", "fp16"])
+@pytest.mark.parametrize("dtype", ["fp32", "bf16", "fp16", "fp64"])
 def test_kernels_compile_for_the_gpu(dtype):
     pytest.importorskip("triton")
     from frn_det.layers import triton_kernels
 
-    variants = GPU_VARIANTS if dtype == "fp32" else [v for v in GPU_VARIANTS if "HAS_TAU" in v[1] and v[1]["HAS_TAU"]]
-    for name, constexprs in variants:
-        compiled = gpu_compile(getattr(triton_kernels, name), dtype, constexprs)
-        assert compiled.asm["cubin"], name
+    for name, constexprs, warps in GPU_VARIANTS:
+        compiled = gpu_compile(getattr(triton_kernels, name), dtype, constexprs, warps)
+        assert compiled.asm["cubin"], (name, constexprs, warps)
 
 
 def triton_plan(**plan):
@@ -134,11 +142,31 @@ def test_long_rows_and_split_rows(dtype, shape, plan, learnable_eps, tlu):
     assert_agree(x, params, dz, got, outputs_and_grads(frn_reference, x, params, dz))
 
 
-@in_interpreter
+DETECTION_SHAPES = [  # (N, C, H, W) FRN sees in RetinaNet and R-CNN at 1024 px and 800x1216
+    (2, 64, 512, 512), (1, 64, 400, 608), (2, 64, 256, 256), (2, 256, 256, 256), (1, 256, 200, 304),
+    (2, 256, 128, 128), (2, 512, 128, 128), (2, 256, 16, 16), (2, 256, 8, 8), (512, 256, 14, 14)]
+
+
+@pytest.mark.parametrize("sms", [132, 78])  # H100 SXM, and a smaller GPU
+@pytest.mark.parametrize("shape", DETECTION_SHAPES)
+def test_plans_fill_the_gpu(shape, sms):
+    pytest.importorskip("triton")
+    rows, length = shape[0] * shape[1], shape[2] * shape[3]
+    p = path_triton.plan(rows, length, sms=sms)
+    assert p.splits * p.chunk >= length > (p.splits - 1) * p.chunk and (p.splits == 1 or p.chunk % p.block == 0)
+    assert p.num_warps == min(8, max(1, p.block // 256))
+    programs = rows * p.splits
+    if length >= 2 * path_triton.MIN_CHUNK:  # rows long enough to split: at least 2 programs per SM
+        assert programs >= path_triton.SPLIT_BELOW * sms, p
+    if p.splits > 1:  # split only as far as the GPU needs, in chunks worth a program
+        assert rows < path_triton.SPLIT_BELOW * sms and p.chunk >= path_triton.MIN_CHUNK
+        assert programs < 2 * path_triton.SPLIT_TARGET * sms, p
+
+
 def test_plans():
+    pytest.importorskip("triton")
     assert path_triton.plan(512, 128 * 128).splits == 1  # P3 at 1024: one program a row
-    stem = path_triton.plan(128, 512 * 512)  # the stem at 1024: 2 x 64 rows of 512x512
-    assert stem.splits > 1 and stem.chunk % stem.block == 0 and stem.splits * stem.chunk >= 512 * 512
+    assert path_triton.plan(128, 512 * 512).splits == 5  # the stem at 1024 on 132 SMs: 640 programs
     assert path_triton.plan(4, 99, block=16, chunk=40) == path_triton.Plan(16, 3, 48, 1)
 
 
@@ -234,7 +262,7 @@ def test_tlu_agrees_with_the_torch_op_tlu(dtype, shape, block):
 @in_interpreter
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,block", [((2, 3, 5, 7), None), ((2, 4, 9, 11), 16), ((3, 4, 1, 1), None),
-                                         ((6, 5), None)])
+                                         ((6, 5), None), ((2, 40, 3, 3), None)])
 def test_tlu_ties_agree_with_reference(dtype, shape, block):
     assert_tlu_agrees(lambda y, t: path_triton.tlu_triton(y, t, block), *tlu_tie_case(shape, dtype))
 
@@ -244,3 +272,9 @@ def test_tlu_module_runs_the_triton_kernels():
     layer = TLU(3)
     z = layer(torch.randn(2, 3, 4, 4, requires_grad=True))
     assert type(z.grad_fn).__name__ == "TritonTLUFunctionBackward"
+
+
+@in_interpreter
+@pytest.mark.parametrize("plan", [{}, dict(block=16, chunk=32)])
+def test_nan_propagates_as_in_the_reference(plan):
+    assert_nans_agree(triton_plan(**plan), path_triton.tlu_triton, shape=(2, 3, 9, 11))

@@ -27,8 +27,12 @@ def run(args, datasets, check=True):
 def test_train_eval_only_and_resume(coco_root, tmp_path):
     out = str(tmp_path / "out")
     cfg = ["--config-file", os.path.join(ROOT, "configs", "retinanet_frn_2img.yaml")]
-    run([*cfg, *TINY, "SOLVER.MAX_ITER", "4", "OUTPUT_DIR", out], coco_root)
+    proc = run([*cfg, *TINY, "SOLVER.MAX_ITER", "4", "OUTPUT_DIR", out], coco_root)
     assert os.path.exists(os.path.join(out, "model_final.pth"))
+    # MODEL.FRN.IMPL auto: the CPU's candidate checked against frn_reference, logged and recorded
+    choice = json.loads(open(os.path.join(out, "frn_path.json")).read())
+    assert choice["device_type"] == "cpu" and choice["choice"] in choice["candidates"] and not choice["left_out"]
+    assert f"| {choice['choice']} | agrees |" in proc.stdout + proc.stderr
     strict = dict(parse_constant=lambda c: pytest.fail(f"non-strict JSON: bare {c}"))  # NaN APs are null
     headline = json.loads(open(os.path.join(out, "results.json")).read(), **strict)["headline"]["coco_2017_val"]
     assert set(headline) == {"AP", "AP50", "AP75"}
@@ -42,6 +46,7 @@ def test_train_eval_only_and_resume(coco_root, tmp_path):
     proc = run([*cfg, "--resume", *TINY, "SOLVER.MAX_ITER", "6", "OUTPUT_DIR", out], coco_root)
     log = proc.stdout + proc.stderr
     assert "Starting training from iteration 4" in log
+    assert f"FRN path '{choice['choice']}', as chosen at the start of this run" in log
     metrics = [json.loads(line, **strict) for line in open(os.path.join(out, "metrics.json")) if '"iteration"' in line]
     # one line per run (the last iteration): 3 from the first, 5 from the resumed one, nothing from 0
     assert [m["iteration"] for m in metrics if "total_loss" in m] == [3, 5]

@@ -8,6 +8,7 @@ hits all of them alike; the table gives medians. Ratios are against GN+ReLU in t
     .venv/bin/python tools/benchmark_frn.py                      # writes benchmarks/frn_layer.md
     .venv/bin/python tools/benchmark_frn.py --scale 4 --repeats 3 --out /tmp/quick.md
     .venv/bin/python tools/benchmark_frn.py --models             # + RetinaNet training iterations
+    TRITON_INTERPRET=1 .venv/bin/python tools/benchmark_frn.py --launches --skip-layers --out benchmarks/frn_launches.md
     python tools/benchmark_frn.py --device cuda --shapes target --dtypes fp32,bf16-autocast --compile-sizes
 
 On CUDA the paths are triton, compile, python and reference, times come from CUDA events, the table
@@ -58,6 +59,8 @@ def main(argv=None):
     ap.add_argument("--amp-modes", default=None,
                     help="--models with AMP off and/or on ('off,on'; CUDA: fp16) and the CUDA peak memory")
     ap.add_argument("--model-opts", nargs="*", default=None, help="--models: config KEY VALUE pairs on top")
+    ap.add_argument("--launches", action="store_true",
+                    help="also the launches of one forward+backward per method (aten ops, Triton kernels)")
     ap.add_argument("--skip-layers", action="store_true", help="only the sections asked for besides the layers")
     ap.add_argument("--peak-of", default=None, help=argparse.SUPPRESS)  # the CPU peak memory's child
     args = ap.parse_args(argv)
@@ -88,6 +91,8 @@ def main(argv=None):
     summary = layers.target_summary(results, shapes if args.shapes == "target" else layers.TARGET_SHAPES)
     if summary:
         sections.append(summary)
+    if args.launches:
+        sections.append(layers.launch_table(layers.launch_counts(args.device)))
     if args.compile_sizes:
         sizes = [(max(1, h // args.scale), max(1, w // args.scale)) for h, w in layers.COMPILE_SIZES]
         for dtype in dtypes:

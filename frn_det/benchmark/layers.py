@@ -6,9 +6,10 @@ import time
 import torch
 from torch import nn
 
-from frn_det.layers import FRN, dispatch, path_cpp, path_torch, path_triton
+from frn_det.layers import FRN, TLU, dispatch, path_cpp, path_torch, path_triton
 from frn_det.layers.testing import saved_bytes
 
+from . import launches
 from .timing import device_launches, host_seconds, interleaved_times, medians, synchronize
 
 # RetinaNet FPN levels P3-P7 for a 1024x1024 input, 2 images; the targets: P3, P6 and the stem's output.
@@ -23,9 +24,9 @@ COMPILE_SIZES = [(100, 134), (100, 150), (96, 167), (84, 167), (100, 100), (75, 
 BASELINE = "GN+ReLU"
 
 
-def frn_method(path):
+def frn_method(path, tlu=True):
     def build(c):
-        layer = FRN(c)
+        layer = FRN(c, tlu=tlu)
         fn = dispatch.PATHS[path]
         return layer, lambda x: fn(x, layer.weight, layer.bias, layer.tau, layer.eps, layer.eps_l)
 
@@ -128,10 +129,10 @@ def table(results, input_bytes):
     ]
     for (shape, dtype), res in results.items():
         base = res[BASELINE][0]
-        for name, (t, saved, launches, host) in res.items():
+        for name, (t, saved, kernels, host) in res.items():
             lines.append(
                 f"| {'x'.join(map(str, shape))} | {dtype} | {name} | {t * 1e3:.3g} | {t / base:.2f}x "
-                f"| {saved / input_bytes[(shape, dtype)]:.2f}x | {'n/a' if launches is None else launches} "
+                f"| {saved / input_bytes[(shape, dtype)]:.2f}x | {'n/a' if kernels is None else kernels} "
                 f"| {host * 1e3:.3g} |"
             )
     return "\n".join(lines)
@@ -151,4 +152,58 @@ def target_summary(results, shapes=TARGET_SHAPES):
         ok = "met" if ratio <= 1.0 and saved <= 1.0 else "NOT met"
         lines.append(f"- {'x'.join(map(str, shape))} {dtype}: {name} {ratio:.2f}x GN+ReLU time, "
                      f"{saved:.2f}x input bytes saved: target {ok}")
+    return "\n".join(lines)
+
+
+LAUNCH_SHAPE = (2, 256, 16, 16)  # P6 at 1024: counts hardly depend on the shape (the stem's splits add one)
+
+
+def launch_methods(device="cpu"):
+    """name -> build(channels) -> (module holding the parameters, callable), for the launch counts: FRN
+    with and without TLU on each path, the TLU after a residual add, and the baselines."""
+    out = {}
+    for path in frn_paths(device):
+        out[f"FRN+TLU {path}"] = frn_method(path)
+    for path in frn_paths(device):
+        out[f"FRN (no TLU) {path}"] = frn_method(path, tlu=False)
+    tlus = {"python": path_torch.TLUFunction.apply}
+    if path_triton.triton_available(torch.device(device).type):
+        tlus["triton"] = path_triton.tlu_triton
+    for path, fn in tlus.items():
+        out[f"TLU after add {path}"] = tlu_method(fn)
+    out[BASELINE] = module_method(lambda c: nn.Sequential(nn.GroupNorm(32, c), nn.ReLU(inplace=True)))
+    out["BN+ReLU"] = module_method(lambda c: nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=True)))
+    return out
+
+
+def tlu_method(fn):
+    def build(c):
+        layer = TLU(c)
+        return layer, lambda x: fn(x, layer.tau)
+
+    return build
+
+
+def launch_counts(device="cpu", shape=LAUNCH_SHAPE):
+    """name -> (non-view aten ops, of them allocations, Triton launches) of one forward+backward at
+    `shape`, fp32."""
+    x = torch.randn(shape, device=device).requires_grad_()
+    dz = torch.randn(shape, device=device)
+    out = {}
+    for name, build in launch_methods(device).items():
+        layer, fn = build(shape[1])
+        params = [p for p in layer.to(device).parameters() if p.requires_grad]
+        step = lambda fn=fn, params=params: fwd_bwd(fn, x, params, dz)  # noqa: E731
+        ops, launched = launches.launches(step)
+        out[name] = (sum(ops.values()), launches.allocations(ops), len(launched))
+    return out
+
+
+def launch_table(counts, shape=LAUNCH_SHAPE):
+    lines = [f"Launches of one forward+backward at {'x'.join(map(str, shape))}, fp32, counted on the CPU: "
+             "non-view aten ops (each one but an allocation is at least one kernel launch on a GPU), the "
+             "allocations among them (`empty*`, no launch) and the Triton kernels launched. The cpp path's "
+             "fused C++ loops are no aten ops: only its allocations show.", "",
+             "| method | aten ops | of them allocations | Triton launches |", "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {name} | {ops} | {alloc} | {tri or '-'} |" for name, (ops, alloc, tri) in counts.items()]
     return "\n".join(lines)

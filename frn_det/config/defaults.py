@@ -8,6 +8,9 @@ def add_frn_config(cfg):
     # FRN and GFRN norm names (GN_TLU keeps GroupNorm's eps).
     cfg.MODEL.FRN.EPS = 1e-6
     cfg.MODEL.FRN.LEARNABLE_EPS = False
+    # The FRN path: auto (the fastest correct one, timed at the start of training; frn_det.engine.frn_path),
+    # or cpp, triton, compile, python, reference. The environment's FRN_DET_IMPL overrides it.
+    cfg.MODEL.FRN.IMPL = "auto"
     # Pad every input to this square size (0: off); the paper trains at 1024x1024.
     cfg.MODEL.FPN.SQUARE_PAD = 0
     # SOLVER.WARMUP_METHOD also accepts "cosine" (the paper's cosine ramp-up, section 4.1).

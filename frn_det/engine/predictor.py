@@ -76,9 +76,12 @@ class Predictor:
 
         from frn_det.modeling import build_model
 
+        from .frn_path import use_configured_path
+
         self.cfg = cfg.clone()
         if self.cfg.INPUT.FORMAT not in ("BGR", "RGB"):
             raise PredictError(f"INPUT.FORMAT must be 'BGR' or 'RGB' for the predictor, got {self.cfg.INPUT.FORMAT!r}")
+        use_configured_path(self.cfg)  # the training run's FRN path, recorded beside its weights
         self.model = build_model(self.cfg)
         self.model.eval()
         load_weights(self.model, self.cfg.MODEL.WEIGHTS, allow_untrained)

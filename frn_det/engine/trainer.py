@@ -1,6 +1,7 @@
 """detectron2's DefaultTrainer with frn_det's parts, each from its own build_* method, as detectron2's
-projects do it: FRN options in the model, FRN-aware optimizer, cosine warmup, CPU-capable DDP,
-loss checks, atomic checkpoints, the FRN monitor, COCO evaluation and strict-JSON metrics.json."""
+projects do it: FRN options in the model, the FRN path (MODEL.FRN.IMPL), FRN-aware optimizer, cosine
+warmup, CPU-capable DDP, loss checks, atomic checkpoints, the FRN monitor, COCO evaluation and
+strict-JSON metrics.json."""
 import logging
 import os
 import weakref
@@ -17,6 +18,7 @@ from frn_det.solver import build_lr_scheduler, build_optimizer
 
 from .checkpoint import FiniteAtomicCheckpointer
 from .ddp import create_ddp_model
+from .frn_path import FRNPathChoice, configured_impl, use_configured_path
 from .monitor import FRNMonitor
 from .train_loop import build_train_loop
 from .writers import StrictJSONWriter
@@ -47,7 +49,9 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_model(cls, cfg):
-        """frn_det.modeling.build_model: MODEL.FRN's options in every FRN layer, whichever builder makes it."""
+        """frn_det.modeling.build_model: MODEL.FRN's options in every FRN layer, whichever builder makes it;
+        MODEL.FRN.IMPL's path (under auto, the run's recorded choice) for FRN."""
+        use_configured_path(cfg)
         model = build_model(cfg)
         logging.getLogger(__name__).info("Model:\n{}".format(model))
         return model
@@ -70,6 +74,8 @@ class Trainer(DefaultTrainer):
             # right after IterationTimer: its after_step removes the forward hooks before EvalHook and
             # PreciseBN run forward passes of their own, and before the writer writes the storage
             ret.insert(1, FRNMonitor(monitor.PERIOD, WRITER_PERIOD))
+        if configured_impl(self.cfg) == "auto":  # times its iterations right after IterationTimer starts them
+            ret.insert(1, FRNPathChoice.from_config(self.cfg))
         return ret
 
     def build_writers(self):

@@ -27,6 +27,7 @@ from detectron2.utils.logger import setup_logger
 import frn_det  # noqa: F401  (registers FRN, the backbones and RetinaNetFRN)
 from frn_det.config import build_cfg
 from frn_det.engine import prepare_datasets
+from frn_det.engine.frn_path import use_configured_path
 from frn_det.layers import force_impl
 from frn_det.modeling import build_model
 
@@ -106,6 +107,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     setup_logger(name="frn_det")
     cfg = setup_cfg(args)
+    use_configured_path(cfg)  # the eager model runs the training run's FRN path; the trace runs plain aten ops
     model = build_model(cfg)
     DetectionCheckpointer(model).resume_or_load(cfg.MODEL.WEIGHTS, resume=False)
     return export(model, sample_image(cfg, args.sample_image), args.format, args.output)

@@ -6,12 +6,14 @@ Paths, each a function (x, weight, bias, tau, eps, eps_l) -> z:
   "compile"   the torch-op kernels (path_torch) through torch.compile, for GPUs
   "python"    the same torch-op kernels, eager
   "reference" frn_reference, whose autograd keeps 3x the input
-All but the reference keep only the input for backward. Default: cpp on CPU (python when it is not
-built), python on CUDA (the path that trained RetinaNet R101-FPN fastest on an H200, AMP off and on)
-and elsewhere; python inside a caller's torch.compile (traceable ops it can fuse); reference while
-tracing or exporting to ONNX. FRN_DET_IMPL=<path> forces a path (except while tracing); `force_impl`
-does so inside a block. `tlu_function` runs the TLU after a residual add through the Triton kernels
-where FRN runs the triton path.
+All but the reference keep only the input (and N*C values) for backward. Default: cpp on CPU (python
+when it is not built), python on CUDA (the path that trained RetinaNet R101-FPN fastest on an H200,
+AMP off and on) and elsewhere; python inside a caller's torch.compile (traceable ops it can fuse);
+reference while tracing or exporting to ONNX. FRN_DET_IMPL=<path> forces a path (except while
+tracing); `force_impl` does so inside a block; `configure` sets the run's path (MODEL.FRN.IMPL, or the
+one chosen by frn_det.engine.frn_path), taken wherever it can run when nothing forces one.
+`tlu_function` runs the TLU after a residual add through the Triton kernels where FRN runs the triton
+path.
 
 The choice per (device type, dtype) is made once and cached, and FRN_DET_IMPL is read once: a call
 costs a dict lookup and the tracing checks.
@@ -37,6 +39,7 @@ PATHS = {
 _UNREAD = object()
 _forced = _UNREAD  # FRN_DET_IMPL, or what force_impl set; None: no path forced
 _chosen = {}  # (device type, dtype) -> path name
+_configured = None  # the run's path (configure), where it can run
 
 
 def _forced_name():
@@ -52,6 +55,20 @@ def _check_name(name, what):
     return name
 
 
+def can_run(name, device_type, dtype):
+    """Whether path `name` runs on inputs of this device type and dtype here."""
+    if name == "cpp":
+        return device_type == "cpu" and dtype in path_cpp.CPP_DTYPES and path_cpp.cpp_available()
+    if name == "triton":
+        return path_triton.triton_available(device_type)
+    return True
+
+
+def default_path(device_type, dtype):
+    """The static default: cpp on the CPU where it is built, python elsewhere."""
+    return "cpp" if can_run("cpp", device_type, dtype) else "python"
+
+
 def _choose_uncached(device_type, dtype):
     forced = _forced_name()
     if forced == "cpp" and (device_type != "cpu" or not path_cpp.cpp_available()):
@@ -61,9 +78,9 @@ def _choose_uncached(device_type, dtype):
                            f"{path_triton.unavailable_reason(device_type)}")
     if forced:
         return forced
-    if device_type == "cpu" and dtype in path_cpp.CPP_DTYPES:
-        return "cpp" if path_cpp.cpp_available() else "python"
-    return "python"
+    if _configured is not None and can_run(_configured, device_type, dtype):
+        return _configured
+    return default_path(device_type, dtype)
 
 
 def choose(device_type, dtype):
@@ -99,10 +116,28 @@ def tlu_function(y, tau):
     return path_torch.TLUFunction.apply(y, tau)
 
 
+def forced_path():
+    """The path FRN_DET_IMPL forces, None when it forces none."""
+    return _forced_name()
+
+
+def configure(name):
+    """Makes `name` the run's path wherever it can run (None: the static default); FRN_DET_IMPL and
+    force_impl still take precedence."""
+    global _configured
+    _configured = _check_name(name, "the configured FRN path")
+    _chosen.clear()
+
+
+def configured():
+    return _configured
+
+
 def reset():
-    """Forgets the cached choices and reads FRN_DET_IMPL again at the next call."""
-    global _forced
+    """Forgets the cached choices and the configured path, and reads FRN_DET_IMPL again at the next call."""
+    global _forced, _configured
     _forced = _UNREAD
+    _configured = None
     _chosen.clear()
 
 

@@ -1,5 +1,7 @@
 """The torch-op FRN paths: "python" (eager) and "compile" (the same kernels through torch.compile, for
-GPUs). Autograd keeps only the input x, and backward recomputes the rest.
+GPUs). Autograd keeps the input x and each plane's r (N*C values); backward recomputes the rest.
+Each op is at least one kernel launch on a GPU, so the kernels use as few as eager allows (on the CPU,
+where cpp is the path, heaviside's scalar loop makes that eager path slower than it could be).
 
 Backward is the paper's eq. 4-7, with the effective eps e = 1e-6 + |eps_l| when eps is learned:
     r = 1 / sqrt(mean_spatial(x^2) + e),  x_hat = r x,  y = gamma x_hat + beta,  z = max(y, tau)
@@ -21,44 +23,51 @@ from .formula import channel_shape, effective_eps, math_dtype, spatial_dims
 logger = logging.getLogger("frn_det")
 
 
-def _inv_rms(xf, dims, eps):
-    nu2 = xf.square().mean(dim=dims, keepdim=True) if dims else xf.square()
-    return torch.rsqrt(nu2 + eps)
-
-
 def frn_forward_math(x, weight, bias, tau, eps):
+    """(z, r): the output and each plane's r, which backward takes instead of recomputing it."""
     dims, shape = spatial_dims(x), channel_shape(x)
     xf = x.to(math_dtype(x.dtype))
-    y = torch.addcmul(bias.view(shape), xf, weight.view(shape) * _inv_rms(xf, dims, eps))
+    nu2 = xf.square().mean(dim=dims, keepdim=True) if dims else xf.square()
+    r = torch.rsqrt(nu2 + eps)
+    y = torch.addcmul(bias.view(shape), xf, weight.view(shape) * r)
     if tau is not None:
-        y = y.clamp_min_(tau.view(shape))
-    return y.to(x.dtype)
+        y = y.clamp_min_(tau.view(shape))  # clamp keeps NaN, as torch.max does
+    return y.to(x.dtype), r
 
 
-def frn_backward_math(dz, x, weight, bias, tau, eps):
+def frn_backward_math(dz, x, r, weight, bias, tau, eps_grad):
+    """Eq. 4-7 in the fewest ops eager can launch: the TLU mask comes from the forward's own y, and d eps
+    only when eps is learned (eps_grad)."""
     dims, shape = spatial_dims(x), channel_shape(x)
     xf, dy = x.to(math_dtype(x.dtype)), dz.to(math_dtype(x.dtype))
-    r = _inv_rms(xf, dims, eps)
     a = weight.view(shape) * r
     dz_sum = None
     if tau is not None:
-        share = torch.addcmul(bias.view(shape), xf, a).sub_(tau.view(shape)).sign_().add_(1).mul_(0.5)
+        y = torch.addcmul(bias.view(shape), xf, a)  # the forward's expression: the same y, the same ties
         dz_sum = dy.sum(dim=(0,) + dims)
-        dy = dy * share
-    s_dyx = (dy * xf).sum(dim=dims, keepdim=True) if dims else dy * xf  # sum dy x, per plane
-    k = a * r * r * s_dyx / math.prod(x.shape[2:])
-    dx = torch.addcmul(dy * a, xf, k, value=-1).to(x.dtype)
-    dgamma = (r * s_dyx).sum(dim=(0,) + dims)
+        dy = dy * torch.heaviside(y.sub_(tau.view(shape)), _half(y.dtype))
+    s = (dy * xf).sum(dim=dims, keepdim=True) if dims else dy * xf  # sum dy x, per plane
+    rs = r * s
+    k = a * r * rs  # gamma r^3 sum(dy x), per plane
+    dx = torch.addcmul(dy * a, xf, k, value=-1 / math.prod(x.shape[2:])).to(x.dtype)
+    dgamma = rs.sum(dim=0).view(-1)
     dbeta = dy.sum(dim=(0,) + dims)
     dtau = None if tau is None else dz_sum - dbeta
-    deps = (a * r * r * s_dyx).sum() * -0.5
+    deps = k.sum() * -0.5 if eps_grad else None
     return dx, dgamma, dbeta, dtau, deps
 
 
+@functools.lru_cache(maxsize=None)
+def _half(dtype):
+    """0.5 as a CPU scalar tensor: heaviside's value at a tie, which CUDA kernels take as an argument."""
+    return torch.tensor(0.5, dtype=dtype)
+
+
 class Kernels(NamedTuple):
-    """forward(x, weight, bias, tau, eps) -> z and
-    backward(dz, x, weight, bias, tau, eps) -> (dx, dweight, dbias, dtau or None, deps), with x and dz
-    contiguous, parameters in math_dtype(x.dtype), eps a float or a 0-d tensor."""
+    """forward(x, weight, bias, tau, eps) -> (z, r) and
+    backward(dz, x, r, weight, bias, tau, eps_grad) -> (dx, dweight, dbias, dtau or None, deps or None),
+    with x and dz contiguous, parameters in math_dtype(x.dtype), eps a float or a 0-d tensor, r the
+    (N, C, 1, 1) 1/sqrt(nu2 + eps)."""
 
     forward: Callable
     backward: Callable
@@ -77,16 +86,17 @@ class FRNFunction(torch.autograd.Function):
     def forward(ctx, x, weight, bias, tau, eps_l, eps, kernels):
         x = x.contiguous()
         params = _params(x, weight, bias, tau)  # once per call: backward uses the same
-        ctx.kernels, ctx.eps = kernels, effective_eps(eps, None if eps_l is None else eps_l.detach())
+        ctx.kernels = kernels
         ctx.dtypes = [None if p is None else p.dtype for p in (weight, bias, tau)]
-        ctx.save_for_backward(x, *params, eps_l)  # x and parameters, nothing else
-        return kernels.forward(x, *params, ctx.eps)
+        z, r = kernels.forward(x, *params, effective_eps(eps, None if eps_l is None else eps_l.detach()))
+        ctx.save_for_backward(x, r, *params, eps_l)  # x, N*C values and the parameters
+        return z
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dz):
-        x, weight, bias, tau, eps_l = ctx.saved_tensors
-        dx, dw, db, dtau, deps = ctx.kernels.backward(dz.contiguous(), x, weight, bias, tau, ctx.eps)
+        x, r, weight, bias, tau, eps_l = ctx.saved_tensors
+        dx, dw, db, dtau, deps = ctx.kernels.backward(dz.contiguous(), x, r, weight, bias, tau, eps_l is not None)
         dw, db, dtau = [None if g is None else g.to(dt) for g, dt in zip((dw, db, dtau), ctx.dtypes)]
         deps_l = None if eps_l is None else (deps * eps_l.detach().sign()).to(eps_l.dtype)  # d|e|/de
         return dx, dw, db, dtau, deps_l, None, None
@@ -140,19 +150,29 @@ def frn_compile(x, weight, bias, tau=None, eps=1e-6, eps_l=None):
     return frn_apply(compiled_kernels(), x, weight, bias, tau, eps, eps_l)
 
 
+@functools.lru_cache(maxsize=None)
+def _bit_values(device):
+    """1, 2, 4, ..., 128 on `device`, made once: the place of each of 8 elements in a byte."""
+    return torch.tensor([1, 2, 4, 8, 16, 32, 64, 128], dtype=torch.uint8, device=device)
+
+
+@functools.lru_cache(maxsize=None)
+def _bit_shifts(device):
+    return torch.arange(8, dtype=torch.uint8, device=device)
+
+
 def pack_bits(mask):
     """A bool tensor as uint8, 8 elements a byte in its logical order (the last byte zero-padded)."""
     flat = mask.reshape(-1).view(torch.uint8)
-    flat = torch.nn.functional.pad(flat, (0, -flat.numel() % 8))
-    weights = torch.tensor([1, 2, 4, 8, 16, 32, 64, 128], dtype=torch.uint8, device=mask.device)
-    return (flat.view(-1, 8) * weights).sum(1, dtype=torch.uint8)
+    if flat.numel() % 8:
+        flat = torch.nn.functional.pad(flat, (0, -flat.numel() % 8))
+    return (flat.view(-1, 8) * _bit_values(mask.device)).sum(1, dtype=torch.uint8)
 
 
 def unpack_bits(packed, shape):
-    """The bool tensor of `shape` that `pack_bits` packed."""
-    shifts = torch.arange(8, dtype=torch.uint8, device=packed.device)
-    bits = packed.unsqueeze(1).bitwise_right_shift(shifts).bitwise_and_(1)
-    return bits.view(-1)[: math.prod(shape)].view(shape).bool()
+    """The bits that `pack_bits` packed, as uint8 0 or 1 in `shape`."""
+    bits = packed.unsqueeze(1).bitwise_right_shift(_bit_shifts(packed.device)).bitwise_and_(1)
+    return bits.view(-1)[: math.prod(shape)].view(shape)
 
 
 class TLUFunction(torch.autograd.Function):
@@ -172,7 +192,7 @@ class TLUFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, dz):
         z, tau, ties = ctx.saved_tensors
-        passed = z > tau.view(channel_shape(z)).to(z.dtype)
-        dy = torch.where(passed, dz, dz * unpack_bits(ties, z.shape) * 0.5)
+        passed = z != tau.view(channel_shape(z)).to(z.dtype)  # y > tau, or y NaN (torch.max passes it too)
+        dy = torch.addcmul(dz * passed, dz, unpack_bits(ties, z.shape), value=0.5)  # dz, dz / 2 or 0
         dtau = (dz - dy).sum(dim=(0,) + spatial_dims(z), dtype=math_dtype(dz.dtype)).to(tau.dtype)
         return dy, dtau

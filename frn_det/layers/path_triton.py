@@ -2,8 +2,9 @@
 
 Forward: one launch for ordinary rows, saving x and each (n, c) row's rstd = 1/sqrt(nu2 + eps) (N*C
 values in fp32). Backward: one launch for the rows (the TLU mask recomputed from x), then one small
-launch that sums the parameter gradients per channel without atomics. Long rows with few of them
-(the stem's 512x512 planes) are split across programs, one more launch each way. Parameters go to
+launch over blocks of channels that sums the parameter gradients without atomics. Long rows that
+would leave the GPU's multiprocessors short of programs (the stem's 512x512 planes) are split across
+programs, one more launch each way. Parameters go to
 the kernels as they are (the kernels cast), so there is nothing to prepare per call.
 
 On CPU tensors the kernels run in Triton's interpreter (TRITON_INTERPRET=1, set before triton is
@@ -27,10 +28,11 @@ except ImportError as e:  # triton comes with the CUDA torch wheels; elsewhere t
     _IMPORT_ERROR = f"triton can't be imported ({e})"
 
 MAX_BLOCK = 4096  # elements a program holds per step
-LONG_ROW = 65536  # rows longer than this are split when there are few of them
-FEW_ROWS = 1024  # ... fewer than this: a GPU has about 132 multiprocessors
-SPLIT_CHUNK = 32768  # elements per program of a split row
-PARAM_BLOCK = 128  # channels per step of the parameter-gradient sum
+SPLIT_BELOW = 2  # rows are split when they give fewer programs than this per multiprocessor ...
+SPLIT_TARGET = 4  # ... into about this many programs per multiprocessor ...
+MIN_CHUNK = 8192  # ... of at least this many elements
+DEFAULT_SMS = 132  # an H100's multiprocessors: the plan on the CPU (the interpreter) and unknown devices
+PARAM_BLOCK = 32  # channels per program of the per-channel sums
 
 
 def unavailable_reason(device_type):
@@ -61,18 +63,30 @@ class Plan(NamedTuple):
 
 
 @functools.lru_cache(maxsize=1024)
-def plan(rows, length, block=None, chunk=None):
-    """Block size, warps and the split of each row; a function of the shape only, so deterministic.
-    block/chunk force a plan (the tests use small ones to cover every branch at small shapes)."""
+def plan(rows, length, block=None, chunk=None, sms=DEFAULT_SMS):
+    """Block size, warps and the split of each row; a function of the shape and the device's
+    multiprocessors only, so deterministic. Rows are split when they leave the multiprocessors short of
+    programs and are long enough. block/chunk force a plan (the tests use small ones to cover every
+    branch at small shapes)."""
     if block is None:
         block = min(MAX_BLOCK, max(16, triton.next_power_of_2(length)))
-    if chunk is None and length > LONG_ROW and rows < FEW_ROWS:
-        chunk = SPLIT_CHUNK
+    num_warps = min(8, max(1, block // 256))
+    if chunk is None and rows < SPLIT_BELOW * sms and length >= 2 * MIN_CHUNK:
+        splits = min(triton.cdiv(SPLIT_TARGET * sms, rows), length // MIN_CHUNK)
+        chunk = triton.cdiv(length, splits)
     if chunk is not None:
         chunk = triton.cdiv(chunk, block) * block  # whole blocks per program
     if chunk is None or chunk >= length:
-        return Plan(block, 1, length, min(8, max(1, block // 256)))
-    return Plan(block, triton.cdiv(length, chunk), chunk, min(8, max(1, block // 256)))
+        return Plan(block, 1, length, num_warps)
+    return Plan(block, triton.cdiv(length, chunk), chunk, num_warps)
+
+
+@functools.lru_cache(maxsize=None)
+def multiprocessors(device):
+    """The device's streaming multiprocessors (DEFAULT_SMS off CUDA)."""
+    if device.type != "cuda":
+        return DEFAULT_SMS
+    return torch.cuda.get_device_properties(device).multi_processor_count
 
 
 def _acc(dtype):
@@ -86,7 +100,7 @@ class TritonFRNFunction(torch.autograd.Function):
         n, c = x.shape[:2]
         rows = n * c
         length = x.numel() // rows
-        p = plan(rows, length, block, chunk)
+        p = plan(rows, length, block, chunk, multiprocessors(x.device))
         acc = torch.float64 if x.dtype == torch.float64 else torch.float32
         z = torch.empty_like(x)
         rstd = torch.empty(rows, dtype=acc, device=x.device)
@@ -129,11 +143,11 @@ class TritonFRNFunction(torch.autograd.Function):
             BLOCK=p.block, ONE_BLOCK=length <= p.block, ACC=tacc, num_warps=p.num_warps)
         dw, db = torch.empty_like(weight), torch.empty_like(bias)
         dtau = None if tau is None else torch.empty_like(tau)
-        deps_l = None if eps_l is None else torch.empty_like(eps_l)
-        kernels.frn_param_grads_kernel[(1,)](
-            row_sums, dw, db, dw if dtau is None else dtau, dw if deps_l is None else deps_l,
-            dw if eps_l is None else eps_l, n, c, HAS_TAU=tau is not None, HAS_EPS_L=eps_l is not None,
-            BLOCK_C=PARAM_BLOCK, ACC=tacc)
+        deps = None if eps_l is None else torch.empty(c, dtype=acc, device=x.device)  # per channel
+        kernels.frn_param_grads_kernel[(triton.cdiv(c, PARAM_BLOCK),)](
+            row_sums, dw, db, dw if dtau is None else dtau, dw if deps is None else deps, n, c,
+            HAS_TAU=tau is not None, HAS_EPS_L=eps_l is not None, BLOCK_C=PARAM_BLOCK, ACC=tacc)
+        deps_l = None if eps_l is None else (deps.sum() * eps_l.sign()).to(eps_l.dtype)  # d|eps_l| / d eps_l
         return dx, dw, db, dtau, deps_l, None, None, None
 
 
@@ -157,7 +171,7 @@ class TritonTLUFunction(torch.autograd.Function):
         ties = torch.empty(rows * blocks * (block // 8), dtype=torch.uint8, device=y.device)
         tau = tau.detach().to(y.dtype)  # compared in y's dtype, rounded as torch rounds (the interpreter truncates)
         kernels.tlu_forward_kernel[(rows, blocks)](y, z, tau, ties, c, length, blocks, BLOCK=block,
-                                                   num_warps=min(8, max(1, block // 256)))
+                                                   ACC=_acc(y.dtype), num_warps=min(8, max(1, block // 256)))
         ctx.save_for_backward(z, tau, ties)
         ctx.block, ctx.tau_dtype = block, tau_dtype
         return z
@@ -172,10 +186,12 @@ class TritonTLUFunction(torch.autograd.Function):
         rows, length, block = n * c, z.numel() // (n * c), ctx.block
         blocks = triton.cdiv(length, block)
         dy = torch.empty_like(z)
-        part = torch.empty(rows * blocks, dtype=torch.float32, device=z.device)
+        acc = torch.float64 if z.dtype == torch.float64 else torch.float32
+        part = torch.empty(rows * blocks, dtype=acc, device=z.device)
         kernels.tlu_backward_kernel[(rows, blocks)](z, dz, dy, tau, ties, part, c, length, blocks, BLOCK=block,
-                                                     num_warps=min(8, max(1, block // 256)))
-        kernels.channel_sums_kernel[(1,)](part, dtau, n, c, blocks, BLOCK_C=PARAM_BLOCK)
+                                                     ACC=_acc(z.dtype), num_warps=min(8, max(1, block // 256)))
+        kernels.channel_sums_kernel[(triton.cdiv(c, PARAM_BLOCK),)](part, dtau, n, c, blocks, BLOCK_C=PARAM_BLOCK,
+                                                                    ACC=_acc(z.dtype))
         return dy, dtau, None
 
 

@@ -3,7 +3,7 @@
 the same for TLU alone against tlu_reference."""
 import torch
 
-from .formula import channel_shape, spatial_dims, tlu_reference
+from .formula import channel_shape, frn_reference, spatial_dims, tlu_reference
 
 # Tolerances relative to each quantity's scale (see `assert_agree`).
 TOL = {torch.float64: 1e-10, torch.float32: 2e-5, torch.bfloat16: 1e-2, torch.float16: 2e-3}
@@ -134,3 +134,26 @@ def saved_bytes(fn, x, params):
         out = fn(x)
     del out
     return sum(seen.values())
+
+
+def assert_nans_agree(fn, tlu_fn, shape=(2, 3, 4, 5), dtype=torch.float32):
+    """fn (an FRN path) and tlu_fn (a TLU) put NaN where the references do: an input NaN spoils its
+    plane's r, so that plane's outputs and gradients; TLU keeps it in place, and its gradient passes
+    dz to y there as torch.max's does (which passes it to tau as well: dtau is not compared)."""
+    for tlu in (True, False):
+        x, params, dz = make_case(shape, dtype, learnable_eps=False, tlu=tlu)
+        x[0, 1].view(-1)[3] = float("nan")
+        (z, g), (z_ref, g_ref) = outputs_and_grads(fn, x, params, dz), outputs_and_grads(frn_reference, x, params, dz)
+        assert torch.equal(z.isnan(), z_ref.isnan()) and z_ref[0, 1].isnan().all(), f"z, tlu={tlu}"
+        assert torch.equal(g["x"].isnan(), g_ref["x"].isnan()), f"dx, tlu={tlu}"
+        for name in set(g) - {"x"}:
+            assert torch.equal(g[name].isnan(), g_ref[name].isnan()), f"{name}, tlu={tlu}"
+    y, tau, dz = tlu_tie_case(shape, dtype)
+    y.view(-1)[1::7] = float("nan")
+    got, want = [], []
+    for f, out in ((tlu_fn, got), (tlu_reference, want)):
+        leaf = y.clone().requires_grad_()
+        z = f(leaf, tau)
+        out += [z, *torch.autograd.grad(z, leaf, dz)]
+    assert torch.allclose(got[0], want[0], rtol=0, atol=0, equal_nan=True), "TLU z"
+    assert torch.allclose(got[1], want[1], rtol=0, atol=0, equal_nan=True), "TLU dy"

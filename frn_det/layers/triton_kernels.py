@@ -6,7 +6,13 @@ Ordinary rows: one program per row; forward and backward each loop over the row 
 once when the row fits one BLOCK). Long rows are split into SPLITS chunks of CHUNK elements, one
 program per (row, chunk): a first kernel writes each chunk's partial sums, the second sums a row's
 partials in a fixed order, so results are deterministic. Parameter gradients: each row writes its
-partial (dgamma, dbeta, dtau, deps) and one program sums them per channel over the batch (no atomics).
+partial (dgamma, dbeta, dtau, deps) and a grid over blocks of channels sums them over the batch (no
+atomics).
+
+Precision on the GPU: rstd takes IEEE-rounded sqrt and division (sqrt_rn, div_rn: tl.sqrt and `/` lower
+to approximate instructions in fp32; fp64's are IEEE-rounded). A fixed eps reaches the kernels as an fp32
+argument (Triton passes Python floats so): within 2^-24 of eps, far below what eps changes. The max of
+the TLU propagates NaN, as torch.max does.
 """
 import triton
 import triton.language as tl
@@ -61,6 +67,14 @@ def _grad_sums(x_ptr, dz_ptr, start, end, a, b, tau, HAS_TAU: tl.constexpr, BLOC
 
 
 @triton.jit
+def _rstd(ss, L, e, ACC: tl.constexpr):
+    """1 / sqrt(ss / L + e), each step IEEE-rounded (fp64's `/` and sqrt are)."""
+    if ACC == tl.float32:
+        return tl.div_rn(1.0, tl.sqrt_rn(tl.div_rn(ss, (L + 0.0).to(ACC)) + e))
+    return 1.0 / tl.sqrt(ss / L + e)
+
+
+@triton.jit
 def _chunk(L, CHUNK, SPLIT: tl.constexpr):
     if SPLIT:
         start = tl.program_id(1) * CHUNK
@@ -92,7 +106,7 @@ def frn_forward_kernel(x_ptr, z_ptr, w_ptr, b_ptr, tau_ptr, eps_l_ptr, rstd_ptr,
     offs = tl.arange(0, BLOCK)
     e = eps
     if HAS_EPS_L:
-        e = eps + tl.abs(tl.load(eps_l_ptr).to(tl.float32))  # 1e-6 + |eps_l|
+        e = e + tl.abs(tl.load(eps_l_ptr).to(ACC))  # 1e-6 + |eps_l|
     if SPLIT:
         ps = tl.arange(0, SPLITS_P2)
         ss = tl.sum(tl.load(part_ptr + row * SPLITS + ps, mask=ps < SPLITS, other=0.0), 0)
@@ -101,7 +115,7 @@ def frn_forward_kernel(x_ptr, z_ptr, w_ptr, b_ptr, tau_ptr, eps_l_ptr, rstd_ptr,
         ss = tl.sum(x * x, 0)
     else:
         ss = _sum_squares(x_ptr, 0, L, BLOCK, ACC)
-    rstd = 1.0 / tl.sqrt(ss / L + e.to(ACC))
+    rstd = _rstd(ss, L, e, ACC)
     if tl.program_id(1) == 0:
         tl.store(rstd_ptr + row, rstd)
     a = tl.load(w_ptr + c).to(ACC) * rstd
@@ -112,7 +126,7 @@ def frn_forward_kernel(x_ptr, z_ptr, w_ptr, b_ptr, tau_ptr, eps_l_ptr, rstd_ptr,
     if ONE_BLOCK and not SPLIT:
         y = x * a + b
         if HAS_TAU:
-            y = tl.maximum(y, tau)
+            y = tl.maximum(y, tau, propagate_nan=tl.PropagateNan.ALL)
         tl.store(z_ptr + offs, y.to(z_ptr.dtype.element_ty), mask=offs < L)
     else:
         start, end = _chunk(L, CHUNK, SPLIT)
@@ -122,7 +136,7 @@ def frn_forward_kernel(x_ptr, z_ptr, w_ptr, b_ptr, tau_ptr, eps_l_ptr, rstd_ptr,
             x = tl.load(x_ptr + idx, mask=m, other=0.0).to(ACC)
             y = x * a + b
             if HAS_TAU:
-                y = tl.maximum(y, tau)
+                y = tl.maximum(y, tau, propagate_nan=tl.PropagateNan.ALL)
             tl.store(z_ptr + idx, y.to(z_ptr.dtype.element_ty), mask=m)
 
 
@@ -196,47 +210,45 @@ def frn_backward_kernel(x_ptr, dz_ptr, dx_ptr, w_ptr, b_ptr, tau_ptr, rstd_ptr, 
 
 
 @triton.jit
-def frn_param_grads_kernel(row_sums_ptr, dw_ptr, db_ptr, dtau_ptr, deps_l_ptr, eps_l_ptr, N, C,
-                           HAS_TAU: tl.constexpr, HAS_EPS_L: tl.constexpr, BLOCK_C: tl.constexpr,
-                           ACC: tl.constexpr):
-    """One program: per channel, the rows' sums over the batch in order; d eps_l over all rows."""
-    cs = tl.arange(0, BLOCK_C)
-    acc_eps = tl.zeros([BLOCK_C], dtype=ACC)
-    for c0 in range(0, C, BLOCK_C):
-        ch = c0 + cs
-        m = ch < C
-        dw = tl.zeros([BLOCK_C], dtype=ACC)
-        db = tl.zeros([BLOCK_C], dtype=ACC)
-        dtau = tl.zeros([BLOCK_C], dtype=ACC)
-        for n in range(0, N):
-            p = row_sums_ptr + (n * C + ch) * 4
-            dw += tl.load(p, mask=m, other=0.0)
-            db += tl.load(p + 1, mask=m, other=0.0)
-            dtau += tl.load(p + 2, mask=m, other=0.0)
-            acc_eps += tl.load(p + 3, mask=m, other=0.0)
-        tl.store(dw_ptr + ch, dw.to(dw_ptr.dtype.element_ty), mask=m)
-        tl.store(db_ptr + ch, db.to(db_ptr.dtype.element_ty), mask=m)
-        if HAS_TAU:
-            tl.store(dtau_ptr + ch, dtau.to(dtau_ptr.dtype.element_ty), mask=m)
+def frn_param_grads_kernel(row_sums_ptr, dw_ptr, db_ptr, dtau_ptr, deps_ptr, N, C, HAS_TAU: tl.constexpr,
+                           HAS_EPS_L: tl.constexpr, BLOCK_C: tl.constexpr, ACC: tl.constexpr):
+    """Program c0: for its BLOCK_C channels, the rows' sums over the batch in order; with a learned eps,
+    each channel's part of d eps (summed by the caller)."""
+    ch = tl.program_id(0) * BLOCK_C + tl.arange(0, BLOCK_C)
+    m = ch < C
+    dw = tl.zeros([BLOCK_C], dtype=ACC)
+    db = tl.zeros([BLOCK_C], dtype=ACC)
+    dtau = tl.zeros([BLOCK_C], dtype=ACC)
+    deps = tl.zeros([BLOCK_C], dtype=ACC)
+    for n in range(0, N):
+        p = row_sums_ptr + (n * C + ch) * 4
+        dw += tl.load(p, mask=m, other=0.0)
+        db += tl.load(p + 1, mask=m, other=0.0)
+        dtau += tl.load(p + 2, mask=m, other=0.0)
+        deps += tl.load(p + 3, mask=m, other=0.0)
+    tl.store(dw_ptr + ch, dw.to(dw_ptr.dtype.element_ty), mask=m)
+    tl.store(db_ptr + ch, db.to(db_ptr.dtype.element_ty), mask=m)
+    if HAS_TAU:
+        tl.store(dtau_ptr + ch, dtau.to(dtau_ptr.dtype.element_ty), mask=m)
     if HAS_EPS_L:
-        e = tl.load(eps_l_ptr).to(ACC)
-        sign = tl.where(e > 0, 1.0, tl.where(e < 0, -1.0, 0.0))  # d|eps_l| / d eps_l
-        tl.store(deps_l_ptr, (tl.sum(acc_eps, 0) * sign).to(deps_l_ptr.dtype.element_ty))
+        tl.store(deps_ptr + ch, deps, mask=m)
 
 
 @triton.jit
-def tlu_forward_kernel(y_ptr, z_ptr, tau_ptr, ties_ptr, C, L, BLOCKS, BLOCK: tl.constexpr):
+def tlu_forward_kernel(y_ptr, z_ptr, tau_ptr, ties_ptr, C, L, BLOCKS, BLOCK: tl.constexpr, ACC: tl.constexpr):
     """z = max(y, tau), tau already in y's dtype (as TLUFunction compares); program (row, block). The
-    max runs in fp32, exact for values of y's dtype (the interpreter compares bf16 as integers). The
-    ties y == tau go to ties_ptr, one bit per element: BLOCK / 8 bytes per (row, block)."""
+    max runs in ACC (fp32, fp64 for fp64), exact for values of y's dtype (the interpreter compares bf16
+    as integers), NaN kept. The ties y == tau go to ties_ptr, one bit per element: BLOCK / 8 bytes per
+    (row, block)."""
     row = tl.program_id(0)
     blk = tl.program_id(1)
     idx = blk * BLOCK + tl.arange(0, BLOCK)
     m = idx < L
     base = row.to(tl.int64) * L
-    tau = tl.load(tau_ptr + row % C).to(tl.float32)
-    y = tl.load(y_ptr + base + idx, mask=m, other=0.0).to(tl.float32)
-    tl.store(z_ptr + base + idx, tl.maximum(y, tau).to(z_ptr.dtype.element_ty), mask=m)
+    tau = tl.load(tau_ptr + row % C).to(ACC)
+    y = tl.load(y_ptr + base + idx, mask=m, other=0.0).to(ACC)
+    z = tl.maximum(y, tau, propagate_nan=tl.PropagateNan.ALL)
+    tl.store(z_ptr + base + idx, z.to(z_ptr.dtype.element_ty), mask=m)
     ties = tl.reshape(((y == tau) & m).to(tl.int32), (BLOCK // 8, 8))
     packed = tl.sum(ties << tl.arange(0, 8)[None, :], axis=1)
     tl.store(ties_ptr + (row.to(tl.int64) * BLOCKS + blk) * (BLOCK // 8) + tl.arange(0, BLOCK // 8),
@@ -244,33 +256,33 @@ def tlu_forward_kernel(y_ptr, z_ptr, tau_ptr, ties_ptr, C, L, BLOCKS, BLOCK: tl.
 
 
 @triton.jit
-def tlu_backward_kernel(z_ptr, dz_ptr, dy_ptr, tau_ptr, ties_ptr, part_ptr, C, L, BLOCKS, BLOCK: tl.constexpr):
-    """dy = dz where z > tau (y > tau exactly there), half of it at a tie y == tau (torch.max's rule),
-    and per (row, block) the sum of the rest, which trains tau."""
+def tlu_backward_kernel(z_ptr, dz_ptr, dy_ptr, tau_ptr, ties_ptr, part_ptr, C, L, BLOCKS, BLOCK: tl.constexpr,
+                        ACC: tl.constexpr):
+    """dy = dz where z != tau (y > tau, or y NaN: torch.max's gradient passes there too), half of it at
+    a tie y == tau (torch.max's rule), and per (row, block) the sum of the rest, which trains tau."""
     row = tl.program_id(0)
     blk = tl.program_id(1)
     idx = blk * BLOCK + tl.arange(0, BLOCK)
     m = idx < L
     base = row.to(tl.int64) * L
-    tau = tl.load(tau_ptr + row % C).to(tl.float32)
-    z = tl.load(z_ptr + base + idx, mask=m, other=0.0).to(tl.float32)
-    dz = tl.load(dz_ptr + base + idx, mask=m, other=0.0).to(tl.float32)
+    tau = tl.load(tau_ptr + row % C).to(ACC)
+    z = tl.load(z_ptr + base + idx, mask=m, other=0.0).to(ACC)
+    dz = tl.load(dz_ptr + base + idx, mask=m, other=0.0).to(ACC)
     packed = tl.load(ties_ptr + (row.to(tl.int64) * BLOCKS + blk) * (BLOCK // 8) + tl.arange(0, BLOCK // 8))
     tie = tl.reshape((packed.to(tl.int32)[:, None] >> tl.arange(0, 8)[None, :]) & 1, (BLOCK,)) != 0
-    dy = tl.where(z > tau, dz, tl.where(tie, dz * 0.5, 0.0))
+    dy = tl.where(z != tau, dz, tl.where(tie, dz * 0.5, 0.0))
     tl.store(dy_ptr + base + idx, dy.to(dy_ptr.dtype.element_ty), mask=m)
-    tl.store(part_ptr + row * BLOCKS + blk, tl.sum(dz - dy, 0))
+    tl.store(part_ptr + row * BLOCKS + blk, tl.sum(tl.where(m, dz - dy, 0.0), 0))
 
 
 @triton.jit
-def channel_sums_kernel(part_ptr, out_ptr, N, C, K, BLOCK_C: tl.constexpr):
-    """One program: out[c] = sum over n and k of part[(n C + c) K + k], in that order (no atomics)."""
-    cs = tl.arange(0, BLOCK_C)
-    for c0 in range(0, C, BLOCK_C):
-        ch = c0 + cs
-        m = ch < C
-        acc = tl.zeros([BLOCK_C], dtype=tl.float32)
-        for n in range(0, N):
-            for k in range(0, K):
-                acc += tl.load(part_ptr + (n * C + ch) * K + k, mask=m, other=0.0)
-        tl.store(out_ptr + ch, acc.to(out_ptr.dtype.element_ty), mask=m)
+def channel_sums_kernel(part_ptr, out_ptr, N, C, K, BLOCK_C: tl.constexpr, ACC: tl.constexpr):
+    """Program c0: out[c] = sum over n and k of part[(n C + c) K + k] for its BLOCK_C channels, in that
+    order (no atomics)."""
+    ch = tl.program_id(0) * BLOCK_C + tl.arange(0, BLOCK_C)
+    m = ch < C
+    acc = tl.zeros([BLOCK_C], dtype=ACC)
+    for n in range(0, N):
+        for k in range(0, K):
+            acc += tl.load(part_ptr + (n * C + ch) * K + k, mask=m, other=0.0)
+    tl.store(out_ptr + ch, acc.to(out_ptr.dtype.element_ty), mask=m)

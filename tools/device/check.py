@@ -53,10 +53,10 @@ class Check(StepRunner):
         a, py, dry = self.args, sys.executable, self.args.dry_run
         bench = [py, "tools/benchmark_frn.py", "--device", self.device]
         # RetinaNet R101-FPN at 1024 on the GPU; on the CPU a ResNet-18 with a narrow FPN at 128
-        model = (["--model-depth", "18", "--model-size", "128", "--model-repeats", "1", "--model-opts",
-                  "MODEL.RESNETS.RES2_OUT_CHANNELS", "64", "MODEL.FPN.OUT_CHANNELS", "32",
-                  "MODEL.RETINANET.NUM_CONVS", "1"]
-                 if dry else ["--model-depth", "101", "--model-size", "1024", "--model-repeats", "3"])
+        shape = (["--model-depth", "18", "--model-size", "128", "--model-opts", "MODEL.RESNETS.RES2_OUT_CHANNELS",
+                  "64", "MODEL.FPN.OUT_CHANNELS", "32", "MODEL.RETINANET.NUM_CONVS", "1"]
+                 if dry else ["--model-depth", "101", "--model-size", "1024"])
+        model = ["--model-repeats", "1" if dry else "3"] + shape
         steps = [
             ("wheels", 60, self.wheels),
             ("env", 60, lambda n, k: self.json_step(
@@ -76,6 +76,11 @@ class Check(StepRunner):
                 + (["--scale", "16"] if dry else []), skip_if="tiny: inductor on this CPU takes too long")),
             ("retinanet", 180, lambda n, k: self.md_step(
                 n, k, bench + ["--skip-layers", "--models", "--amp-modes", "off,on"] + model)),
+            # MODEL.FRN.IMPL auto on the same iteration: each path's time and the choice (the CPU's
+            # candidate is cpp alone: the dry run times cpp against python to run the whole choice)
+            ("frn_auto", 120 if dry else 240, lambda n, k: self.json_step(n, k, [
+                py, "tools/device/steps.py", "auto", "--device", self.device]
+                + (["--paths", "cpp,python"] if dry else []) + shape)),
             ("train_demo", 240, self.train_demo),
         ]
         return steps
@@ -149,6 +154,9 @@ class Check(StepRunner):
                     + ", ".join(f"{p} {n}" for p, n in result.get("cases_per_path", {}).items()), ""] + [
                 f"- {r['path']} {r['dtype']} {r['shape']} eps_l={r['learnable_eps']} tlu={r['tlu']}: {r['error']}"
                 for r in bad[:20]]
+        if isinstance(result, dict) and "table" in result:
+            return [f"{result['model']} on {result['device']}: FRN path {result['choice']!r} ({result['reason']})",
+                    "", result["table"], ""]
         if isinstance(result, dict) and "headline" in result:
             speed = f" ({result['s/iter']} s each)" if result["s/iter"] else ""
             return [f"{result['iterations']} iterations{speed}, then on {name}: AP {v['AP']:.2f}, "

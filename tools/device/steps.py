@@ -1,8 +1,12 @@
 #!/usr/bin/env python
-"""Two steps of tools/device/check.py that have no tool of their own. Each prints one JSON line.
+"""Three steps of tools/device/check.py that have no tool of their own. Each prints one JSON line.
 
     python tools/device/steps.py env --device cuda
     python tools/device/steps.py frn --device cuda [--paths triton,compile,python] [--tiny]
+    python tools/device/steps.py auto --device cuda [--model-depth 101 --model-size 1024]
+
+`auto` runs MODEL.FRN.IMPL auto's choice (frn_det.engine.frn_path) on RetinaNet's training iteration
+(2 images, SGD step included): each path checked, warmed up and timed, and the choice.
 
 `frn` compares FRN paths against frn_reference with the checks of the tests (frn_det.layers.testing:
 outputs and every gradient, fp32, bf16 and fp16) and exits 1 when one disagrees. On CPU tensors the
@@ -83,14 +87,53 @@ def frn(args):
     return int(failures > 0 or compiled is False)
 
 
+def auto(args):
+    import tempfile
+    import types
+
+    from detectron2.utils.events import EventStorage
+
+    from frn_det.benchmark.models import model_parts
+    from frn_det.engine.frn_path import FRNPathChoice, choice_table
+
+    build, inputs, _ = model_parts(args)
+    model = build("RetinaNet FRN python")  # its config; the choice sets the path
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-5, momentum=0.9)
+    with tempfile.TemporaryDirectory() as out, EventStorage():
+        hook = FRNPathChoice(out, args.device, names=args.paths.split(",") if args.paths else None)
+        iters = (hook.warmup + hook.timed) * len(hook.names) + 1  # and one on the choice
+        hook.trainer = types.SimpleNamespace(iter=0, start_iter=0, max_iter=iters)
+        hook.before_train()
+        for it in range(iters):
+            hook.trainer.iter = it
+            hook.before_step()
+            sum(model(inputs).values()).backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            hook.after_step()
+    record = hook.record
+    print(json_text({"choice": record["choice"], "reason": record["reason"], "left_out": record["left_out"],
+                     "median_seconds": record["median_seconds"], "device": record["device"],
+                     "model": f"RetinaNet R{args.model_depth}-FPN, 2 images of {args.model_size}",
+                     "table": choice_table(record)}))
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=["env", "frn"])
+    ap.add_argument("step", choices=["env", "frn", "auto"])
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--paths", default="triton,compile,python", help="FRN paths for `frn`")
+    ap.add_argument("--paths", default=None,
+                    help="FRN paths: `frn` checks them (default triton,compile,python), `auto` chooses among them "
+                         "(default: frn_det.engine.frn_path.candidates)")
     ap.add_argument("--tiny", action="store_true", help="fewer shapes")
+    ap.add_argument("--model-depth", type=int, default=101, help="auto: ResNet depth")
+    ap.add_argument("--model-size", type=int, default=1024, help="auto: image side")
+    ap.add_argument("--model-opts", nargs="*", default=None, help="auto: config KEY VALUE pairs on top")
     args = ap.parse_args()
-    sys.exit({"env": env, "frn": frn}[args.step](args))
+    if args.step == "frn" and args.paths is None:
+        args.paths = "triton,compile,python"
+    sys.exit({"env": env, "frn": frn, "auto": auto}[args.step](args))
 
 
 if __name__ == "__main__":
