@@ -8,11 +8,13 @@ placed so, with its no-TLU form (norm_without_tlu) before the residual add; with
 ("FRN_ReLU", "GN", "BN") they behave exactly like detectron2's (norm + ReLU).
 State names are detectron2's (plus `tlu.tau` per block), so checkpoints move between them.
 """
+import torch
 import torch.nn.functional as F
 from torch import nn
 from detectron2.layers import get_norm
 from detectron2.modeling import BACKBONE_REGISTRY
-from detectron2.modeling.backbone.resnet import BasicBlock, BasicStem, BottleneckBlock, build_resnet_backbone
+from detectron2.modeling.backbone.resnet import (BasicBlock, BasicStem, BottleneckBlock, DeformBottleneckBlock, ResNet,
+                                                 build_resnet_backbone)
 
 from frn_det.config import check_frn_options_apply
 from frn_det.layers import TLU, norm_has_tlu, norm_without_tlu
@@ -81,19 +83,40 @@ class FRNBottleneckBlock(_FRNAware, BottleneckBlock):
         return self._residual_act(out + shortcut)
 
 
-_FRN_CLASSES = {BasicStem: FRNStem, BasicBlock: FRNBasicBlock, BottleneckBlock: FRNBottleneckBlock}
+class FRNDeformBottleneckBlock(_FRNAware, DeformBottleneckBlock):
+    """MODEL.RESNETS.DEFORM_ON_PER_STAGE's block (detectron2's compiled deformable conv)."""
+
+    convs_without_activation = ("conv3", "shortcut")
+
+    def __init__(self, in_channels, out_channels, *, norm="FRN", **kwargs):
+        super().__init__(in_channels, out_channels, norm=norm, **kwargs)
+        self._setup_activations(norm)
+
+    def forward(self, x):
+        out = self._act(self.conv1(x))
+        if self.deform_modulated:
+            offset_x, offset_y, mask = torch.chunk(self.conv2_offset(out), 3, dim=1)
+            out = self.conv2(out, torch.cat((offset_x, offset_y), dim=1), mask.sigmoid())
+        else:
+            out = self.conv2(out, self.conv2_offset(out))
+        out = self.conv3(self._act(out))
+        shortcut = self.shortcut(x) if self.shortcut is not None else x
+        return self._residual_act(out + shortcut)
+
+
+_FRN_CLASSES = {BasicStem: FRNStem, BasicBlock: FRNBasicBlock, BottleneckBlock: FRNBottleneckBlock,
+                DeformBottleneckBlock: FRNDeformBottleneckBlock}
 
 
 def make_frn_aware(resnet, norm):
-    """Turns a ResNet built by detectron2's build_resnet_backbone into the FRN-aware one, in place.
-    `norm` is the one the ResNet was built with (a name, or an FRNNorm with options).
+    """Turns a ResNet built by detectron2's build_resnet_backbone (or any module of its stems and blocks,
+    e.g. the C4 ROI heads' res5) into the FRN-aware one, in place. `norm` is the one it was built with
+    (a name, or an FRNNorm with options).
 
     Reusing detectron2's builder keeps every RESNETS config key working; the modules' classes are
     swapped for the subclasses above, which only change where activations go.
     """
     for module in resnet.modules():
-        if type(module).__name__ == "DeformBottleneckBlock":
-            raise ValueError("MODEL.RESNETS.DEFORM_ON_PER_STAGE is not supported by the FRN ResNet")
         cls = _FRN_CLASSES.get(type(module))
         if cls is not None:
             module.__class__ = cls
@@ -101,11 +124,19 @@ def make_frn_aware(resnet, norm):
     return resnet
 
 
+def make_default_frn_stages(depth, block_class=None, **kwargs):
+    """detectron2's ResNet.make_default_stages (the same arguments) with the FRN-aware blocks: the
+    `stages` of a LazyConfig ResNet, whose `stem` is FRNStem."""
+    if block_class is None:
+        block_class = FRNBasicBlock if depth < 50 else FRNBottleneckBlock
+    return ResNet.make_default_stages(depth, block_class=block_class, **kwargs)
+
+
 def zero_init_residual_norms(resnet):
     """Sets gamma of the last norm of every residual branch (BasicBlock conv2, BottleneckBlock conv3)
     to 0, so that each block starts as its shortcut (MODEL.RESNETS.ZERO_INIT_RESIDUAL; beyond the paper)."""
     for module in resnet.modules():
-        last = {FRNBasicBlock: "conv2", FRNBottleneckBlock: "conv3"}.get(type(module))
+        last = {FRNBasicBlock: "conv2", FRNBottleneckBlock: "conv3", FRNDeformBottleneckBlock: "conv3"}.get(type(module))
         if last is None:
             continue
         norm = getattr(module, last).norm
