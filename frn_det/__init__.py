@@ -15,7 +15,7 @@ import warnings
 with warnings.catch_warnings():
     # detectron2's modules call torch.jit.script at import, which torch 2.14 deprecates
     warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
-    from .config import add_frn_config
+    from .config import add_frn_config, to_frn
     from .layers import FRN, TLU, frn_reference, register_frn_norm
     from .layers.path_cpp import cpp_available as _cpp_available
     from . import modeling  # noqa: F401  (registers the backbones, RetinaNetFRN and the R-CNN heads)

@@ -84,5 +84,5 @@ def get(config_path, device=None):
         return build_model(cfg)
     from frn_det.modeling.relu_after_tlu import check_no_relu_after_tlu
 
-    model = check_no_relu_after_tlu(instantiate(cfg.model))
+    model = check_no_relu_after_tlu(instantiate(cfg.model), config="lazy")
     return model.to(device) if device is not None else model
