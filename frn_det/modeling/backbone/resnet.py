@@ -124,11 +124,17 @@ def make_frn_aware(resnet, norm):
     return resnet
 
 
+_BOTTLENECK_ONLY = ("bottleneck_channels", "num_groups", "stride_in_1x1", "dilation")
+
+
 def make_default_frn_stages(depth, block_class=None, **kwargs):
     """detectron2's ResNet.make_default_stages (the same arguments) with the FRN-aware blocks: the
-    `stages` of a LazyConfig ResNet, whose `stem` is FRNStem."""
+    `stages` of a LazyConfig ResNet, whose `stem` is FRNStem. At depth 18 and 34 the bottleneck's own
+    arguments are left out, so that a config's depth can be set to any of detectron2's."""
     if block_class is None:
         block_class = FRNBasicBlock if depth < 50 else FRNBottleneckBlock
+    if block_class is FRNBasicBlock:
+        kwargs = {k: v for k, v in kwargs.items() if k not in _BOTTLENECK_ONLY}
     return ResNet.make_default_stages(depth, block_class=block_class, **kwargs)
 
 
