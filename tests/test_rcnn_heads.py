@@ -195,18 +195,6 @@ def test_mask_rcnn_configs_build(name):
         assert tuple(cfg.SOLVER.STEPS) == (187500, 197500)
 
 
-@pytest.fixture(scope="module")
-def tiny_shapes(tmp_path_factory):
-    from detectron2.data import DatasetCatalog
-
-    from frn_det.data.register import register_shapes_dataset
-
-    name = "rcnn_heads_test_shapes"
-    if name not in DatasetCatalog.list():
-        register_shapes_dataset(name, tmp_path_factory.mktemp("shapes"), "tiny", 4, seed=3, look="uniform")
-    return name
-
-
 def test_demo_trains_evaluates_bbox_and_segm_and_predicts_masks(tiny_shapes, tmp_path):
     import cv2
     from detectron2.data import DatasetCatalog

@@ -21,18 +21,6 @@ SMALL_YACS = ["MODEL.RESNETS.DEPTH", "18", "MODEL.RESNETS.RES2_OUT_CHANNELS", "6
               "MODEL.RETINANET.SCORE_THRESH_TEST", "0.0", "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0"]
 
 
-@pytest.fixture(scope="module")
-def shapes(tmp_path_factory):
-    from detectron2.data import DatasetCatalog
-
-    from frn_det.data.register import register_shapes_dataset
-
-    name = "to_frn_training_shapes"
-    if name not in DatasetCatalog.list():
-        register_shapes_dataset(name, tmp_path_factory.mktemp("shapes"), "tiny", 4, seed=5, look="uniform")
-    return name
-
-
 def _check(results, tasks, dataset=None):
     results = results[dataset] if dataset else results  # the yaml path reports per dataset
     assert set(results) == set(tasks), results
@@ -46,10 +34,10 @@ def _check(results, tasks, dataset=None):
     ("COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_1x.yaml", ["MODEL.FPN.OUT_CHANNELS", "64"], ["bbox", "segm"]),
     ("Misc/cascade_mask_rcnn_R_50_FPN_1x.yaml", ["MODEL.FPN.OUT_CHANNELS", "64"], ["bbox", "segm"]),
 ])
-def test_yacs_config_trains_and_evaluates_with_frn(name, extra, tasks, shapes, tmp_path):
-    args = parse_args(["--frn", "--config-file", name, *SMALL_YACS, *extra, "DATASETS.TRAIN", f"('{shapes}',)",
-                       "DATASETS.TEST", f"('{shapes}',)", "OUTPUT_DIR", str(tmp_path)])
-    _check(main(args), tasks, shapes)
+def test_yacs_config_trains_and_evaluates_with_frn(name, extra, tasks, tiny_shapes, tmp_path):
+    args = parse_args(["--frn", "--config-file", name, *SMALL_YACS, *extra, "DATASETS.TRAIN", f"('{tiny_shapes}',)",
+                       "DATASETS.TEST", f"('{tiny_shapes}',)", "OUTPUT_DIR", str(tmp_path)])
+    _check(main(args), tasks, tiny_shapes)
     log = (tmp_path / "log.txt").read_text()
     assert "--frn FRN changed:" in log and 'MODEL.RESNETS.NORM: "FrozenBN" -> "FRN"' in log
     with open(tmp_path / "config.yaml") as f:
@@ -57,16 +45,16 @@ def test_yacs_config_trains_and_evaluates_with_frn(name, extra, tasks, shapes, t
     assert "NORM: FRN" in saved and "WEIGHTS: ''" in saved and "FREEZE_AT: 0" in saved
 
 
-def _lazy_opts(shapes, tmp_path, classes_key):
-    return [f"dataloader.train.dataset.names={shapes}", f"dataloader.test.dataset.names={shapes}",
+def _lazy_opts(dataset, tmp_path, classes_key):
+    return [f"dataloader.train.dataset.names={dataset}", f"dataloader.test.dataset.names={dataset}",
             "dataloader.train.total_batch_size=2", "dataloader.train.num_workers=0", "dataloader.test.num_workers=0",
             "train.max_iter=2", "train.eval_period=0", "train.checkpointer.period=1000", "optimizer.lr=0.001",
             "model.backbone.bottom_up.stages.depth=18", f"{classes_key}={NUM_CLASSES}",
             f"train.output_dir={tmp_path}"]
 
 
-def test_fcos_lazy_config_trains_and_evaluates_with_frn(shapes, tmp_path):
-    opts = _lazy_opts(shapes, tmp_path, "model.num_classes") + [
+def test_fcos_lazy_config_trains_and_evaluates_with_frn(tiny_shapes, tmp_path):
+    opts = _lazy_opts(tiny_shapes, tmp_path, "model.num_classes") + [
         "model.test_score_thresh=0.0",
         "dataloader.train.mapper.augmentations.0.short_edge_length=[128]",
         "dataloader.train.mapper.augmentations.0.max_size=128",
@@ -77,7 +65,7 @@ def test_fcos_lazy_config_trains_and_evaluates_with_frn(shapes, tmp_path):
     assert "head.cls_subnet.1.tau" in state and "backbone.bottom_up.res2.0.tlu.tau" in state  # FRN's, trained
 
 
-def test_lsj_lazy_config_trains_and_evaluates_with_frn(shapes, tmp_path):
+def test_lsj_lazy_config_trains_and_evaluates_with_frn(tiny_shapes, tmp_path):
     """detectron2's newest baseline (large-scale jitter, from scratch, SyncBN and AMP) with FRN, on the CPU
     (train.amp runs as bf16 autocast there)."""
     import importlib.util
@@ -85,7 +73,7 @@ def test_lsj_lazy_config_trains_and_evaluates_with_frn(shapes, tmp_path):
     from frn_det.engine.lazy_train import setup_lazy_cfg, train_lazy
 
     size = 128
-    opts = _lazy_opts(shapes, tmp_path, "model.roi_heads.num_classes") + [
+    opts = _lazy_opts(tiny_shapes, tmp_path, "model.roi_heads.num_classes") + [
         f"dataloader.train.mapper.augmentations.0.target_height={size}",
         f"dataloader.train.mapper.augmentations.0.target_width={size}",
         f"dataloader.train.mapper.augmentations.1.crop_size=[{size},{size}]",

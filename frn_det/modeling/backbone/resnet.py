@@ -26,6 +26,10 @@ class _FRNAware:
     convs_without_activation = ()  # convs whose norm is followed by a residual add, not an activation
     has_residual = True
 
+    def __init__(self, *args, norm="FRN", **kwargs):
+        super().__init__(*args, norm=norm, **kwargs)
+        self._setup_activations(norm)
+
     def _setup_activations(self, norm):
         self.use_tlu = norm_has_tlu(norm)
         if not self.use_tlu:
@@ -41,16 +45,14 @@ class _FRNAware:
         # FRN+TLU already is "norm + activation"
         return x if self.use_tlu else F.relu_(x)
 
-    def _residual_act(self, x):
-        return self.tlu(x) if self.use_tlu else F.relu_(x)
+    def _add_shortcut(self, out, x):
+        """The residual add and its activation."""
+        out = out + (self.shortcut(x) if self.shortcut is not None else x)
+        return self.tlu(out) if self.use_tlu else F.relu_(out)
 
 
 class FRNStem(_FRNAware, BasicStem):
     has_residual = False
-
-    def __init__(self, in_channels=3, out_channels=64, norm="FRN"):
-        super().__init__(in_channels, out_channels, norm=norm)
-        self._setup_activations(norm)
 
     def forward(self, x):
         return F.max_pool2d(self._act(self.conv1(x)), kernel_size=3, stride=2, padding=1)
@@ -59,38 +61,22 @@ class FRNStem(_FRNAware, BasicStem):
 class FRNBasicBlock(_FRNAware, BasicBlock):
     convs_without_activation = ("conv2", "shortcut")
 
-    def __init__(self, in_channels, out_channels, *, stride=1, norm="FRN"):
-        super().__init__(in_channels, out_channels, stride=stride, norm=norm)
-        self._setup_activations(norm)
-
     def forward(self, x):
-        out = self.conv2(self._act(self.conv1(x)))
-        shortcut = self.shortcut(x) if self.shortcut is not None else x
-        return self._residual_act(out + shortcut)
+        return self._add_shortcut(self.conv2(self._act(self.conv1(x))), x)
 
 
 class FRNBottleneckBlock(_FRNAware, BottleneckBlock):
     convs_without_activation = ("conv3", "shortcut")
 
-    def __init__(self, in_channels, out_channels, *, norm="FRN", **kwargs):
-        super().__init__(in_channels, out_channels, norm=norm, **kwargs)
-        self._setup_activations(norm)
-
     def forward(self, x):
         out = self._act(self.conv1(x))
-        out = self.conv3(self._act(self.conv2(out)))
-        shortcut = self.shortcut(x) if self.shortcut is not None else x
-        return self._residual_act(out + shortcut)
+        return self._add_shortcut(self.conv3(self._act(self.conv2(out))), x)
 
 
 class FRNDeformBottleneckBlock(_FRNAware, DeformBottleneckBlock):
     """MODEL.RESNETS.DEFORM_ON_PER_STAGE's block (detectron2's compiled deformable conv)."""
 
     convs_without_activation = ("conv3", "shortcut")
-
-    def __init__(self, in_channels, out_channels, *, norm="FRN", **kwargs):
-        super().__init__(in_channels, out_channels, norm=norm, **kwargs)
-        self._setup_activations(norm)
 
     def forward(self, x):
         out = self._act(self.conv1(x))
@@ -99,9 +85,7 @@ class FRNDeformBottleneckBlock(_FRNAware, DeformBottleneckBlock):
             out = self.conv2(out, torch.cat((offset_x, offset_y), dim=1), mask.sigmoid())
         else:
             out = self.conv2(out, self.conv2_offset(out))
-        out = self.conv3(self._act(out))
-        shortcut = self.shortcut(x) if self.shortcut is not None else x
-        return self._residual_act(out + shortcut)
+        return self._add_shortcut(self.conv3(self._act(out)), x)
 
 
 _FRN_CLASSES = {BasicStem: FRNStem, BasicBlock: FRNBasicBlock, BottleneckBlock: FRNBottleneckBlock,
