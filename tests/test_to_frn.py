@@ -124,11 +124,24 @@ def test_lazy_config_and_its_model_node():
     new, changes = frn_det.to_frn(cfg, "GN_TLU", return_changes=True)
     assert 'model.head.norm: "GN" -> "GN_TLU"' in changes and 'model.backbone.norm: None -> "GN"' in changes
     assert new.train.init_checkpoint == "" and cfg.train.init_checkpoint  # a copy
-    assert new.model._target_ is build_lazy_model and new.model.model_class.__name__ == "FCOS"
+    assert new.model._target_ is build_lazy_model and new.model.model_class == "detectron2.modeling.meta_arch.fcos.FCOS"
     node = frn_det.to_frn(cfg.model)
     assert isinstance(node, DictConfig) and node._target_ is build_lazy_model
     assert node.backbone.bottom_up.freeze_at == 0 and cfg.model.backbone.bottom_up.freeze_at == 2
     assert frn_det.to_frn(new, "GN_TLU", return_changes=True)[1] == []
+
+
+def test_converted_lazy_config_saves_as_yaml_and_stays_checked(tmp_path):
+    from detectron2.config import LazyConfig
+
+    cfg = frn_det.to_frn(model_zoo.get_config("COCO-InstanceSegmentation/mask_rcnn_R_50_C4_1x.py"))
+    LazyConfig.save(cfg, str(tmp_path / "config.yaml"))
+    loaded = LazyConfig.load(str(tmp_path / "config.yaml"))
+    assert loaded.model._target_ == "frn_det.modeling.build_lazy_model"
+    assert frn_det.to_frn(loaded, return_changes=True)[1] == []
+    assert find_relu_after_tlu(_build(loaded)) == []
+    loaded.model.roi_heads.res5.block_class = BottleneckBlock
+    assert "model.roi_heads.res5.block_class" in _refusal(loaded)
 
 
 def test_not_a_resnet_is_refused():

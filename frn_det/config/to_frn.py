@@ -182,7 +182,8 @@ def _lazy_model(model, prefix, norm, keep_weights, set_):
         raise ValueError(f"to_frn converts models built on detectron2's ResNet; {prefix.rstrip('.') or 'the model'} "
                          f"({_show(top)}) has none")
     if _target(model) is not build_lazy_model:
-        set_(f"{prefix}model_class", top)
+        # by name, as LazyConfig.save writes targets: the config stays a yaml file
+        set_(f"{prefix}model_class", f"{top.__module__}.{top.__qualname__}")
         set_(f"{prefix}_target_", build_lazy_model)
     if "pixel_std" in model and not keep_weights:
         _from_scratch_pixel_std(_raw(model, "pixel_std"), model.get("input_format", "BGR"), f"{prefix}pixel_std",
@@ -240,9 +241,9 @@ def _lazy_call(node, path, norm, set_):
     if target is ResNet:
         set_(f"{at}freeze_at", 0)
         return 0
-    if target in (ResNet.make_default_stages, make_default_frn_stages):
+    if target is ResNet.make_default_stages:
         set_(f"{at}_target_", make_default_frn_stages)
-    elif target is not ResNet.make_stage:  # e.g. C4's res5
+    elif target not in (make_default_frn_stages, ResNet.make_stage):  # make_stage: e.g. C4's res5
         return 0
     block = node.get("block_class")
     if block is not None and _resolve(block) in _FRN_CLASSES:
