@@ -92,9 +92,11 @@ def test_every_frn_norm_name(name, norm):
     assert any(getattr(m, "tau", None) is not None or isinstance(m, TLU) for m in model.modules()) == tlu
 
 
-def test_unknown_norm_lists_the_valid_names():
+def test_unknown_norm_or_config_is_a_clear_error():
     with pytest.raises(ValueError, match="Unknown FRN norm 'BN'; valid: 'FRN', 'FRN_NoTLU'"):
         frn_det.to_frn(_load("Base-RetinaNet.yaml"), "BN")
+    with pytest.raises(TypeError, match="to_frn takes a yacs CfgNode or a LazyConfig .* got str"):
+        frn_det.to_frn("COCO-Detection/retinanet_R_50_FPN_1x.yaml")
 
 
 def test_yacs_changes_are_returned_logged_and_stable(caplog):

@@ -45,9 +45,12 @@ def to_frn(cfg, norm="FRN", *, keep_weights=False, return_changes=False):
         cfg = cfg.clone()
         cfg.defrost()
         _yacs_to_frn(cfg, norm, keep_weights, _Recorder(cfg, changes))
-    else:
+    elif _is_container(cfg) and hasattr(cfg, "keys"):
         cfg = copy.deepcopy(cfg)
         _lazy_to_frn(cfg, norm, keep_weights, _Recorder(cfg, changes))
+    else:
+        raise TypeError(f"to_frn takes a yacs CfgNode or a LazyConfig (an omegaconf DictConfig), or its `model` "
+                        f"node; got {type(cfg).__name__}")
     logger.info("to_frn(norm=%r) changed:\n  %s", norm, "\n  ".join(changes) if changes else "nothing")
     return (cfg, changes) if return_changes else cfg
 

@@ -39,8 +39,8 @@ _BACKBONE_FIX = ('MODEL.BACKBONE.NAME "build_resnet_frn_backbone", "build_resnet
                  '"build_retinanet_resnet_frn_fpn_backbone"')
 _LAZY_BACKBONE_FIX = ("{owner}.stem._target_ = FRNStem and {owner}.stages._target_ = make_default_frn_stages "
                       "(frn_det.modeling.backbone)")
-# the FRN-aware replacement of each detectron2 module that puts a ReLU after its norms: (yacs key, LazyConfig
-# target at {owner}, the module's path in the config tree)
+# the FRN-aware replacement of each detectron2 module that puts a ReLU after its norms: (the yacs key, the
+# LazyConfig edit; {owner} is the module's path in the config tree)
 _FIXES = {
     FastRCNNConvFCHead: ('MODEL.ROI_BOX_HEAD.NAME "FastRCNNConvFCHeadFRN"',
                          "{owner}._target_ = frn_det.modeling.FastRCNNConvFCHeadFRN"),
