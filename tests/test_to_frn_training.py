@@ -60,9 +60,14 @@ def test_fcos_lazy_config_trains_and_evaluates_with_frn(tiny_shapes, tmp_path):
         "dataloader.train.mapper.augmentations.0.max_size=128",
         "dataloader.test.mapper.augmentations.0.short_edge_length=128",
         "dataloader.test.mapper.augmentations.0.max_size=128"]
-    _check(main(parse_args(["--frn", "--config-file", "COCO-Detection/fcos_R_50_FPN_1x.py", *opts])), ["bbox"])
+    trained = main(parse_args(["--frn", "--config-file", "COCO-Detection/fcos_R_50_FPN_1x.py", *opts]))
+    _check(trained, ["bbox"])
     state = torch.load(tmp_path / "model_final.pth", weights_only=False)["model"]
     assert "head.cls_subnet.1.tau" in state and "backbone.bottom_up.res2.0.tlu.tau" in state  # FRN's, trained
+    evaluated = main(parse_args(["--frn", "--eval-only", "--config-file", "COCO-Detection/fcos_R_50_FPN_1x.py", *opts,
+                                 f"train.init_checkpoint={tmp_path / 'model_final.pth'}"]))
+    _check(evaluated, ["bbox"])
+    assert [evaluated["bbox"][k] for k in ("AP", "AP50")] == [trained["bbox"][k] for k in ("AP", "AP50")]
 
 
 def test_lsj_lazy_config_trains_and_evaluates_with_frn(tiny_shapes, tmp_path):
