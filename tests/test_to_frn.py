@@ -20,11 +20,13 @@ from frn_det.layers import FRN, FRN_NORMS, GFRN, TLU, GroupNormTLU
 from frn_det.modeling import build_lazy_model, build_model, find_relu_after_tlu
 
 ZOO = os.path.dirname(model_zoo.get_config_file("Base-RCNN-FPN.yaml"))
-ZOO_CONFIGS = sorted(os.path.relpath(os.path.join(d, f), ZOO) for d, _, files in os.walk(ZOO) for f in files
-                     if f.endswith((".yaml", ".py")) and not os.path.relpath(d, ZOO).startswith(("quick_schedules",
-                                                                                                 "common")))
+# every config but the quick schedules (tests of detectron2's own), and of common/ the models
+ZOO_CONFIGS = sorted(
+    name for name in (os.path.relpath(os.path.join(d, f), ZOO) for d, _, files in os.walk(ZOO) for f in files
+                      if f.endswith((".yaml", ".py")))
+    if not name.startswith("quick_schedules/") and (not name.startswith("common/") or name.startswith("common/models/")))
 # built on another backbone than detectron2's ResNet: to_frn refuses them
-NOT_RESNET = ("regnet", "mmdet", "torchvision")
+NOT_RESNET = ("regnet", "mmdet", "torchvision", "vitdet")
 
 
 def _compiled_ops():
