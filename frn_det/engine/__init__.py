@@ -1,6 +1,6 @@
 """Training: the loop (train_loop, amp), checkpoints (checkpoint), the Trainer (trainer, ddp), LazyConfig
-runs (lazy_train), the run's set-up (setup), the FRN health monitor (monitor) and metrics.json as strict JSON (writers);
-inference on images: the Predictor (predictor). Config building is frn_det.config."""
+runs (lazy_train), the run's set-up (setup), the FRN health monitor (monitor) and metrics.json as strict
+JSON (writers); inference on images: the Predictor (predictor). Config building is frn_det.config."""
 from frn_det.config import build_cfg  # noqa: F401  (also here, where tools found it before)
 
 from .amp import CPUAMPTrainer
