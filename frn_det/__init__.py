@@ -6,7 +6,7 @@ its builtin datasets; nothing is generated until a dataset is loaded, and no nam
 has is replaced), and makes frn_det's norm names ("FRN", "FRN_NoTLU" and Table 3's ablations,
 frn_det.layers.FRN_NORMS) resolvable through get_norm, the one thing it changes in detectron2. The
 rest (cosine warmup, CPU DDP, checks) comes through frn_det's own Trainer (frn_det.engine.Trainer) and
-functions.
+functions; frn_det.to_frn(cfg) switches a detectron2 config (yacs or LazyConfig) to FRN.
 """
 __version__ = "0.1.0"  # setup.py reads it from here
 
@@ -15,7 +15,7 @@ import warnings
 with warnings.catch_warnings():
     # detectron2's modules call torch.jit.script at import, which torch 2.14 deprecates
     warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
-    from .config import add_frn_config
+    from .config import add_frn_config, to_frn
     from .layers import FRN, TLU, frn_reference, register_frn_norm
     from .layers.path_cpp import cpp_available as _cpp_available
     from . import modeling  # noqa: F401  (registers the backbones, RetinaNetFRN and the R-CNN heads)

@@ -9,3 +9,16 @@ import frn_det  # noqa: F401  (registers FRN in detectron2)
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_shapes(tmp_path_factory):
+    """A 4-image embedded shapes dataset, registered once, for tests that train and evaluate."""
+    from detectron2.data import DatasetCatalog
+
+    from frn_det.data.register import register_shapes_dataset
+
+    name = "tests_tiny_shapes"
+    if name not in DatasetCatalog.list():
+        register_shapes_dataset(name, tmp_path_factory.mktemp("shapes"), "tiny", 4, seed=3, look="uniform")
+    return name

@@ -117,15 +117,11 @@ import sys
 import torch
 from detectron2 import model_zoo
 from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 import frn_det
 
-cfg = frn_det.add_frn_config(get_cfg())
-cfg.merge_from_file(model_zoo.get_config_file("COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml"))
-cfg.merge_from_list(["MODEL.BACKBONE.NAME", "build_resnet_frn_fpn_backbone", "MODEL.RESNETS.NORM", "FRN",
-                     "MODEL.FPN.NORM", "FRN_NoTLU", "MODEL.BACKBONE.FREEZE_AT", "0", "MODEL.WEIGHTS", sys.argv[1],
-                     "MODEL.RESNETS.DEPTH", "18", "MODEL.RESNETS.RES2_OUT_CHANNELS", "64",
+cfg = frn_det.to_frn(model_zoo.get_config("COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml"))
+cfg.merge_from_list(["MODEL.WEIGHTS", sys.argv[1], "MODEL.RESNETS.DEPTH", "18", "MODEL.RESNETS.RES2_OUT_CHANNELS", "64",
                      "MODEL.RESNETS.STRIDE_IN_1X1", "False", "MODEL.FPN.OUT_CHANNELS", "128", "MODEL.DEVICE", "cpu",
                      "INPUT.MIN_SIZE_TEST", "128", "INPUT.MAX_SIZE_TEST", "128"])
 model = build_model(cfg)

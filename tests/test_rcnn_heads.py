@@ -11,6 +11,7 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling.meta_arch.semantic_seg import SemSegFPNHead
 from detectron2.modeling.roi_heads.box_head import FastRCNNConvFCHead
 from detectron2.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead
+from same_as_detectron2 import assert_same_as_detectron2
 
 import frn_det
 from frn_det import model_zoo
@@ -93,16 +94,7 @@ def test_frn_head_keeps_negative_tau(kind, norm):
 @pytest.mark.parametrize("kind", list(HEADS))
 def test_gn_head_is_detectron2s(kind):
     """With GN: the same initial weights under the same seed, the same state dict keys, the same outputs."""
-    stock, ours, x, run = _build_pair(kind, "GN", 32)
-    theirs, mine = stock.state_dict(), ours.state_dict()
-    assert list(theirs) == list(mine)
-    assert all(torch.equal(theirs[k], mine[k]) for k in theirs)
-    with torch.no_grad():
-        for p in stock.parameters():
-            p.normal_(0, 0.1)
-    ours.load_state_dict(stock.state_dict())
-    with torch.no_grad():
-        assert torch.equal(run(stock, x), run(ours, x))
+    assert_same_as_detectron2(*_build_pair(kind, "GN", 32))
 
 
 def _small_rcnn(*opts):
@@ -193,18 +185,6 @@ def test_mask_rcnn_configs_build(name):
         assert cfg.MODEL.RESNETS.DEPTH == 50 and not cfg.MODEL.RESNETS.STRIDE_IN_1X1
         assert (cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.BASE_LR, cfg.SOLVER.MAX_ITER) == (64, 0.08, 202500)
         assert tuple(cfg.SOLVER.STEPS) == (187500, 197500)
-
-
-@pytest.fixture(scope="module")
-def tiny_shapes(tmp_path_factory):
-    from detectron2.data import DatasetCatalog
-
-    from frn_det.data.register import register_shapes_dataset
-
-    name = "rcnn_heads_test_shapes"
-    if name not in DatasetCatalog.list():
-        register_shapes_dataset(name, tmp_path_factory.mktemp("shapes"), "tiny", 4, seed=3, look="uniform")
-    return name
 
 
 def test_demo_trains_evaluates_bbox_and_segm_and_predicts_masks(tiny_shapes, tmp_path):

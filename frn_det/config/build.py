@@ -15,9 +15,11 @@ def _keys(node, prefix=""):
 
 def merge_config(cfg, config_file, opts):
     """merge_from_file + merge_from_list. An unknown key or a value of the wrong type is one ValueError
-    naming the key, where it was given, and the closest valid keys (yacs asserts, or names only the key)."""
-    for source, merge in ((config_file, lambda: cfg.merge_from_file(config_file)),
-                          ("the command line", lambda: cfg.merge_from_list(opts))):
+    naming the key, where it was given, and the closest valid keys (yacs asserts, or names only the key).
+    config_file None: the overrides only."""
+    merges = ((config_file, lambda: cfg.merge_from_file(config_file)),
+              ("the command line", lambda: cfg.merge_from_list(opts)))
+    for source, merge in merges[config_file is None:]:  # no file: the overrides only
         try:
             merge()
         except (KeyError, ValueError, AssertionError) as e:

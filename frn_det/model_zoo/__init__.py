@@ -55,11 +55,17 @@ def resolve_config_file(path):
 
 
 def config_file_argument(path):
-    """resolve_config_file for a command's --config-file: its error is the command's exit message."""
+    """A command's --config-file: a file as given, else frn_det's model-zoo config of that name, else
+    detectron2's (to train detectron2's own configs with --frn); the error is the command's exit message."""
     try:
         return resolve_config_file(path)
     except RuntimeError as e:
-        raise SystemExit(f"--config-file {path}: no such file, and {e}") from None
+        from detectron2.model_zoo import get_config_file
+
+        try:
+            return get_config_file(path)
+        except RuntimeError:
+            raise SystemExit(f"--config-file {path}: no such file, not in detectron2's model zoo, and {e}") from None
 
 
 def get_config(config_path):
@@ -92,5 +98,5 @@ def get(config_path, device=None):
         return build_model(cfg)
     from frn_det.modeling.relu_after_tlu import check_no_relu_after_tlu
 
-    model = check_no_relu_after_tlu(instantiate(cfg.model))
+    model = check_no_relu_after_tlu(instantiate(cfg.model), config="lazy")
     return model.to(device) if device is not None else model

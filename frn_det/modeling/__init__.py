@@ -3,7 +3,7 @@ from .backbone import (
     build_resnet_frn_fpn_backbone,
     build_retinanet_resnet_frn_fpn_backbone,
 )
-from .build import build_model
-from .meta_arch import RetinaNetFRN, RetinaNetFRNHead, SemSegFPNHeadFRN
+from .build import build_lazy_model, build_model
+from .meta_arch import FCOSHeadFRN, RetinaNetFRN, RetinaNetFRNHead, SemSegFPNHeadFRN
 from .relu_after_tlu import check_no_relu_after_tlu, find_relu_after_tlu
-from .roi_heads import FastRCNNConvFCHeadFRN, MaskRCNNConvUpsampleHeadFRN
+from .roi_heads import FastRCNNConvFCHeadFRN, MaskRCNNConvUpsampleHeadFRN, Res5ROIHeadsFRN

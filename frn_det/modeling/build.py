@@ -14,3 +14,14 @@ def build_model(cfg):
     with frn_options_from(cfg):
         model = detectron2_build_model(cfg)
     return check_no_relu_after_tlu(model)
+
+
+def build_lazy_model(model_class, **kwargs):
+    """model_class(**kwargs), refused (in LazyConfig's words) when a ReLU is applied directly to a TLU's
+    output: the top node of a LazyConfig model that frn_det.to_frn converted (`_target_` this function,
+    `model_class` the model's own target, every other argument the model's), so that detectron2's
+    instantiate, whoever calls it, checks what it builds."""
+    from detectron2.utils.registry import locate
+
+    cls = locate(model_class) if isinstance(model_class, str) else model_class
+    return check_no_relu_after_tlu(cls(**kwargs), config="lazy")

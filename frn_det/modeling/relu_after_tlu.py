@@ -10,8 +10,10 @@ ends in TLU and that has no activation. A ReLU is applied directly to it
 """
 import torch
 import torch.nn.functional as F
-from detectron2.modeling.backbone.resnet import BasicBlock, BasicStem, BottleneckBlock, DeformBottleneckBlock
+from detectron2.modeling.backbone.resnet import BasicBlock, BasicStem, BottleneckBlock, DeformBottleneckBlock, ResNet
+from detectron2.modeling.meta_arch.fcos import FCOSHead
 from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
+from detectron2.modeling.roi_heads import Res5ROIHeads
 from detectron2.modeling.meta_arch.semantic_seg import SemSegFPNHead
 from detectron2.modeling.roi_heads.box_head import FastRCNNConvFCHead
 from detectron2.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead
@@ -35,14 +37,25 @@ _RELU_IN_FORWARD = {
 
 _BACKBONE_FIX = ('MODEL.BACKBONE.NAME "build_resnet_frn_backbone", "build_resnet_frn_fpn_backbone" or '
                  '"build_retinanet_resnet_frn_fpn_backbone"')
-# the FRN-aware replacement of each detectron2 module that puts a ReLU after its norms
+_LAZY_BACKBONE_FIX = ("{owner}.stem._target_ = FRNStem and {owner}.stages._target_ = make_default_frn_stages "
+                      "(frn_det.modeling.backbone)")
+# the FRN-aware replacement of each detectron2 module that puts a ReLU after its norms: (the yacs key, the
+# LazyConfig edit; {owner} is the module's path in the config tree)
 _FIXES = {
-    FastRCNNConvFCHead: 'MODEL.ROI_BOX_HEAD.NAME "FastRCNNConvFCHeadFRN"',
-    MaskRCNNConvUpsampleHead: 'MODEL.ROI_MASK_HEAD.NAME "MaskRCNNConvUpsampleHeadFRN"',
-    SemSegFPNHead: 'MODEL.SEM_SEG_HEAD.NAME "SemSegFPNHeadFRN"',
-    RetinaNetHead: 'MODEL.META_ARCHITECTURE "RetinaNetFRN"',
-    **{cls: _BACKBONE_FIX for cls in _RELU_IN_FORWARD},
+    FastRCNNConvFCHead: ('MODEL.ROI_BOX_HEAD.NAME "FastRCNNConvFCHeadFRN"',
+                         "{owner}._target_ = frn_det.modeling.FastRCNNConvFCHeadFRN"),
+    MaskRCNNConvUpsampleHead: ('MODEL.ROI_MASK_HEAD.NAME "MaskRCNNConvUpsampleHeadFRN"',
+                               "{owner}._target_ = frn_det.modeling.MaskRCNNConvUpsampleHeadFRN"),
+    SemSegFPNHead: ('MODEL.SEM_SEG_HEAD.NAME "SemSegFPNHeadFRN"', "{owner}._target_ = frn_det.modeling.SemSegFPNHeadFRN"),
+    RetinaNetHead: ('MODEL.META_ARCHITECTURE "RetinaNetFRN"', "{owner}._target_ = frn_det.modeling.RetinaNetFRNHead"),
+    FCOSHead: ("{owner}._target_ = frn_det.modeling.FCOSHeadFRN", "{owner}._target_ = frn_det.modeling.FCOSHeadFRN"),
+    # C4: res5 runs in the ROI heads
+    Res5ROIHeads: ('MODEL.ROI_HEADS.NAME "Res5ROIHeadsFRN"',
+                   "{owner}.res5.block_class = frn_det.modeling.backbone.FRNBottleneckBlock"),
+    **{cls: (_BACKBONE_FIX, _LAZY_BACKBONE_FIX) for cls in (*_RELU_IN_FORWARD, ResNet)},
 }
+CONFIG_SYSTEMS = ("yacs", "lazy")
+_CONVERT_ALL = "frn_det.to_frn(cfg) makes every such change"
 
 
 def is_relu(activation):
@@ -65,11 +78,16 @@ def ends_in_tlu(module):
 
 
 def drop_relu_after_tlu(module):
-    """Removes the activation of every conv in `module` whose norm ends in TLU (TLU is the activation);
-    other convs are left as they are."""
-    for conv in module.modules():
-        if _is_conv_with_norm(conv) and conv.norm is not None and ends_in_tlu(conv.norm):
-            conv.activation = None
+    """Removes every ReLU in `module` applied directly to a TLU's output (TLU is the activation): a
+    conv's `activation`, or an nn.ReLU after it in an nn.Sequential, which becomes nn.Identity (module
+    indices and state names unchanged). Other ReLUs are left as they are."""
+    for child in module.modules():
+        if _is_conv_with_norm(child) and child.norm is not None and ends_in_tlu(child.norm):
+            child.activation = None
+        if isinstance(child, nn.Sequential):
+            for i in range(1, len(child)):
+                if is_relu(child[i]) and ends_in_tlu(child[i - 1]):
+                    child[i] = nn.Identity()
 
 
 def find_relu_after_tlu(model):
@@ -96,20 +114,23 @@ def _relus_after_tlu(model):
     return found
 
 
-def check_no_relu_after_tlu(model):
-    """Raises a ValueError naming each module that applies ReLU to a TLU's output, its fix, and the norm
-    name without TLU."""
+def check_no_relu_after_tlu(model, config="yacs"):
+    """Raises a ValueError naming each module that applies ReLU to a TLU's output, its fix in the
+    user's config system (`config`: "yacs" keys, or "lazy" targets in a LazyConfig's model tree), and
+    the norm name without TLU."""
+    if config not in CONFIG_SYSTEMS:
+        raise ValueError(f"config must be one of {CONFIG_SYSTEMS}, got {config!r}")
     found = _relus_after_tlu(model)
     if not found:
         return model
     modules = dict(model.named_modules())
     by_fix = {}  # fix -> (names, classes)
     for name, _ in found:
-        owner, fix = _owner_and_fix(name, modules)
+        cls, fix = _fix(name, modules, config)
         names, classes = by_fix.setdefault(fix, ([], []))
         names.append(name)
-        if type(modules[owner]).__name__ not in classes:
-            classes.append(type(modules[owner]).__name__)
+        if cls.__name__ not in classes:
+            classes.append(cls.__name__)
     lines = [f"  {_shorten(names)} ({', '.join(classes)}): use {fix}" for fix, (names, classes) in by_fix.items()]
     layers = {type(_tlu_layer(source)) for _, source in found}
     plain = sorted(_WITHOUT_TLU[cls] for cls in layers if cls in _WITHOUT_TLU)
@@ -117,7 +138,8 @@ def check_no_relu_after_tlu(model):
     alternative = f"\nor the norm {quoted} there, where no TLU is wanted." if plain else ""
     raise ValueError(
         f"ReLU is applied directly to the output of {' / '.join(sorted(c.__name__ for c in layers))} with TLU, "
-        "which computes max(max(y, tau), 0) and loses a negative tau:\n" + "\n".join(lines) + alternative)
+        "which computes max(max(y, tau), 0) and loses a negative tau:\n" + "\n".join(lines) + alternative
+        + f"\n({_CONVERT_ALL}.)")
 
 
 def _tlu_layer(module):
@@ -132,16 +154,21 @@ def _shorten(names, shown=4):
     return ", ".join(names[:shown]) + more
 
 
-def _owner_and_fix(name, modules):
-    """The innermost module holding `name` (or itself) that has an FRN-aware replacement, and that fix."""
+def _fix(name, modules, config):
+    """(class of the innermost module holding `name`, or itself, that has an FRN-aware replacement, the
+    fix in `config`'s words). A ResNet block's fix is its stage's owner's: the C4 ROI heads where res5
+    runs there, else the ResNet."""
     parts = name.split(".")
-    for end in range(len(parts), -1, -1):
-        owner = ".".join(parts[:end])
-        fix = _FIXES.get(type(modules[owner]))
-        if fix is not None:
-            return owner, fix
-    parent = ".".join(parts[:-1])
-    return parent, "a module that applies no ReLU after a norm that ends in TLU"
+    owners = [".".join(parts[:end]) for end in range(len(parts), -1, -1)]
+    for i, owner in enumerate(owners):
+        cls = type(modules[owner])
+        if cls not in _FIXES:
+            continue
+        if cls in _RELU_IN_FORWARD:
+            owner = next((o for o in owners[i:] if isinstance(modules[o], (Res5ROIHeads, ResNet))), owner)
+        yacs, lazy = _FIXES[Res5ROIHeads] if isinstance(modules[owner], Res5ROIHeads) else _FIXES[cls]
+        return cls, (yacs if config == "yacs" else lazy).format(owner=_join("model", owner))
+    return type(modules[owners[1]]), "a module that applies no ReLU after a norm that ends in TLU"
 
 
 def _join(prefix, name):

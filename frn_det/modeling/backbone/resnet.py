@@ -8,11 +8,13 @@ placed so, with its no-TLU form (norm_without_tlu) before the residual add; with
 ("FRN_ReLU", "GN", "BN") they behave exactly like detectron2's (norm + ReLU).
 State names are detectron2's (plus `tlu.tau` per block), so checkpoints move between them.
 """
+import torch
 import torch.nn.functional as F
 from torch import nn
 from detectron2.layers import get_norm
 from detectron2.modeling import BACKBONE_REGISTRY
-from detectron2.modeling.backbone.resnet import BasicBlock, BasicStem, BottleneckBlock, build_resnet_backbone
+from detectron2.modeling.backbone.resnet import (BasicBlock, BasicStem, BottleneckBlock, DeformBottleneckBlock, ResNet,
+                                                 build_resnet_backbone)
 
 from frn_det.config import check_frn_options_apply
 from frn_det.layers import TLU, norm_has_tlu, norm_without_tlu
@@ -23,6 +25,10 @@ class _FRNAware:
 
     convs_without_activation = ()  # convs whose norm is followed by a residual add, not an activation
     has_residual = True
+
+    def __init__(self, *args, norm="FRN", **kwargs):
+        super().__init__(*args, norm=norm, **kwargs)
+        self._setup_activations(norm)
 
     def _setup_activations(self, norm):
         self.use_tlu = norm_has_tlu(norm)
@@ -39,16 +45,14 @@ class _FRNAware:
         # FRN+TLU already is "norm + activation"
         return x if self.use_tlu else F.relu_(x)
 
-    def _residual_act(self, x):
-        return self.tlu(x) if self.use_tlu else F.relu_(x)
+    def _add_shortcut(self, out, x):
+        """The residual add and its activation."""
+        out = out + (self.shortcut(x) if self.shortcut is not None else x)
+        return self.tlu(out) if self.use_tlu else F.relu_(out)
 
 
 class FRNStem(_FRNAware, BasicStem):
     has_residual = False
-
-    def __init__(self, in_channels=3, out_channels=64, norm="FRN"):
-        super().__init__(in_channels, out_channels, norm=norm)
-        self._setup_activations(norm)
 
     def forward(self, x):
         return F.max_pool2d(self._act(self.conv1(x)), kernel_size=3, stride=2, padding=1)
@@ -57,43 +61,46 @@ class FRNStem(_FRNAware, BasicStem):
 class FRNBasicBlock(_FRNAware, BasicBlock):
     convs_without_activation = ("conv2", "shortcut")
 
-    def __init__(self, in_channels, out_channels, *, stride=1, norm="FRN"):
-        super().__init__(in_channels, out_channels, stride=stride, norm=norm)
-        self._setup_activations(norm)
-
     def forward(self, x):
-        out = self.conv2(self._act(self.conv1(x)))
-        shortcut = self.shortcut(x) if self.shortcut is not None else x
-        return self._residual_act(out + shortcut)
+        return self._add_shortcut(self.conv2(self._act(self.conv1(x))), x)
 
 
 class FRNBottleneckBlock(_FRNAware, BottleneckBlock):
     convs_without_activation = ("conv3", "shortcut")
 
-    def __init__(self, in_channels, out_channels, *, norm="FRN", **kwargs):
-        super().__init__(in_channels, out_channels, norm=norm, **kwargs)
-        self._setup_activations(norm)
+    def forward(self, x):
+        out = self._act(self.conv1(x))
+        return self._add_shortcut(self.conv3(self._act(self.conv2(out))), x)
+
+
+class FRNDeformBottleneckBlock(_FRNAware, DeformBottleneckBlock):
+    """MODEL.RESNETS.DEFORM_ON_PER_STAGE's block (detectron2's compiled deformable conv)."""
+
+    convs_without_activation = ("conv3", "shortcut")
 
     def forward(self, x):
         out = self._act(self.conv1(x))
-        out = self.conv3(self._act(self.conv2(out)))
-        shortcut = self.shortcut(x) if self.shortcut is not None else x
-        return self._residual_act(out + shortcut)
+        if self.deform_modulated:
+            offset_x, offset_y, mask = torch.chunk(self.conv2_offset(out), 3, dim=1)
+            out = self.conv2(out, torch.cat((offset_x, offset_y), dim=1), mask.sigmoid())
+        else:
+            out = self.conv2(out, self.conv2_offset(out))
+        return self._add_shortcut(self.conv3(self._act(out)), x)
 
 
-_FRN_CLASSES = {BasicStem: FRNStem, BasicBlock: FRNBasicBlock, BottleneckBlock: FRNBottleneckBlock}
+_FRN_CLASSES = {BasicStem: FRNStem, BasicBlock: FRNBasicBlock, BottleneckBlock: FRNBottleneckBlock,
+                DeformBottleneckBlock: FRNDeformBottleneckBlock}
 
 
 def make_frn_aware(resnet, norm):
-    """Turns a ResNet built by detectron2's build_resnet_backbone into the FRN-aware one, in place.
-    `norm` is the one the ResNet was built with (a name, or an FRNNorm with options).
+    """Turns a ResNet built by detectron2's build_resnet_backbone (or any module of its stems and blocks,
+    e.g. the C4 ROI heads' res5) into the FRN-aware one, in place. `norm` is the one it was built with
+    (a name, or an FRNNorm with options).
 
     Reusing detectron2's builder keeps every RESNETS config key working; the modules' classes are
     swapped for the subclasses above, which only change where activations go.
     """
     for module in resnet.modules():
-        if type(module).__name__ == "DeformBottleneckBlock":
-            raise ValueError("MODEL.RESNETS.DEFORM_ON_PER_STAGE is not supported by the FRN ResNet")
         cls = _FRN_CLASSES.get(type(module))
         if cls is not None:
             module.__class__ = cls
@@ -101,11 +108,25 @@ def make_frn_aware(resnet, norm):
     return resnet
 
 
+_BOTTLENECK_ONLY = ("bottleneck_channels", "num_groups", "stride_in_1x1", "dilation")
+
+
+def make_default_frn_stages(depth, block_class=None, **kwargs):
+    """detectron2's ResNet.make_default_stages (the same arguments) with the FRN-aware blocks: the
+    `stages` of a LazyConfig ResNet, whose `stem` is FRNStem. At depth 18 and 34 the bottleneck's own
+    arguments are left out, so that a config's depth can be set to any of detectron2's."""
+    if block_class is None:
+        block_class = FRNBasicBlock if depth < 50 else FRNBottleneckBlock
+    if block_class is FRNBasicBlock:
+        kwargs = {k: v for k, v in kwargs.items() if k not in _BOTTLENECK_ONLY}
+    return ResNet.make_default_stages(depth, block_class=block_class, **kwargs)
+
+
 def zero_init_residual_norms(resnet):
     """Sets gamma of the last norm of every residual branch (BasicBlock conv2, BottleneckBlock conv3)
     to 0, so that each block starts as its shortcut (MODEL.RESNETS.ZERO_INIT_RESIDUAL; beyond the paper)."""
     for module in resnet.modules():
-        last = {FRNBasicBlock: "conv2", FRNBottleneckBlock: "conv3"}.get(type(module))
+        last = {FRNBasicBlock: "conv2", FRNBottleneckBlock: "conv3", FRNDeformBottleneckBlock: "conv3"}.get(type(module))
         if last is None:
             continue
         norm = getattr(module, last).norm

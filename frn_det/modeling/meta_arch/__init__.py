@@ -1,2 +1,3 @@
+from .fcos import FCOSHeadFRN
 from .retinanet import RetinaNetFRN, RetinaNetFRNHead
 from .semantic_seg import SemSegFPNHeadFRN

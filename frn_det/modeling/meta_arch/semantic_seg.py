@@ -14,5 +14,5 @@ class SemSegFPNHeadFRN(SemSegFPNHead):
 
     @configurable
     def __init__(self, input_shape, **kwargs):
-        super().__init__(input_shape, **kwargs)
+        super().__init__(input_shape=input_shape, **kwargs)
         drop_relu_after_tlu(self)

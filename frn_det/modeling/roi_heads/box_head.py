@@ -15,5 +15,5 @@ class FastRCNNConvFCHeadFRN(FastRCNNConvFCHead):
 
     @configurable
     def __init__(self, input_shape, **kwargs):
-        super().__init__(input_shape, **kwargs)
+        super().__init__(input_shape=input_shape, **kwargs)
         drop_relu_after_tlu(self)
