@@ -207,3 +207,57 @@ def launch_table(counts, shape=LAUNCH_SHAPE):
              "| method | aten ops | of them allocations | Triton launches |", "| --- | ---: | ---: | ---: |"]
     lines += [f"| {name} | {ops} | {alloc} | {tri or '-'} |" for name, (ops, alloc, tri) in counts.items()]
     return "\n".join(lines)
+
+
+# The end of a residual block, max(FRN(x) + shortcut, tau) with FRN without TLU: ResNet-50's res4 block
+# output for 512 px, 2 images, and a res2 one for 256 px, 8 images.
+BLOCK_END_SHAPES = [(2, 256, 32, 32), (8, 64, 64, 64)]
+
+
+def block_end_methods(device="cpu"):
+    """name -> fn(x, shortcut, frn, tlu): each path's residual block end unfused (FRN, the add, the
+    TLU the path runs), and fused where a path has it (dispatch.FUSED_ADD_TLU)."""
+    out = {}
+    for path in frn_paths(device):
+        fused = None if path == "reference" else dispatch.FUSED_ADD_TLU.get(path)  # the reference: 3 steps
+        if fused is not None:
+            out[f"FRN+add+TLU {path} fused"] = (
+                lambda x, s, f, t, fused=fused: fused(x, s, f.weight, f.bias, t.tau, f.eps, f.eps_l))
+        tlu = path_triton.tlu_triton if path == "triton" else path_torch.TLUFunction.apply
+        frn = dispatch.PATHS[path]
+        out[f"FRN+add+TLU {path}" + (" unfused" if fused is not None else "")] = (
+            lambda x, s, f, t, frn=frn, tlu=tlu: tlu(frn(x, f.weight, f.bias, None, f.eps, f.eps_l) + s, t.tau))
+    return out
+
+
+def block_end_steps(shape, device="cpu", dtype=torch.float32):
+    """name -> one forward+backward of the block end (grads of x, the shortcut and the parameters)."""
+    x = torch.randn(shape, dtype=dtype, device=device).requires_grad_()
+    s = torch.randn(shape, dtype=dtype, device=device).requires_grad_()
+    dz = torch.randn(shape, dtype=dtype, device=device)
+    frn, tlu = FRN(shape[1], tlu=False).to(device), TLU(shape[1]).to(device)
+    leaves = [x, s, frn.weight, frn.bias, tlu.tau]
+    return {name: lambda fn=fn: torch.autograd.grad(fn(x, s, frn, tlu), leaves, dz)
+            for name, fn in block_end_methods(device).items()}
+
+
+def block_end_launch_counts(device="cpu", shape=LAUNCH_SHAPE):
+    """name -> (non-view aten ops, of them allocations, Triton launches) of one block end fwd+bwd."""
+    out = {}
+    for name, step in block_end_steps(shape, device).items():
+        ops, launched = launches.launches(step)
+        out[name] = (sum(ops.values()), launches.allocations(ops), len(launched))
+    return out
+
+
+def block_end_times(shapes=BLOCK_END_SHAPES, repeats=15, min_time=0.2, device="cpu"):
+    """Markdown: median fwd+bwd ms of each block end method at each shape, fp32, timed interleaved, and
+    each against the first (the fused path where there is one)."""
+    lines = ["| shape | method | fwd+bwd ms (median) | time / first |", "| --- | --- | ---: | ---: |"]
+    for shape in shapes:
+        steps = {n: s for n, s in block_end_steps(shape, device).items() if "reference" not in n}
+        times = medians(interleaved_times(steps, repeats, device, min_time))
+        first = next(iter(times.values()))
+        lines += [f"| {'x'.join(map(str, shape))} | {name} | {t * 1e3:.3g} | {t / first:.2f}x |"
+                  for name, t in times.items()]
+    return "\n".join(lines)

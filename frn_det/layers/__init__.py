@@ -2,8 +2,8 @@
 path_cpp, path_torch and path_triton are the faster paths, side by side; dispatch chooses one per
 input; frn.py holds the FRN and TLU modules; group_norms.py the group norms of Table 3's ablation
 (GFRN, GroupNormTLU); norm.py makes "FRN" and the others detectron2 norm names."""
-from .formula import frn_reference, gfrn_reference, tlu_reference
-from .dispatch import active_impl, force_impl, frn_function
+from .formula import frn_add_tlu_reference, frn_reference, gfrn_reference, tlu_reference
+from .dispatch import active_impl, force_impl, frn_add_tlu_function, frn_function
 from .frn import FRN, TLU
 from .group_norms import GFRN, GroupNormTLU
 from .norm import (FRN_NORMS, PAPER_OPTIONS, FRNNorm, frn_options, frn_options_scope, norm_has_tlu, norm_without_tlu,

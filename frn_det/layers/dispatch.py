@@ -13,7 +13,8 @@ reference while tracing or exporting to ONNX. FRN_DET_IMPL=<path> forces a path 
 tracing); `force_impl` does so inside a block; `configure` sets the run's path (MODEL.FRN.IMPL, or the
 one chosen by frn_det.engine.frn_path), taken wherever it can run when nothing forces one.
 `tlu_function` runs the TLU after a residual add through the Triton kernels where FRN runs the triton
-path.
+path; `frn_add_tlu_function` runs a residual block's end (FRN without TLU, the add, TLU) in one
+function where the path has one (cpp).
 
 The choice per (device type, dtype) is made once and cached, and FRN_DET_IMPL is read once: a call
 costs a dict lookup and the tracing checks.
@@ -25,7 +26,7 @@ import os
 import torch
 
 from . import path_cpp, path_torch, path_triton
-from .formula import frn_reference, is_exporting, tlu_reference
+from .formula import frn_add_tlu_reference, frn_reference, is_exporting, tlu_reference
 
 logger = logging.getLogger("frn_det")
 
@@ -114,6 +115,22 @@ def tlu_function(y, tau):
     if choose(y.device.type, y.dtype) == "triton":
         return path_triton.tlu_triton(y, tau)
     return path_torch.TLUFunction.apply(y, tau)
+
+
+# Paths with a fused residual block end, (x, shortcut, weight, bias, tau, eps, eps_l) -> z, for 4-D x and
+# a shortcut of its shape and dtype. python has none: fused, eager would dispatch as many aten ops as
+# FRN, add and TLU do (benchmarks/frn_launches.md); the others run those three.
+FUSED_ADD_TLU = {"reference": frn_add_tlu_reference, "cpp": path_cpp.frn_add_tlu_cpp}
+
+
+def frn_add_tlu_function(x, shortcut, weight, bias, tau, eps=1e-6, eps_l=None):
+    """z = max(FRN(x) + shortcut, tau), FRN without TLU: the end of a residual block, through the path
+    chosen for x, fused where the path has it (FUSED_ADD_TLU), else FRN, the add and TLU."""
+    name = choose(x.device.type, x.dtype)
+    fused = FUSED_ADD_TLU.get(name)
+    if fused is not None and x.dim() == 4 and shortcut.shape == x.shape and shortcut.dtype == x.dtype:
+        return fused(x, shortcut, weight, bias, tau, eps, eps_l)
+    return tlu_function(PATHS[name](x, weight, bias, None, eps, eps_l) + shortcut, tau)
 
 
 def forced_path():

@@ -1,8 +1,9 @@
 """The FRN formula and the small helpers every path shares. Imports nothing of frn_det.
 
-`frn_reference` is the one written-out copy of the paper's formula (eq. 1-3, Listing 1), and
-`tlu_reference` of TLU alone (eq. 3); every faster path (path_cpp, path_torch, path_triton) is tested
-against them. Their gradients are autograd's: at a tie y == tau, torch.max splits the gradient in
+`frn_reference` is the one written-out copy of the paper's formula (eq. 1-3, Listing 1),
+`tlu_reference` of TLU alone (eq. 3) and `frn_add_tlu_reference` of a residual block's end (FRN
+without TLU, the add, TLU); every faster path (path_cpp, path_torch, path_triton) is tested against
+them. Their gradients are autograd's: at a tie y == tau, torch.max splits the gradient in
 half between y and tau, and so does every path. `gfrn_reference` is FRN's group version (Table 3's
 GFRN), which the GFRN layer runs as it is.
 """
@@ -73,6 +74,12 @@ def _affine_tlu(x_hat, weight, bias, tau):
 def tlu_reference(y, tau):
     """z = max(y, tau), tau per channel and compared in y's dtype; the TLU after a residual add."""
     return torch.max(y, tau.view(channel_shape(y)).to(y.dtype))
+
+
+def frn_add_tlu_reference(x, shortcut, weight, bias, tau, eps=EPS_FLOOR, eps_l=None):
+    """z = max(FRN(x) + shortcut, tau): FRN without TLU, the residual add and the TLU after it, the
+    end of an FRN residual block; written as those three steps."""
+    return tlu_reference(frn_reference(x, weight, bias, None, eps, eps_l) + shortcut, tau)
 
 
 def check_frn_input(x, num_features, layer="FRN"):

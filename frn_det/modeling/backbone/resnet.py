@@ -3,7 +3,9 @@
 detectron2's ResNet blocks call ReLU after every norm, which would clip FRN+TLU's output at 0
 (max(max(y, tau), 0)). The classes here are detectron2's blocks with FRN's placement:
 stem conv -> FRN+TLU -> max-pool; conv1, conv2 -> FRN+TLU; conv3 and shortcut -> FRN (no TLU);
-residual add -> TLU. Every norm whose layer ends in TLU ("FRN", "GFRN", "GN_TLU": norm_has_tlu) is
+residual add -> TLU, where the last conv's FRN, the add and TLU run as one function
+(frn_add_tlu_function: fused on the paths that have one; the FRN module's own forward and hooks are
+not called there). Every norm whose layer ends in TLU ("FRN", "GFRN", "GN_TLU": norm_has_tlu) is
 placed so, with its no-TLU form (norm_without_tlu) before the residual add; with any other norm
 ("FRN_ReLU", "GN", "BN") they behave exactly like detectron2's (norm + ReLU).
 State names are detectron2's (plus `tlu.tau` per block), so checkpoints move between them.
@@ -11,13 +13,13 @@ State names are detectron2's (plus `tlu.tau` per block), so checkpoints move bet
 import torch
 import torch.nn.functional as F
 from torch import nn
-from detectron2.layers import get_norm
+from detectron2.layers import Conv2d, get_norm
 from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling.backbone.resnet import (BasicBlock, BasicStem, BottleneckBlock, DeformBottleneckBlock, ResNet,
                                                  build_resnet_backbone)
 
 from frn_det.config import check_frn_options_apply
-from frn_det.layers import TLU, norm_has_tlu, norm_without_tlu
+from frn_det.layers import FRN, TLU, frn_add_tlu_function, norm_has_tlu, norm_without_tlu
 
 
 class _FRNAware:
@@ -50,6 +52,19 @@ class _FRNAware:
         out = out + (self.shortcut(x) if self.shortcut is not None else x)
         return self.tlu(out) if self.use_tlu else F.relu_(out)
 
+    fuse_block_end = True  # False: the last norm, the add and TLU as three modules (the same result)
+
+    def _block_end(self, conv, h, x):
+        """_add_shortcut(conv(h), x), with conv's FRN (without TLU), the add and TLU in one function when
+        the block ends in TLU: the same parameters, one pass over memory fewer on the cpp path."""
+        norm = conv.norm
+        if not (self.use_tlu and self.fuse_block_end and type(norm) is FRN and norm.tau is None
+                and isinstance(conv, Conv2d) and conv.activation is None):
+            return self._add_shortcut(conv(h), x)
+        out = conv._conv_forward(h, conv.weight, conv.bias)
+        shortcut = self.shortcut(x) if self.shortcut is not None else x
+        return frn_add_tlu_function(out, shortcut, norm.weight, norm.bias, self.tlu.tau, norm.eps, norm.eps_l)
+
 
 class FRNStem(_FRNAware, BasicStem):
     has_residual = False
@@ -62,7 +77,7 @@ class FRNBasicBlock(_FRNAware, BasicBlock):
     convs_without_activation = ("conv2", "shortcut")
 
     def forward(self, x):
-        return self._add_shortcut(self.conv2(self._act(self.conv1(x))), x)
+        return self._block_end(self.conv2, self._act(self.conv1(x)), x)
 
 
 class FRNBottleneckBlock(_FRNAware, BottleneckBlock):
@@ -70,7 +85,7 @@ class FRNBottleneckBlock(_FRNAware, BottleneckBlock):
 
     def forward(self, x):
         out = self._act(self.conv1(x))
-        return self._add_shortcut(self.conv3(self._act(self.conv2(out))), x)
+        return self._block_end(self.conv3, self._act(self.conv2(out)), x)
 
 
 class FRNDeformBottleneckBlock(_FRNAware, DeformBottleneckBlock):
@@ -85,7 +100,7 @@ class FRNDeformBottleneckBlock(_FRNAware, DeformBottleneckBlock):
             out = self.conv2(out, torch.cat((offset_x, offset_y), dim=1), mask.sigmoid())
         else:
             out = self.conv2(out, self.conv2_offset(out))
-        return self._add_shortcut(self.conv3(self._act(out)), x)
+        return self._block_end(self.conv3, self._act(out), x)
 
 
 _FRN_CLASSES = {BasicStem: FRNStem, BasicBlock: FRNBasicBlock, BottleneckBlock: FRNBottleneckBlock,
