@@ -25,9 +25,9 @@ import torch
 from detectron2.engine import HookBase
 from detectron2.utils import comm
 
-from frn_det.layers import dispatch, frn_reference
-from frn_det.layers.testing import (assert_agree, assert_tlu_agrees, make_case, outputs_and_grads, tie_case,
-                                    tlu_tie_case)
+from frn_det.layers import dispatch, frn_add_tlu_reference, frn_reference
+from frn_det.layers.testing import (BLOCK_END_ARGS, assert_agree, assert_tlu_agrees, block_end_case, make_case,
+                                    outputs_and_grads, tie_case, tlu_tie_case)
 
 logger = logging.getLogger("frn_det")
 CHOICE_FILE = "frn_path.json"
@@ -48,7 +48,8 @@ def candidates(device_type):
 def path_problem(name, device, dtype):
     """None when path `name` agrees with frn_reference on `device` in `dtype` (forward and every
     gradient, with and without TLU, fixed and learnable eps, exact ties; its TLU after an add against
-    tlu_reference), else why not. Checked once per path, device type and dtype."""
+    tlu_reference; its fused block end, where it has one, against frn_add_tlu_reference), else why
+    not. Checked once per path, device type and dtype."""
     device = torch.device(device)
     key = (name, device.type, dtype)
     if key not in _checked:
@@ -67,6 +68,12 @@ def _problem(name, device, dtype):
                          outputs_and_grads(frn_reference, x, params, dz))
         with dispatch.force_impl(name):
             assert_tlu_agrees(dispatch.tlu_function, *tlu_tie_case(CHECK_SHAPE, dtype, device=device))
+        fused = dispatch.FUSED_ADD_TLU.get(name)  # its own block end; the others' is FRN, add and TLU
+        if fused is not None and dtype in (torch.float32, torch.float64):  # fp16: the reference rounds twice
+            for learnable_eps, ties in ((False, False), (True, False), (True, True)):
+                x, params, dz = block_end_case(CHECK_SHAPE, dtype, learnable_eps, ties, device=device)
+                assert_agree(x, params, dz, outputs_and_grads(fused, x, params, dz, BLOCK_END_ARGS),
+                             outputs_and_grads(frn_add_tlu_reference, x, params, dz, BLOCK_END_ARGS))
     except Exception as e:  # noqa: BLE001  (whatever goes wrong leaves the path out, named)
         what = "disagrees with frn_reference" if isinstance(e, AssertionError) else "raised"
         first_line = str(e).splitlines()[0] if str(e) else ""

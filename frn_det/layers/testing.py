@@ -1,6 +1,6 @@
 """Checks of an FRN path against frn_reference, shared by the tests and the device check: a case
 (input, parameters, upstream gradient), the output and every gradient of a path, and the comparison;
-the same for TLU alone against tlu_reference."""
+the same for TLU alone against tlu_reference, and cases for a residual block's end."""
 import torch
 
 from .formula import channel_shape, frn_reference, spatial_dims, tlu_reference
@@ -49,12 +49,30 @@ def tlu_tie_case(shape, dtype, device="cpu"):
     return y.to(device), tau.to(device), dz.to(device)
 
 
-def outputs_and_grads(fn, x, params, dz):
-    """fn(x, weight, bias, tau, 1e-6, eps_l), and the gradients of x and of every parameter given."""
+def block_end_case(shape, dtype, learnable_eps, ties=False, far_tau=False, device="cpu"):
+    """make_case's x, parameters and dz for max(FRN(x) + shortcut, tau), with the shortcut among the
+    parameters. ties: x = 0 and shortcut = 0 at every third element and tau = beta, so that y == tau
+    there on every path; far_tau: tau at -100 or 100 by channel, so that no rounding moves y across it."""
+    x, params, dz = tie_case(shape, dtype, learnable_eps) if ties else make_case(shape, dtype, learnable_eps, tlu=True)
+    shortcut = torch.randn(shape, dtype=torch.float64).to(dtype)
+    if ties:
+        shortcut.view(-1)[::3] = 0
+    if far_tau:
+        params["tau"] = torch.where(torch.arange(shape[1]) % 2 == 0, -100.0, 100.0).to(params["tau"].dtype)
+    to = lambda t: None if t is None else t.to(device)  # noqa: E731
+    return to(x), {k: to(v) for k, v in dict(params, shortcut=shortcut).items()}, to(dz)
+
+
+BLOCK_END_ARGS = ("shortcut", "weight", "bias", "tau")  # outputs_and_grads' args for a block end's function
+
+
+def outputs_and_grads(fn, x, params, dz, args=("weight", "bias", "tau")):
+    """fn(x, *args, 1e-6, eps_l) (args: names in `params`), and the gradients of x and of every parameter
+    given."""
     leaves = {"x": x.clone().requires_grad_()}
     leaves.update({k: v.clone().requires_grad_() for k, v in params.items() if v is not None})
     p = {k: leaves.get(k) for k in params}
-    z = fn(leaves["x"], p["weight"], p["bias"], p["tau"], 1e-6, p["eps_l"])
+    z = fn(leaves["x"], *(p[k] for k in args), 1e-6, p["eps_l"])
     grads = torch.autograd.grad(z, list(leaves.values()), dz)
     return z, dict(zip(leaves, grads))
 
