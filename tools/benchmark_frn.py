@@ -9,6 +9,8 @@ hits all of them alike; the table gives medians. Ratios are against GN+ReLU in t
     .venv/bin/python tools/benchmark_frn.py --scale 4 --repeats 3 --out /tmp/quick.md
     .venv/bin/python tools/benchmark_frn.py --models             # + RetinaNet training iterations
     TRITON_INTERPRET=1 .venv/bin/python tools/benchmark_frn.py --launches --skip-layers --out benchmarks/frn_launches.md
+    OMP_NUM_THREADS=1 .venv/bin/python tools/benchmark_frn.py --threads 1 --block-end --skip-layers --repeats 15 \
+        --out benchmarks/frn_block_end.md
     python tools/benchmark_frn.py --device cuda --shapes target --dtypes fp32,bf16-autocast --compile-sizes
 
 On CUDA the paths are triton, compile, python and reference, times come from CUDA events, the table
@@ -61,6 +63,8 @@ def main(argv=None):
     ap.add_argument("--model-opts", nargs="*", default=None, help="--models: config KEY VALUE pairs on top")
     ap.add_argument("--launches", action="store_true",
                     help="also the launches of one forward+backward per method (aten ops, Triton kernels)")
+    ap.add_argument("--block-end", action="store_true",
+                    help="also a residual block's end, max(FRN(x) + shortcut, tau), fused and unfused: fwd+bwd times")
     ap.add_argument("--skip-layers", action="store_true", help="only the sections asked for besides the layers")
     ap.add_argument("--peak-of", default=None, help=argparse.SUPPRESS)  # the CPU peak memory's child
     args = ap.parse_args(argv)
@@ -93,6 +97,8 @@ def main(argv=None):
         sections.append(summary)
     if args.launches:
         sections.append(layers.launch_table(layers.launch_counts(args.device)))
+    if args.block_end:
+        sections.append(layers.block_end_times(repeats=args.repeats, min_time=args.min_time, device=args.device))
     if args.compile_sizes:
         sizes = [(max(1, h // args.scale), max(1, w // args.scale)) for h, w in layers.COMPILE_SIZES]
         for dtype in dtypes:

@@ -196,6 +196,7 @@ def launch_counts(device="cpu", shape=LAUNCH_SHAPE):
         step = lambda fn=fn, params=params: fwd_bwd(fn, x, params, dz)  # noqa: E731
         ops, launched = launches.launches(step)
         out[name] = (sum(ops.values()), launches.allocations(ops), len(launched))
+    out.update(block_end_launch_counts(device, shape))
     return out
 
 
@@ -203,7 +204,10 @@ def launch_table(counts, shape=LAUNCH_SHAPE):
     lines = [f"Launches of one forward+backward at {'x'.join(map(str, shape))}, fp32, counted on the CPU: "
              "non-view aten ops (each one but an allocation is at least one kernel launch on a GPU), the "
              "allocations among them (`empty*`, no launch) and the Triton kernels launched. The cpp path's "
-             "fused C++ loops are no aten ops: only its allocations show.", "",
+             "fused C++ loops are no aten ops: only its allocations show. FRN+add+TLU is a residual block's "
+             "end, max(FRN(x) + shortcut, tau) with FRN without TLU (gradients of x, the shortcut and the "
+             "parameters): fused in one C++ function on cpp, elsewhere the path's FRN, the add and its TLU.",
+             "",
              "| method | aten ops | of them allocations | Triton launches |", "| --- | ---: | ---: | ---: |"]
     lines += [f"| {name} | {ops} | {alloc} | {tri or '-'} |" for name, (ops, alloc, tri) in counts.items()]
     return "\n".join(lines)
@@ -253,7 +257,10 @@ def block_end_launch_counts(device="cpu", shape=LAUNCH_SHAPE):
 def block_end_times(shapes=BLOCK_END_SHAPES, repeats=15, min_time=0.2, device="cpu"):
     """Markdown: median fwd+bwd ms of each block end method at each shape, fp32, timed interleaved, and
     each against the first (the fused path where there is one)."""
-    lines = ["| shape | method | fwd+bwd ms (median) | time / first |", "| --- | --- | ---: | ---: |"]
+    lines = [f"A residual block's end, max(FRN(x) + shortcut, tau) with FRN without TLU, fp32: forward+backward "
+             f"(gradients of x, the shortcut and the parameters), median of {repeats} interleaved timings; fused: "
+             "one function, else the path's FRN, the add and its TLU.", "",
+             "| shape | method | fwd+bwd ms (median) | time / first |", "| --- | --- | ---: | ---: |"]
     for shape in shapes:
         steps = {n: s for n, s in block_end_steps(shape, device).items() if "reference" not in n}
         times = medians(interleaved_times(steps, repeats, device, min_time))
