@@ -118,8 +118,9 @@ def tlu_function(y, tau):
 
 
 # Paths with a fused residual block end, (x, shortcut, weight, bias, tau, eps, eps_l) -> z, for 4-D x and
-# a shortcut of its shape and dtype. python has none: fused, eager would dispatch as many aten ops as
-# FRN, add and TLU do (benchmarks/frn_launches.md); the others run those three.
+# a shortcut of its shape and dtype; the others run FRN, the add and TLU. python has none: one eager
+# function written out (its TLU mask packed, dy unpacked from it) dispatches 28 aten ops per
+# forward+backward, as FRN, add and TLU do (benchmarks/frn_launches.md).
 FUSED_ADD_TLU = {"reference": frn_add_tlu_reference, "cpp": path_cpp.frn_add_tlu_cpp}
 
 
