@@ -8,8 +8,7 @@ from frn_det.benchmark.launches import aten_ops, allocations
 from frn_det.layers import (dispatch, frn_add_tlu_function, frn_add_tlu_reference, frn_options_scope, frn_reference,
                             path_cpp)
 from frn_det.layers.testing import BLOCK_END_ARGS as ARGS
-from frn_det.layers.testing import assert_agree, block_end_case, saved_bytes
-from frn_det.layers.testing import outputs_and_grads as _run
+from frn_det.layers.testing import assert_agree, block_end_case, block_end_outputs_and_grads, saved_bytes
 from frn_det.modeling.backbone.resnet import FRNBasicBlock, FRNBottleneckBlock
 
 CPP = path_cpp.cpp_available()
@@ -18,17 +17,11 @@ CPU_PATHS = ["python"] + (["cpp"] if CPP else [])
 
 
 def run(fn, x, params, dz):
-    return _run(fn, x, params, dz, ARGS)
+    return block_end_outputs_and_grads(fn, x, params, dz)
 
 
 def reference(x, params, dz, in_float64=False):
-    """frn_add_tlu_reference's output and gradients, computed in x's dtype or in float64 (then cast)."""
-    if not in_float64:
-        return run(frn_add_tlu_reference, x, params, dz)
-    z, g = run(frn_add_tlu_reference, x.double(), {k: None if v is None else v.double() for k, v in params.items()},
-               dz.double())
-    dtypes = dict({k: v.dtype for k, v in params.items() if v is not None}, x=x.dtype)
-    return z.to(x.dtype), {k: v.to(dtypes[k]) for k, v in g.items()}
+    return block_end_outputs_and_grads(frn_add_tlu_reference, x, params, dz, in_float64)
 
 
 @pytest.fixture

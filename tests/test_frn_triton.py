@@ -11,10 +11,11 @@ import sys
 import pytest
 import torch
 
-from frn_det.layers import FRN, TLU, dispatch, frn_function, frn_reference, path_torch, path_triton
+from frn_det.layers import (FRN, TLU, dispatch, frn_add_tlu_function, frn_add_tlu_reference, frn_function,
+                            frn_reference, path_torch, path_triton)
 from frn_det.layers.testing import (NON_CONTIGUOUS_LAYOUTS, assert_agree, assert_nans_agree, assert_tlu_agrees,
-                                    make_case, non_contiguous_case, outputs_and_grads, saved_bytes, tie_case,
-                                    tlu_tie_case)
+                                    block_end_case, block_end_outputs_and_grads, make_case, non_contiguous_case,
+                                    outputs_and_grads, saved_bytes, tie_case, tlu_tie_case)
 
 INTERPRETER = os.environ.get("TRITON_INTERPRET") == "1"
 in_interpreter = pytest.mark.skipif(not INTERPRETER, reason="runs in test_kernels_in_the_interpreter's pytest")
@@ -49,7 +50,7 @@ def test_kernels_in_the_interpreter():
     assert passed and int(passed.group(1)) >= 100, out[-2000:]  # the cases ran, not skipped
 
 
-DATA = {"x_ptr", "z_ptr", "dx_ptr", "dz_ptr", "y_ptr", "dy_ptr"}  # tensors in the input's dtype
+DATA = {"x_ptr", "z_ptr", "dx_ptr", "dz_ptr", "y_ptr", "dy_ptr", "s_ptr", "ds_ptr"}  # tensors in the input's dtype
 BYTES = {"ties_ptr"}  # uint8; the rest are fp32
 
 
@@ -71,7 +72,7 @@ def gpu_compile(kernel, dtype, constexprs, num_warps=4):
         else:
             signature[p.name] = "fp32" if p.name == "eps" else "i32"
     names = {p.name for p in kernel.params}
-    constexprs = {"ACC": tl.float64 if acc == "fp64" else tl.float32, **constexprs}
+    constexprs = {"ACC": tl.float64 if acc == "fp64" else tl.float32, "ADD": False, **constexprs}
     constexprs = {k: v for k, v in constexprs.items() if k in names}
     return triton.compile(ASTSource(kernel, signature, constexprs), target=GPUTarget("cuda", 90, 32),
                           options={"num_warps": num_warps})
@@ -88,6 +89,11 @@ GPU_VARIANTS = [  # (kernel name, constexprs, warps): every branch of the kernel
       for block, warps in ((16, 1), (4096, 8))],
     *[("frn_grad_sums_kernel", dict(HAS_TAU=t, BLOCK=block), warps) for t in (False, True)
       for block, warps in ((1024, 4), (4096, 8))],
+    # a residual block's end (ADD), every row branch
+    *[(name, dict(HAS_TAU=True, HAS_EPS_L=e, SPLIT=s, SPLITS_P2=4 if s else 1, BLOCK=block, ONE_BLOCK=o, ADD=True),
+       warps) for name in ("frn_forward_kernel", "frn_backward_kernel") for e in (False, True)
+      for s, o in ROW_BRANCHES for block, warps in ((16, 1), (1024, 4))],
+    *[("frn_grad_sums_kernel", dict(HAS_TAU=True, BLOCK=1024, ADD=True), 4)],
     *[("frn_sum_squares_kernel", dict(BLOCK=block), warps) for block, warps in ((1024, 4), (4096, 8))],
     *[("frn_param_grads_kernel", dict(HAS_TAU=t, HAS_EPS_L=e, BLOCK_C=32), 4)
       for t in (False, True) for e in (False, True)],
@@ -278,3 +284,55 @@ def test_tlu_module_runs_the_triton_kernels():
 @pytest.mark.parametrize("plan", [{}, dict(block=16, chunk=32)])
 def test_nan_propagates_as_in_the_reference(plan):
     assert_nans_agree(triton_plan(**plan), path_triton.tlu_triton, shape=(2, 3, 9, 11))
+
+
+def triton_block_end(**plan):
+    return lambda x, s, w, b, tau, eps, eps_l: path_triton.frn_add_tlu_triton(x, s, w, b, tau, eps, eps_l, **plan)
+
+
+BLOCK_END_PLANS = [((2, 3, 5, 7), {}), ((2, 4, 9, 11), dict(block=16)), ((2, 4, 9, 11), dict(block=16, chunk=32)),
+                   ((1, 3, 10, 13), dict(block=16, chunk=48)), ((3, 4, 1, 1), {})]
+
+
+@in_interpreter
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape,plan", BLOCK_END_PLANS)
+@pytest.mark.parametrize("learnable_eps,ties", [(False, False), (True, False), (True, True)])
+def test_block_end_agrees_with_reference(dtype, shape, plan, learnable_eps, ties):
+    x, params, dz = block_end_case(shape, dtype, learnable_eps, ties)
+    got = block_end_outputs_and_grads(triton_block_end(**plan), x, params, dz)
+    assert_agree(x, params, dz, got, block_end_outputs_and_grads(frn_add_tlu_reference, x, params, dz))
+
+
+@in_interpreter
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("shape,plan", [((2, 4, 9, 11), {}), ((1, 3, 10, 13), dict(block=16, chunk=48))])
+def test_block_end_half_precision(dtype, shape, plan):
+    x, params, dz = block_end_case(shape, dtype, learnable_eps=True, far_tau=True)
+    got = block_end_outputs_and_grads(triton_block_end(**plan), x, params, dz)
+    assert_agree(x, params, dz, got, block_end_outputs_and_grads(frn_add_tlu_reference, x, params, dz, True))
+
+
+@in_interpreter
+def test_block_end_runs_the_fused_kernels_and_keeps_x_z_and_a_bit_per_element():
+    x, params, dz = block_end_case((2, 8, 6, 10), torch.float32, learnable_eps=True)
+    leaves = {k: v.requires_grad_() for k, v in params.items()}
+    args = [leaves[k] for k in ("shortcut", "weight", "bias", "tau")]
+    z = frn_add_tlu_function(x.requires_grad_(), *args, 1e-6, leaves["eps_l"])
+    assert type(z.grad_fn).__name__ == "TritonFRNAddTLUFunctionBackward"
+    saved = saved_bytes(lambda x: frn_add_tlu_function(x, *args, 1e-6, leaves["eps_l"]), x, list(leaves.values()))
+    # x, z (which the next layer keeps anyway), rstd per row, the tie bits (a block of 64 a row)
+    assert saved == 2 * x.numel() * 4 + 16 * 4 + 16 * 64 // 8
+
+
+@in_interpreter
+@pytest.mark.parametrize("plan", [{}, dict(block=16, chunk=32)])
+def test_block_end_nan_propagates_as_in_the_reference(plan):
+    x, params, dz = block_end_case((2, 3, 9, 11), torch.float32, learnable_eps=False)
+    x[0, 1].view(-1)[3] = float("nan")  # spoils plane (0, 1)
+    params["shortcut"][1, 2].view(-1)[5] = float("nan")  # one element
+    (z, g), (z_ref, g_ref) = [block_end_outputs_and_grads(fn, x, params, dz)
+                              for fn in (triton_block_end(**plan), frn_add_tlu_reference)]
+    assert torch.equal(z.isnan(), z_ref.isnan()) and z_ref.isnan().sum() == 100
+    for name in g:
+        assert torch.equal(g[name].isnan(), g_ref[name].isnan()), name

@@ -206,7 +206,8 @@ def launch_table(counts, shape=LAUNCH_SHAPE):
              "allocations among them (`empty*`, no launch) and the Triton kernels launched. The cpp path's "
              "fused C++ loops are no aten ops: only its allocations show. FRN+add+TLU is a residual block's "
              "end, max(FRN(x) + shortcut, tau) with FRN without TLU (gradients of x, the shortcut and the "
-             "parameters): fused in one C++ function on cpp, elsewhere the path's FRN, the add and its TLU.",
+             "parameters): fused on cpp (one C++ function) and triton (the FRN kernels with the add and TLU "
+             "inside), elsewhere the path's FRN, the add and its TLU.",
              "",
              "| method | aten ops | of them allocations | Triton launches |", "| --- | ---: | ---: | ---: |"]
     lines += [f"| {name} | {ops} | {alloc} | {tri or '-'} |" for name, (ops, alloc, tri) in counts.items()]

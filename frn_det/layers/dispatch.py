@@ -14,7 +14,7 @@ tracing); `force_impl` does so inside a block; `configure` sets the run's path (
 one chosen by frn_det.engine.frn_path), taken wherever it can run when nothing forces one.
 `tlu_function` runs the TLU after a residual add through the Triton kernels where FRN runs the triton
 path; `frn_add_tlu_function` runs a residual block's end (FRN without TLU, the add, TLU) in one
-function where the path has one (cpp).
+function where the path has one (cpp, triton).
 
 The choice per (device type, dtype) is made once and cached, and FRN_DET_IMPL is read once: a call
 costs a dict lookup and the tracing checks.
@@ -121,7 +121,8 @@ def tlu_function(y, tau):
 # a shortcut of its shape and dtype; the others run FRN, the add and TLU. python has none: one eager
 # function written out (its TLU mask packed, dy unpacked from it) dispatches 28 aten ops per
 # forward+backward, as FRN, add and TLU do (benchmarks/frn_launches.md).
-FUSED_ADD_TLU = {"reference": frn_add_tlu_reference, "cpp": path_cpp.frn_add_tlu_cpp}
+FUSED_ADD_TLU = {"reference": frn_add_tlu_reference, "cpp": path_cpp.frn_add_tlu_cpp,
+                 "triton": path_triton.frn_add_tlu_triton}
 
 
 def frn_add_tlu_function(x, shortcut, weight, bias, tau, eps=1e-6, eps_l=None):

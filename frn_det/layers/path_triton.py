@@ -1,7 +1,7 @@
 """The "triton" FRN path: hand-written Triton kernels (triton_kernels.py) in one autograd Function.
 
 Forward: one launch for ordinary rows, saving x and each (n, c) row's rstd = 1/sqrt(nu2 + eps) (N*C
-values in fp32). Backward: one launch for the rows (the TLU mask recomputed from x), then one small
+values in fp32). A residual block's end, max(FRN(x) + shortcut, tau), runs the same kernels with ADD on. Backward: one launch for the rows (the TLU mask recomputed from x), then one small
 launch over blocks of channels that sums the parameter gradients without atomics. Long rows that
 would leave the GPU's multiprocessors short of programs (the stem's 512x512 planes) are split across
 programs, one more launch each way. Parameters go to
@@ -93,28 +93,77 @@ def _acc(dtype):
     return kernels.tl.float64 if dtype == torch.float64 else kernels.tl.float32
 
 
+def _frn_forward(x, weight, bias, tau, eps_l, eps, p, shortcut=None):
+    """z and rstd (N*C values) of contiguous x under plan p; with a shortcut (a block end, tau in x's
+    dtype) also the tie bits, else None."""
+    n, c = x.shape[:2]
+    rows = n * c
+    length = x.numel() // rows
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    z = torch.empty_like(x)
+    rstd = torch.empty(rows, dtype=acc, device=x.device)
+    part = rstd  # unused unless split
+    add = shortcut is not None
+    ties_row = triton.cdiv(length, p.block) * (p.block // 8) if add else 0
+    ties = torch.empty(rows * ties_row, dtype=torch.uint8, device=x.device) if add else None
+    if p.splits > 1:
+        part = torch.empty(rows * p.splits, dtype=acc, device=x.device)
+        kernels.frn_sum_squares_kernel[(rows, p.splits)](
+            x, part, length, p.chunk, p.splits, BLOCK=p.block, ACC=_acc(x.dtype), num_warps=p.num_warps)
+    kernels.frn_forward_kernel[(rows, p.splits)](
+        x, z, weight, bias, weight if tau is None else tau, weight if eps_l is None else eps_l, rstd, part,
+        shortcut if add else x, ties if add else rstd, c, length, p.chunk, p.splits, ties_row,
+        eps if eps_l is None else EPS_FLOOR,
+        HAS_TAU=tau is not None, HAS_EPS_L=eps_l is not None, SPLIT=p.splits > 1,
+        SPLITS_P2=triton.next_power_of_2(p.splits), BLOCK=p.block, ONE_BLOCK=length <= p.block, ADD=add,
+        ACC=_acc(x.dtype), num_warps=p.num_warps)
+    return z, rstd, ties
+
+
+def _frn_backward(dz, x, weight, bias, tau, eps_l, rstd, p, z=None, ties=None, dtau_dtype=None):
+    """dx, d weight, d bias, d tau, d eps_l and, for a block end (z and ties given), d shortcut."""
+    n, c = x.shape[:2]
+    rows, length = n * c, x.numel() // (n * c)
+    acc, tacc = rstd.dtype, _acc(x.dtype)
+    add = ties is not None
+    ties_row = ties.numel() // rows if add else 0
+    dx = torch.empty_like(x)
+    ds = torch.empty_like(x) if add else None
+    row_sums = torch.empty(rows * kernels.ROW_SUMS, dtype=acc, device=x.device)
+    part = row_sums  # unused unless split
+    tau_arg = weight if tau is None else tau
+    z_arg, ties_arg = (z, ties) if add else (x, rstd)
+    if p.splits > 1:
+        part = torch.empty(rows * p.splits * kernels.CHUNK_SUMS, dtype=acc, device=x.device)
+        kernels.frn_grad_sums_kernel[(rows, p.splits)](
+            x, dz, weight, bias, tau_arg, rstd, part, z_arg, ties_arg, c, length, p.chunk, p.splits, ties_row,
+            HAS_TAU=tau is not None, ADD=add, BLOCK=p.block, ACC=tacc, num_warps=p.num_warps)
+    kernels.frn_backward_kernel[(rows, p.splits)](
+        x, dz, dx, weight, bias, tau_arg, rstd, part, row_sums, z_arg, ties_arg, ds if add else dx, c, length,
+        p.chunk, p.splits, ties_row, HAS_TAU=tau is not None, SPLIT=p.splits > 1,
+        SPLITS_P2=triton.next_power_of_2(p.splits), BLOCK=p.block, ONE_BLOCK=length <= p.block, ADD=add,
+        ACC=tacc, num_warps=p.num_warps)
+    dw, db = torch.empty_like(weight), torch.empty_like(bias)
+    dtau = None if tau is None else torch.empty(tau.shape, dtype=dtau_dtype or tau.dtype, device=tau.device)
+    deps = None if eps_l is None else torch.empty(c, dtype=acc, device=x.device)  # per channel
+    kernels.frn_param_grads_kernel[(triton.cdiv(c, PARAM_BLOCK),)](
+        row_sums, dw, db, dw if dtau is None else dtau, dw if deps is None else deps, n, c,
+        HAS_TAU=tau is not None, HAS_EPS_L=eps_l is not None, BLOCK_C=PARAM_BLOCK, ACC=tacc)
+    deps_l = None if eps_l is None else (deps.sum() * eps_l.sign()).to(eps_l.dtype)  # d|eps_l| / d eps_l
+    return dx, dw, db, dtau, deps_l, ds
+
+
+def _plan_for(x, block, chunk):
+    n, c = x.shape[:2]
+    return plan(n * c, x.numel() // (n * c), block, chunk, multiprocessors(x.device))
+
+
 class TritonFRNFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, tau, eps_l, eps, block, chunk):
         x = x.contiguous()
-        n, c = x.shape[:2]
-        rows = n * c
-        length = x.numel() // rows
-        p = plan(rows, length, block, chunk, multiprocessors(x.device))
-        acc = torch.float64 if x.dtype == torch.float64 else torch.float32
-        z = torch.empty_like(x)
-        rstd = torch.empty(rows, dtype=acc, device=x.device)
-        part = rstd  # unused unless split
-        if p.splits > 1:
-            part = torch.empty(rows * p.splits, dtype=acc, device=x.device)
-            kernels.frn_sum_squares_kernel[(rows, p.splits)](
-                x, part, length, p.chunk, p.splits, BLOCK=p.block, ACC=_acc(x.dtype), num_warps=p.num_warps)
-        kernels.frn_forward_kernel[(rows, p.splits)](
-            x, z, weight, bias, weight if tau is None else tau, weight if eps_l is None else eps_l, rstd, part,
-            c, length, p.chunk, p.splits, eps if eps_l is None else EPS_FLOOR,
-            HAS_TAU=tau is not None, HAS_EPS_L=eps_l is not None, SPLIT=p.splits > 1,
-            SPLITS_P2=triton.next_power_of_2(p.splits), BLOCK=p.block, ONE_BLOCK=length <= p.block,
-            ACC=_acc(x.dtype), num_warps=p.num_warps)
+        p = _plan_for(x, block, chunk)
+        z, rstd, _ = _frn_forward(x, weight, bias, tau, eps_l, eps, p)
         ctx.save_for_backward(x, weight, bias, tau, eps_l, rstd)  # the input and N*C values
         ctx.plan = p
         return z
@@ -123,32 +172,32 @@ class TritonFRNFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, dz):
         x, weight, bias, tau, eps_l, rstd = ctx.saved_tensors
-        p = ctx.plan
-        dz = dz.contiguous()
-        n, c = x.shape[:2]
-        rows, length = n * c, x.numel() // (n * c)
-        acc, tacc = rstd.dtype, _acc(x.dtype)
-        dx = torch.empty_like(x)
-        row_sums = torch.empty(rows * kernels.ROW_SUMS, dtype=acc, device=x.device)
-        part = row_sums  # unused unless split
-        tau_arg = weight if tau is None else tau
-        if p.splits > 1:
-            part = torch.empty(rows * p.splits * kernels.CHUNK_SUMS, dtype=acc, device=x.device)
-            kernels.frn_grad_sums_kernel[(rows, p.splits)](
-                x, dz, weight, bias, tau_arg, rstd, part, c, length, p.chunk, p.splits,
-                HAS_TAU=tau is not None, BLOCK=p.block, ACC=tacc, num_warps=p.num_warps)
-        kernels.frn_backward_kernel[(rows, p.splits)](
-            x, dz, dx, weight, bias, tau_arg, rstd, part, row_sums, c, length, p.chunk, p.splits,
-            HAS_TAU=tau is not None, SPLIT=p.splits > 1, SPLITS_P2=triton.next_power_of_2(p.splits),
-            BLOCK=p.block, ONE_BLOCK=length <= p.block, ACC=tacc, num_warps=p.num_warps)
-        dw, db = torch.empty_like(weight), torch.empty_like(bias)
-        dtau = None if tau is None else torch.empty_like(tau)
-        deps = None if eps_l is None else torch.empty(c, dtype=acc, device=x.device)  # per channel
-        kernels.frn_param_grads_kernel[(triton.cdiv(c, PARAM_BLOCK),)](
-            row_sums, dw, db, dw if dtau is None else dtau, dw if deps is None else deps, n, c,
-            HAS_TAU=tau is not None, HAS_EPS_L=eps_l is not None, BLOCK_C=PARAM_BLOCK, ACC=tacc)
-        deps_l = None if eps_l is None else (deps.sum() * eps_l.sign()).to(eps_l.dtype)  # d|eps_l| / d eps_l
+        dx, dw, db, dtau, deps_l, _ = _frn_backward(dz.contiguous(), x, weight, bias, tau, eps_l, rstd, ctx.plan)
         return dx, dw, db, dtau, deps_l, None, None, None
+
+
+class TritonFRNAddTLUFunction(torch.autograd.Function):
+    """z = max(FRN(x) + shortcut, tau), FRN without TLU: a residual block's end in the FRN kernels with
+    ADD on, one launch forward and two backward (as FRN+TLU). Keeps x, rstd, z (which the next layer
+    keeps anyway) and one bit per element marking the ties, as TritonTLUFunction."""
+
+    @staticmethod
+    def forward(ctx, x, shortcut, weight, bias, tau, eps_l, eps, block, chunk):
+        x = x.contiguous()
+        p = _plan_for(x, block, chunk)
+        tau_x = tau.detach().to(x.dtype)  # compared in x's dtype, as TLU compares
+        z, rstd, ties = _frn_forward(x, weight, bias, tau_x, eps_l, eps, p, shortcut.contiguous())
+        ctx.save_for_backward(x, weight, bias, tau_x, eps_l, rstd, z, ties)
+        ctx.plan, ctx.tau_dtype = p, tau.dtype
+        return z
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dz):
+        x, weight, bias, tau_x, eps_l, rstd, z, ties = ctx.saved_tensors
+        dx, dw, db, dtau, deps_l, ds = _frn_backward(dz.contiguous(), x, weight, bias, tau_x, eps_l, rstd, ctx.plan,
+                                                     z, ties, ctx.tau_dtype)
+        return dx, ds, dw, db, dtau, deps_l, None, None, None
 
 
 TLU_BLOCK = 1024
@@ -200,6 +249,14 @@ def tlu_triton(y, tau, block=None):
     if y.numel() == 0:
         return torch.empty_like(y) + 0 * tau.sum()
     return TritonTLUFunction.apply(y, tau, block)
+
+
+def frn_add_tlu_triton(x, shortcut, weight, bias, tau, eps=1e-6, eps_l=None, block=None, chunk=None):
+    """max(FRN(x) + shortcut, tau) through the Triton kernels, x and shortcut of one shape and dtype;
+    block/chunk force a plan (see `plan`)."""
+    if x.numel() == 0:
+        return torch.empty_like(x) + 0 * (bias.sum() + tau.sum() + shortcut.sum())
+    return TritonFRNAddTLUFunction.apply(x, shortcut, weight, bias, tau, eps_l, eps, block, chunk)
 
 
 def frn_triton(x, weight, bias, tau=None, eps=1e-6, eps_l=None, block=None, chunk=None):

@@ -66,6 +66,18 @@ def block_end_case(shape, dtype, learnable_eps, ties=False, far_tau=False, devic
 BLOCK_END_ARGS = ("shortcut", "weight", "bias", "tau")  # outputs_and_grads' args for a block end's function
 
 
+def block_end_outputs_and_grads(fn, x, params, dz, in_float64=False):
+    """outputs_and_grads of a block end's fn(x, shortcut, weight, bias, tau, 1e-6, eps_l); in_float64:
+    computed in float64, then cast to the case's dtypes (for half precision, where frn_add_tlu_reference
+    rounds y twice and sums tau's gradient in half precision)."""
+    if not in_float64:
+        return outputs_and_grads(fn, x, params, dz, BLOCK_END_ARGS)
+    double = {k: None if v is None else v.double() for k, v in params.items()}
+    z, g = outputs_and_grads(fn, x.double(), double, dz.double(), BLOCK_END_ARGS)
+    dtypes = dict({k: v.dtype for k, v in params.items() if v is not None}, x=x.dtype)
+    return z.to(x.dtype), {k: v.to(dtypes[k]) for k, v in g.items()}
+
+
 def outputs_and_grads(fn, x, params, dz, args=("weight", "bias", "tau")):
     """fn(x, *args, 1e-6, eps_l) (args: names in `params`), and the gradients of x and of every parameter
     given."""

@@ -31,12 +31,21 @@ def _tlu_dy(dz, x, a, b, tau, HAS_TAU: tl.constexpr):
 
 
 @triton.jit
-def _load_dy(x_ptr, dz_ptr, idx, end, a, b, tau, HAS_TAU: tl.constexpr, ACC: tl.constexpr):
-    """x, dz and dy = dz through the TLU at the indices below end (0 beyond)."""
+def _load_dy(x_ptr, dz_ptr, z_ptr, ties_ptr, idx, end, a, b, tau, HAS_TAU: tl.constexpr, ADD: tl.constexpr,
+             ACC: tl.constexpr):
+    """x, dz and dy = dz through the TLU at the indices below end (0 beyond). ADD (a block end): the
+    TLU's input held the shortcut too, so its share comes from the saved z and tie bits, as
+    tlu_backward_kernel's."""
     m = idx < end
     x = tl.load(x_ptr + idx, mask=m, other=0.0).to(ACC)
     dz = tl.load(dz_ptr + idx, mask=m, other=0.0).to(ACC)
-    return x, dz, _tlu_dy(dz, x, a, b, tau, HAS_TAU)
+    if ADD:
+        z = tl.load(z_ptr + idx, mask=m, other=0.0).to(ACC)
+        tie = (tl.load(ties_ptr + idx // 8, mask=m, other=0).to(tl.int32) >> (idx % 8)) & 1
+        dy = tl.where(z != tau, dz, tl.where(tie != 0, dz * 0.5, 0.0))
+    else:
+        dy = _tlu_dy(dz, x, a, b, tau, HAS_TAU)
+    return x, dz, dy
 
 
 @triton.jit
@@ -51,19 +60,37 @@ def _sum_squares(x_ptr, start, end, BLOCK: tl.constexpr, ACC: tl.constexpr):
 
 
 @triton.jit
-def _grad_sums(x_ptr, dz_ptr, start, end, a, b, tau, HAS_TAU: tl.constexpr, BLOCK: tl.constexpr,
-               ACC: tl.constexpr):
+def _grad_sums(x_ptr, dz_ptr, z_ptr, ties_ptr, start, end, a, b, tau, HAS_TAU: tl.constexpr, ADD: tl.constexpr,
+               BLOCK: tl.constexpr, ACC: tl.constexpr):
     """sum dy x, sum dy and sum dz over [start, end)."""
     offs = tl.arange(0, BLOCK)
     acc_dyx = tl.zeros([BLOCK], dtype=ACC)
     acc_dy = tl.zeros([BLOCK], dtype=ACC)
     acc_dz = tl.zeros([BLOCK], dtype=ACC)
     for s in range(start, end, BLOCK):
-        x, dz, dy = _load_dy(x_ptr, dz_ptr, s + offs, end, a, b, tau, HAS_TAU, ACC)
+        x, dz, dy = _load_dy(x_ptr, dz_ptr, z_ptr, ties_ptr, s + offs, end, a, b, tau, HAS_TAU, ADD, ACC)
         acc_dyx += dy * x
         acc_dy += dy
         acc_dz += dz
     return tl.sum(acc_dyx, 0), tl.sum(acc_dy, 0), tl.sum(acc_dz, 0)
+
+
+@triton.jit
+def _store_z(y, start, offs, end, s_ptr, z_ptr, ties_ptr, tau, HAS_TAU: tl.constexpr, ADD: tl.constexpr,
+             BLOCK: tl.constexpr):
+    """Stores max(y, tau) (y with HAS_TAU off) at start + offs below end. ADD (a block end): y + the
+    shortcut first, rounded to z's dtype and compared with tau there, as TLU compares; the ties y == tau
+    go to ties_ptr, one bit per element, the block's BLOCK / 8 bytes from byte start / 8."""
+    idx = start + offs
+    m = idx < end
+    if ADD:
+        y = (y + tl.load(s_ptr + idx, mask=m, other=0.0).to(y.dtype)).to(z_ptr.dtype.element_ty).to(y.dtype)
+        ties = tl.reshape(((y == tau) & m).to(tl.int32), (BLOCK // 8, 8))
+        packed = tl.sum(ties << tl.arange(0, 8)[None, :], axis=1)
+        tl.store(ties_ptr + start // 8 + tl.arange(0, BLOCK // 8), packed.to(tl.uint8))
+    if HAS_TAU:
+        y = tl.maximum(y, tau, propagate_nan=tl.PropagateNan.ALL)
+    tl.store(z_ptr + idx, y.to(z_ptr.dtype.element_ty), mask=m)
 
 
 @triton.jit
@@ -95,14 +122,19 @@ def frn_sum_squares_kernel(x_ptr, part_ptr, L, CHUNK, SPLITS, BLOCK: tl.constexp
 
 
 @triton.jit
-def frn_forward_kernel(x_ptr, z_ptr, w_ptr, b_ptr, tau_ptr, eps_l_ptr, rstd_ptr, part_ptr, C, L, CHUNK, SPLITS,
-                       eps, HAS_TAU: tl.constexpr, HAS_EPS_L: tl.constexpr, SPLIT: tl.constexpr,
-                       SPLITS_P2: tl.constexpr, BLOCK: tl.constexpr, ONE_BLOCK: tl.constexpr, ACC: tl.constexpr):
-    """z = max(gamma x rstd + beta, tau), rstd = 1/sqrt(mean(x^2) + eps) saved per row."""
+def frn_forward_kernel(x_ptr, z_ptr, w_ptr, b_ptr, tau_ptr, eps_l_ptr, rstd_ptr, part_ptr, s_ptr, ties_ptr, C, L,
+                       CHUNK, SPLITS, TIES_ROW, eps, HAS_TAU: tl.constexpr, HAS_EPS_L: tl.constexpr,
+                       SPLIT: tl.constexpr, SPLITS_P2: tl.constexpr, BLOCK: tl.constexpr, ONE_BLOCK: tl.constexpr,
+                       ADD: tl.constexpr, ACC: tl.constexpr):
+    """z = max(gamma x rstd + beta, tau), rstd = 1/sqrt(mean(x^2) + eps) saved per row. ADD: a block
+    end, z = max(gamma x rstd + beta + s, tau), with TIES_ROW bytes of tie bits per row."""
     row = tl.program_id(0)
     c = row % C
     x_ptr += row.to(tl.int64) * L
     z_ptr += row.to(tl.int64) * L
+    if ADD:
+        s_ptr += row.to(tl.int64) * L
+        ties_ptr += row.to(tl.int64) * TIES_ROW
     offs = tl.arange(0, BLOCK)
     e = eps
     if HAS_EPS_L:
@@ -124,25 +156,18 @@ def frn_forward_kernel(x_ptr, z_ptr, w_ptr, b_ptr, tau_ptr, eps_l_ptr, rstd_ptr,
     if HAS_TAU:
         tau = tl.load(tau_ptr + c).to(ACC)
     if ONE_BLOCK and not SPLIT:
-        y = x * a + b
-        if HAS_TAU:
-            y = tl.maximum(y, tau, propagate_nan=tl.PropagateNan.ALL)
-        tl.store(z_ptr + offs, y.to(z_ptr.dtype.element_ty), mask=offs < L)
+        _store_z(x * a + b, 0, offs, L, s_ptr, z_ptr, ties_ptr, tau, HAS_TAU, ADD, BLOCK)
     else:
         start, end = _chunk(L, CHUNK, SPLIT)
         for s in range(start, end, BLOCK):
-            idx = s + offs
-            m = idx < end
-            x = tl.load(x_ptr + idx, mask=m, other=0.0).to(ACC)
-            y = x * a + b
-            if HAS_TAU:
-                y = tl.maximum(y, tau, propagate_nan=tl.PropagateNan.ALL)
-            tl.store(z_ptr + idx, y.to(z_ptr.dtype.element_ty), mask=m)
+            x = tl.load(x_ptr + s + offs, mask=s + offs < end, other=0.0).to(ACC)
+            _store_z(x * a + b, s, offs, end, s_ptr, z_ptr, ties_ptr, tau, HAS_TAU, ADD, BLOCK)
 
 
 @triton.jit
-def frn_grad_sums_kernel(x_ptr, dz_ptr, w_ptr, b_ptr, tau_ptr, rstd_ptr, part_ptr, C, L, CHUNK, SPLITS,
-                         HAS_TAU: tl.constexpr, BLOCK: tl.constexpr, ACC: tl.constexpr):
+def frn_grad_sums_kernel(x_ptr, dz_ptr, w_ptr, b_ptr, tau_ptr, rstd_ptr, part_ptr, z_ptr, ties_ptr, C, L, CHUNK,
+                         SPLITS, TIES_ROW, HAS_TAU: tl.constexpr, ADD: tl.constexpr, BLOCK: tl.constexpr,
+                         ACC: tl.constexpr):
     """Long rows, first backward pass: sum dy x, sum dy, sum dz over each (row, chunk)."""
     row = tl.program_id(0)
     c = row % C
@@ -153,7 +178,8 @@ def frn_grad_sums_kernel(x_ptr, dz_ptr, w_ptr, b_ptr, tau_ptr, rstd_ptr, part_pt
         tau = tl.load(tau_ptr + c).to(ACC)
     start, end = _chunk(L, CHUNK, True)
     base = row.to(tl.int64) * L
-    s_dyx, s_dy, s_dz = _grad_sums(x_ptr + base, dz_ptr + base, start, end, a, b, tau, HAS_TAU, BLOCK, ACC)
+    s_dyx, s_dy, s_dz = _grad_sums(x_ptr + base, dz_ptr + base, z_ptr + base, ties_ptr + row.to(tl.int64) * TIES_ROW,
+                                   start, end, a, b, tau, HAS_TAU, ADD, BLOCK, ACC)
     out = part_ptr + (row * SPLITS + tl.program_id(1)) * 3
     tl.store(out, s_dyx)
     tl.store(out + 1, s_dy)
@@ -161,16 +187,22 @@ def frn_grad_sums_kernel(x_ptr, dz_ptr, w_ptr, b_ptr, tau_ptr, rstd_ptr, part_pt
 
 
 @triton.jit
-def frn_backward_kernel(x_ptr, dz_ptr, dx_ptr, w_ptr, b_ptr, tau_ptr, rstd_ptr, part_ptr, row_sums_ptr, C, L, CHUNK,
-                        SPLITS, HAS_TAU: tl.constexpr, SPLIT: tl.constexpr, SPLITS_P2: tl.constexpr,
-                        BLOCK: tl.constexpr, ONE_BLOCK: tl.constexpr, ACC: tl.constexpr):
-    """dx = a dy - x a r^2 sum(dy x) / L with a = gamma r (eq. 7), and the row's parameter sums."""
+def frn_backward_kernel(x_ptr, dz_ptr, dx_ptr, w_ptr, b_ptr, tau_ptr, rstd_ptr, part_ptr, row_sums_ptr, z_ptr,
+                        ties_ptr, ds_ptr, C, L, CHUNK, SPLITS, TIES_ROW, HAS_TAU: tl.constexpr, SPLIT: tl.constexpr,
+                        SPLITS_P2: tl.constexpr, BLOCK: tl.constexpr, ONE_BLOCK: tl.constexpr, ADD: tl.constexpr,
+                        ACC: tl.constexpr):
+    """dx = a dy - x a r^2 sum(dy x) / L with a = gamma r (eq. 7), and the row's parameter sums. ADD (a
+    block end): dy from the saved z and tie bits, and stored as the shortcut's gradient ds."""
     row = tl.program_id(0)
     c = row % C
     base = row.to(tl.int64) * L
     x_ptr += base
     dz_ptr += base
     dx_ptr += base
+    if ADD:
+        z_ptr += base
+        ds_ptr += base
+        ties_ptr += row.to(tl.int64) * TIES_ROW
     offs = tl.arange(0, BLOCK)
     rstd = tl.load(rstd_ptr + row)
     a = tl.load(w_ptr + c).to(ACC) * rstd
@@ -186,21 +218,25 @@ def frn_backward_kernel(x_ptr, dz_ptr, dx_ptr, w_ptr, b_ptr, tau_ptr, rstd_ptr, 
         s_dy = tl.sum(tl.load(p + 1, mask=pm, other=0.0), 0)
         s_dz = tl.sum(tl.load(p + 2, mask=pm, other=0.0), 0)
     elif ONE_BLOCK:
-        x, dz, dy = _load_dy(x_ptr, dz_ptr, offs, L, a, b, tau, HAS_TAU, ACC)
+        x, dz, dy = _load_dy(x_ptr, dz_ptr, z_ptr, ties_ptr, offs, L, a, b, tau, HAS_TAU, ADD, ACC)
         s_dyx = tl.sum(dy * x, 0)
         s_dy = tl.sum(dy, 0)
         s_dz = tl.sum(dz, 0)
     else:
-        s_dyx, s_dy, s_dz = _grad_sums(x_ptr, dz_ptr, 0, L, a, b, tau, HAS_TAU, BLOCK, ACC)
+        s_dyx, s_dy, s_dz = _grad_sums(x_ptr, dz_ptr, z_ptr, ties_ptr, 0, L, a, b, tau, HAS_TAU, ADD, BLOCK, ACC)
     k = a * rstd * rstd * s_dyx
     if ONE_BLOCK and not SPLIT:
         tl.store(dx_ptr + offs, (dy * a - x * (k / L)).to(dx_ptr.dtype.element_ty), mask=offs < L)
+        if ADD:
+            tl.store(ds_ptr + offs, dy.to(ds_ptr.dtype.element_ty), mask=offs < L)
     else:
         start, end = _chunk(L, CHUNK, SPLIT)
         for s in range(start, end, BLOCK):
             idx = s + offs
-            x2, _, dy2 = _load_dy(x_ptr, dz_ptr, idx, end, a, b, tau, HAS_TAU, ACC)
+            x2, _, dy2 = _load_dy(x_ptr, dz_ptr, z_ptr, ties_ptr, idx, end, a, b, tau, HAS_TAU, ADD, ACC)
             tl.store(dx_ptr + idx, (dy2 * a - x2 * (k / L)).to(dx_ptr.dtype.element_ty), mask=idx < end)
+            if ADD:
+                tl.store(ds_ptr + idx, dy2.to(ds_ptr.dtype.element_ty), mask=idx < end)
     if tl.program_id(1) == 0:
         out = row_sums_ptr + row * 4
         tl.store(out, rstd * s_dyx)  # dgamma = sum dy x_hat
