@@ -11,6 +11,18 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture
+def fresh_choice(monkeypatch):
+    """The FRN dispatcher reads FRN_DET_IMPL once and caches its choices: start from nothing, end so too."""
+    from frn_det.layers import dispatch
+
+    monkeypatch.delenv("FRN_DET_IMPL", raising=False)
+    dispatch.reset()
+    yield
+    monkeypatch.undo()
+    dispatch.reset()
+
+
 @pytest.fixture(scope="session")
 def tiny_shapes(tmp_path_factory):
     """A 4-image embedded shapes dataset, registered once, for tests that train and evaluate."""

@@ -24,15 +24,6 @@ def reference(x, params, dz, in_float64=False):
     return block_end_outputs_and_grads(frn_add_tlu_reference, x, params, dz, in_float64)
 
 
-@pytest.fixture
-def fresh_choice(monkeypatch):
-    monkeypatch.delenv("FRN_DET_IMPL", raising=False)
-    dispatch.reset()
-    yield
-    monkeypatch.undo()
-    dispatch.reset()
-
-
 def through(path):
     def fn(*args):
         with dispatch.force_impl(path):

@@ -133,16 +133,6 @@ def test_saves_only_the_input(path, shape, tlu, learnable_eps, dtype):
     assert torch.isfinite(x.grad).all()
 
 
-@pytest.fixture
-def fresh_choice(monkeypatch):
-    """The dispatcher reads FRN_DET_IMPL once and caches its choices: start from nothing, end so too."""
-    monkeypatch.delenv("FRN_DET_IMPL", raising=False)
-    dispatch.reset()
-    yield
-    monkeypatch.undo()
-    dispatch.reset()
-
-
 def test_default_path_and_override(monkeypatch, fresh_choice):
     assert dispatch.active_impl() == ("cpp" if path_cpp.cpp_available() else "python")
     assert dispatch.active_impl(dtype=torch.bfloat16) == dispatch.active_impl()

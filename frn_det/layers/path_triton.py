@@ -1,11 +1,13 @@
 """The "triton" FRN path: hand-written Triton kernels (triton_kernels.py) in one autograd Function.
 
 Forward: one launch for ordinary rows, saving x and each (n, c) row's rstd = 1/sqrt(nu2 + eps) (N*C
-values in fp32). A residual block's end, max(FRN(x) + shortcut, tau), runs the same kernels with ADD on. Backward: one launch for the rows (the TLU mask recomputed from x), then one small
+values in fp32). Backward: one launch for the rows (the TLU mask recomputed from x), then one small
 launch over blocks of channels that sums the parameter gradients without atomics. Long rows that
 would leave the GPU's multiprocessors short of programs (the stem's 512x512 planes) are split across
 programs, one more launch each way. Parameters go to
-the kernels as they are (the kernels cast), so there is nothing to prepare per call.
+the kernels as they are (the kernels cast), so there is nothing to prepare per call. A residual
+block's end, max(FRN(x) + shortcut, tau), runs the same kernels with ADD on (TLU's mask then comes
+from the saved z and tie bits).
 
 On CPU tensors the kernels run in Triton's interpreter (TRITON_INTERPRET=1, set before triton is
 imported): that is how the tests check them without a GPU.
