@@ -194,3 +194,12 @@ def test_the_auto_check_leaves_out_a_wrong_fused_block_end(monkeypatch):
     monkeypatch.setitem(dispatch.FUSED_ADD_TLU, "cpp", lambda x, s, w, b, t, eps, eps_l: frn_add_tlu_reference(
         x, s, w, b, t, eps, eps_l) * 1.01)
     assert "disagrees" in frn_path.path_problem("cpp", "cpu", torch.float32)
+
+
+def test_tracing_a_block_records_plain_aten_ops(fresh_choice):
+    block = FRNBottleneckBlock(8, 16, bottleneck_channels=4, stride=1, norm="FRN").eval()
+    x = torch.randn(1, 8, 6, 6)
+    traced = torch.jit.trace(block, x)
+    assert "frn_det::" not in str(traced.graph)
+    x = torch.randn(2, 8, 5, 7)
+    torch.testing.assert_close(traced(x), block(x))

@@ -128,6 +128,8 @@ FUSED_ADD_TLU = {"reference": frn_add_tlu_reference, "cpp": path_cpp.frn_add_tlu
 def frn_add_tlu_function(x, shortcut, weight, bias, tau, eps=1e-6, eps_l=None):
     """z = max(FRN(x) + shortcut, tau), FRN without TLU: the end of a residual block, through the path
     chosen for x, fused where the path has it (FUSED_ADD_TLU), else FRN, the add and TLU."""
+    if is_exporting():
+        return frn_add_tlu_reference(x, shortcut, weight, bias, tau, eps, eps_l)  # plain aten ops, no shape checks
     name = choose(x.device.type, x.dtype)
     fused = FUSED_ADD_TLU.get(name)
     if fused is not None and x.dim() == 4 and shortcut.shape == x.shape and shortcut.dtype == x.dtype:
