@@ -25,7 +25,7 @@ import os
 import torch
 
 from . import path_cpp, path_torch, path_triton
-from .formula import frn_reference, is_exporting, tlu_reference
+from .formula import EPS_FLOOR, frn_reference, is_exporting, tlu_reference
 
 logger = logging.getLogger("frn_det")
 
@@ -101,7 +101,7 @@ def active_impl(device="cpu", dtype=torch.float32):
     return choose(torch.device(device).type, dtype)
 
 
-def frn_function(x, weight, bias, tau=None, eps=1e-6, eps_l=None):
+def frn_function(x, weight, bias, tau=None, eps=EPS_FLOOR, eps_l=None):
     """FRN (+TLU when tau is given) through the path chosen for x."""
     return PATHS[choose(x.device.type, x.dtype)](x, weight, bias, tau, eps, eps_l)
 

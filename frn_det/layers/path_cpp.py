@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from .formula import effective_eps
+from .formula import EPS_FLOOR, effective_eps
 
 logger = logging.getLogger("frn_det")
 CPP_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
@@ -28,7 +28,7 @@ def cpp_available():
     return True
 
 
-def frn_cpp(x, weight, bias, tau=None, eps=1e-6, eps_l=None):
+def frn_cpp(x, weight, bias, tau=None, eps=EPS_FLOOR, eps_l=None):
     if not cpp_available():
         raise RuntimeError("frn_det: the C++ FRN kernel is not available (see the log)")
     e = eps if eps_l is None else float(effective_eps(eps, eps_l.detach()))

@@ -202,7 +202,7 @@ def tlu_triton(y, tau, block=None):
     return TritonTLUFunction.apply(y, tau, block)
 
 
-def frn_triton(x, weight, bias, tau=None, eps=1e-6, eps_l=None, block=None, chunk=None):
+def frn_triton(x, weight, bias, tau=None, eps=EPS_FLOOR, eps_l=None, block=None, chunk=None):
     """FRN (+TLU) through the Triton kernels; block/chunk force a plan (see `plan`)."""
     if x.numel() == 0:
         return torch.empty_like(x) + 0 * bias.sum()  # nothing to launch over
