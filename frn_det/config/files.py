@@ -47,7 +47,7 @@ def resolve_config_file(path):
     return get_config_file(path)
 
 
-def config_file_argument(path):
+def config_file_argument(path, option="--config-file"):
     """A command's --config-file: a file as given, else frn_det's model-zoo config of that name, else
     detectron2's (to train detectron2's own configs with --frn); the error is the command's exit message."""
     try:
@@ -58,4 +58,4 @@ def config_file_argument(path):
         try:
             return get_config_file(path)
         except RuntimeError:
-            raise SystemExit(f"--config-file {path}: no such file, not in detectron2's model zoo, and {e}") from None
+            raise SystemExit(f"{option} {path}: no such file, not in detectron2's model zoo, and {e}") from None
