@@ -12,7 +12,7 @@ from detectron2.modeling.backbone.resnet import BasicStem
 import frn_det
 from frn_det.layers import FRN, TLU
 from frn_det.engine import Trainer
-from frn_det.layers import FRNNorm, frn_options, frn_options_scope
+from frn_det.layers import FRNNorm, frn_options_scope
 from frn_det.modeling import build_model
 from frn_det.solver import build_lr_scheduler, build_optimizer
 
@@ -45,7 +45,7 @@ def test_get_norm_names_and_options():
     # options travel as constructor arguments, in an FRNNorm that detectron2's get_norm calls
     layer = get_norm(FRNNorm("FRN", eps=1e-5, learnable_eps=True), 4)
     assert layer.eps_l is not None and layer.eps == 1e-5 and layer.tau is not None
-    stem = BasicStem(3, 8, norm=frn_options(learnable_eps=True))
+    stem = BasicStem(3, 8, norm=FRNNorm("FRN", learnable_eps=True))
     assert stem.conv1.norm.eps_l is not None and stem.conv1.norm.tau is not None
     assert get_norm("FRN", 4).eps_l is None and get_norm("FRN", 4).eps == 1e-6  # nothing is left behind
 

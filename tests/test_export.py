@@ -47,7 +47,7 @@ def exported(tmp_path_factory):
     paths = {fmt: tool.main(["--config-file", CONFIG, "--format", fmt, "--output", str(tmp / fmt),
                              "--sample-image", image_path, *OPTS, "MODEL.WEIGHTS", str(tmp / "weights.pth")])
              for fmt in ("torchscript", "onnx")}
-    image = tool.sample_image(tool.setup_cfg(Namespace(config_file=CONFIG, opts=OPTS)), image_path)
+    image = tool.sample_image(tool.export_cfg(Namespace(config_file=CONFIG, opts=OPTS)), image_path)
     return tool, model.eval(), paths, image
 
 

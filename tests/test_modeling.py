@@ -169,7 +169,8 @@ def test_model_frn_keys_reach_build_model(backbone):
     and only there; also for the R-CNN backbone builder on its own, inside the cfg's options scope."""
     from detectron2.layers import get_norm
 
-    from frn_det.config import frn_options_from
+    from frn_det.config import frn_options_of
+    from frn_det.layers import frn_options_scope
     from frn_det.modeling import build_model as frn_build_model
 
     cfg = small(load_cfg(os.path.join(ROOT, "configs", "retinanet_frn_2img.yaml")), depth=18)
@@ -177,7 +178,7 @@ def test_model_frn_keys_reach_build_model(backbone):
     if "retinanet" in backbone:
         model = frn_build_model(cfg)
     else:
-        with frn_options_from(cfg):
+        with frn_options_scope(*frn_options_of(cfg)):
             model = build_backbone(cfg)
     frns = [m for m in model.modules() if isinstance(m, FRN)]
     assert len(frns) > 20 and all(m.eps == 1e-3 and m.eps_l is not None for m in frns)

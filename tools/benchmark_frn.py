@@ -66,12 +66,9 @@ def main(argv=None):
     ap.add_argument("--block-end", action="store_true",
                     help="also a residual block's end, max(FRN(x) + shortcut, tau), fused and unfused: fwd+bwd times")
     ap.add_argument("--skip-layers", action="store_true", help="only the sections asked for besides the layers")
-    ap.add_argument("--peak-of", default=None, help=argparse.SUPPRESS)  # the CPU peak memory's child
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.peak_of:
-        return models._peak_child(["--peak-of", args.peak_of] + models.child_args(args))
     shapes = ((layers.TARGET_SHAPES if args.shapes == "target" else layers.FPN_SHAPES)
               + (layers.BACKBONE_SHAPES if args.backbone else []))
     shapes = [(n, c, max(1, h // args.scale), max(1, w // args.scale)) for n, c, h, w in shapes]

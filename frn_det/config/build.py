@@ -61,3 +61,26 @@ def build_cfg(config_file, opts=()):
 
     register_default_datasets()
     return merge_config(add_frn_config(get_cfg()), config_file, list(opts))
+
+
+def command_cfg(config_file, opts=(), *, overrides=(), frn=None, keep_weights=False):
+    """Every command's config (train, predict, export, the study's tools): the --config-file (a path, or
+    a name in frn_det's or detectron2's model zoo), switched to FRN by to_frn with --frn NORM, then the
+    command line's KEY VALUE pairs (they win over to_frn), then the command's own settings (`overrides`,
+    KEY VALUE ...); MODEL.DEVICE 'cuda' falls back to the CPU where CUDA is missing. Not frozen.
+    Returns (cfg, notes): [(logging level, message)] for the command to log once its logging is set up."""
+    import logging
+
+    from .files import config_file_argument
+    from .to_frn import to_frn
+
+    cfg = build_cfg(config_file_argument(config_file))
+    notes = []
+    if frn:
+        cfg, changes = to_frn(cfg, frn, keep_weights=keep_weights, return_changes=True)
+        if changes:
+            notes.append((logging.INFO, f"--frn {frn} changed:\n  " + "\n  ".join(changes)))
+    merge_config(cfg, None, [*opts, *overrides])
+    if cpu_without_cuda(cfg):
+        notes.append((logging.WARNING, NO_CUDA_WARNING))
+    return cfg, notes

@@ -15,6 +15,7 @@ import argparse
 import os
 import shutil
 
+from frn_det.config.files import get_config_file
 from frn_det.config.protocol import (
     DEFAULT_BASE_LR,
     FINETUNE_WEIGHTS,
@@ -88,10 +89,8 @@ def ensure_base_config(configs_dir):
     """configs_dir/Base-RetinaNet-FRN.yaml, copied from the model zoo where it is missing."""
     path = os.path.join(configs_dir, BASE_CONFIG)
     if not os.path.exists(path):
-        from frn_det import model_zoo
-
         os.makedirs(configs_dir, exist_ok=True)
-        with open(model_zoo.get_config_file(BASE_CONFIG), "rb") as src:
+        with open(get_config_file(BASE_CONFIG), "rb") as src:
             write_atomic(path, lambda f: shutil.copyfileobj(src, f), fsync=False)
         print(f"{path} (from frn_det's model zoo)")
     return path

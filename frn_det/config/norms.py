@@ -1,37 +1,31 @@
 """MODEL.FRN's options, carried to the FRN layers through get_norm's options scope.
 
-frn_det.modeling.build_model builds every model inside `frn_options_from(cfg)`, so each FRN layer that
-get_norm makes from a norm name gets them, whichever builder asks for it.
+frn_det.modeling.build_model builds every model inside `frn_options_scope(*frn_options_of(cfg))`, so each
+FRN layer that get_norm makes from a norm name gets them, whichever builder asks for it.
 """
-import contextlib
-
 from detectron2.config import CfgNode
 
-from frn_det.layers import FRN_NORMS, PAPER_OPTIONS, frn_options_scope, scoped_frn_options
+from frn_det.layers import FRN_NORMS
+from frn_det.layers.norm import _scoped_options
 
 
 def frn_options_of(cfg):
-    """(eps, learnable_eps) of cfg.MODEL.FRN, or the paper's where the cfg has no MODEL.FRN."""
+    """(eps, learnable_eps) of cfg.MODEL.FRN; where the cfg has no MODEL.FRN, those of the options scope
+    around the call (the paper's outside one)."""
     node = cfg.MODEL.get("FRN")
-    return PAPER_OPTIONS if node is None else (float(node.EPS), bool(node.LEARNABLE_EPS))
-
-
-def frn_options_from(cfg):
-    """The scope in which get_norm builds FRN norm names with cfg.MODEL.FRN's options."""
-    if cfg.MODEL.get("FRN") is None:
-        return contextlib.nullcontext()
-    return frn_options_scope(*frn_options_of(cfg))
+    return _scoped_options() if node is None else (float(node.EPS), bool(node.LEARNABLE_EPS))
 
 
 def check_frn_options_apply(cfg):
     """Raises where cfg.MODEL.FRN's options would not reach the layers being built: a model with a norm
     name that takes them, built by detectron2's build_model(cfg) instead of frn_det.modeling.build_model(cfg)."""
-    wanted, scoped = frn_options_of(cfg), scoped_frn_options()
+    wanted, scoped = frn_options_of(cfg), _scoped_options()
     if wanted != scoped and any(True for _ in _names_taking_options(cfg)):
         raise ValueError(
             f"MODEL.FRN.EPS {wanted[0]:g} and MODEL.FRN.LEARNABLE_EPS {wanted[1]} reach the FRN layers only in a "
             "model built by frn_det.modeling.build_model(cfg) (frn_det's Trainer, Predictor, export and "
-            "model_zoo.get use it), or inside `with frn_det.config.frn_options_from(cfg):`; detectron2's "
+            "model_zoo.get use it), or inside `with frn_options_scope(*frn_options_of(cfg)):` (frn_det.layers, "
+            "frn_det.config); detectron2's "
             f"build_model(cfg) alone would build them with eps {scoped[0]:g}, learnable {scoped[1]}")
 
 
@@ -40,5 +34,5 @@ def _names_taking_options(node):
     for key, value in node.items():
         if isinstance(value, CfgNode):
             yield from _names_taking_options(value)
-        elif key == "NORM" and isinstance(value, str) and value in FRN_NORMS and FRN_NORMS[value].frn_options:
+        elif key == "NORM" and isinstance(value, str) and value in FRN_NORMS and FRN_NORMS[value].takes_options:
             yield value

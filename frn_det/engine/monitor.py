@@ -29,10 +29,15 @@ from detectron2.layers import FrozenBatchNorm2d
 from detectron2.utils import comm
 from torch import nn
 
-from frn_det.layers import FRN, GFRN, TLU
+from frn_det.layers import TLU, norm_layer_types
 from frn_det.layers.formula import effective_eps
 
-NORM_TYPES = (FRN, GFRN, nn.GroupNorm, nn.modules.batchnorm._BatchNorm, FrozenBatchNorm2d)
+TORCH_NORM_TYPES = (nn.GroupNorm, nn.modules.batchnorm._BatchNorm, FrozenBatchNorm2d)
+
+
+def norm_types():
+    """The norm layers the monitor records: frn_det's (frn_det.layers.FRN_NORMS) and GN's and BN's."""
+    return (*norm_layer_types(), *TORCH_NORM_TYPES)
 _STAGE = re.compile(r"^(stem|res\d+)$")
 
 
@@ -93,7 +98,7 @@ def record_norm_stats(model):
     def hook(module, inputs, output, group):
         with torch.no_grad():
             out = output.detach()
-            if isinstance(module, NORM_TYPES):
+            if isinstance(module, norm_types()):
                 x = inputs[0]
                 if x.dim() > 2:  # an (N, C) input has no spatial extent: the ratio would be 1
                     var_mean = _spatial_var_mean(x)
@@ -109,7 +114,7 @@ def record_norm_stats(model):
                 per_layer[group]["tlu_active"].append(above.item() / out.numel())
 
     for name, module in model.named_modules():
-        if isinstance(module, NORM_TYPES + (TLU,)):
+        if isinstance(module, (*norm_types(), TLU)):
             group = group_of(name)
             handles.append(module.register_forward_hook(lambda m, i, o, g=group: hook(m, i, o, g)))
             if _tau_of(module) is not None:

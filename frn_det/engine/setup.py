@@ -6,7 +6,7 @@ from detectron2.engine import default_setup
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
-from frn_det.config import NO_CUDA_WARNING, build_cfg, cpu_without_cuda, merge_config, to_frn
+from frn_det.config import command_cfg
 from frn_det.data.checks import check_datasets
 
 logger = logging.getLogger("frn_det")
@@ -54,23 +54,17 @@ def prepare_datasets(names):
 
 
 def setup_cfg(args):
-    """build_cfg, switched to FRN by to_frn with --frn (before the command-line overrides, so that they
-    win), then detectron2's default_setup (logging, seed, OUTPUT_DIR) and the datasets the run needs."""
-    cfg = build_cfg(args.config_file)
-    changes = []
-    if getattr(args, "frn", None):
-        cfg, changes = to_frn(cfg, args.frn, keep_weights=args.keep_weights, return_changes=True)
-    merge_config(cfg, None, args.opts)
-    no_cuda = cpu_without_cuda(cfg)
+    """A training or evaluation run's config: frn_det.config.command_cfg (the file, --frn, the overrides),
+    checked, then detectron2's default_setup (logging, seed, OUTPUT_DIR) and the datasets the run needs."""
+    cfg, notes = command_cfg(args.config_file, args.opts, frn=getattr(args, "frn", None),
+                             keep_weights=getattr(args, "keep_weights", False))
     check_recipe_options(cfg)
     if not args.eval_only:
         check_batch_split(cfg, getattr(args, "num_gpus", 1), getattr(args, "num_machines", 1))
     cfg.freeze()
     default_setup(cfg, args)
     setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="frn_det")
-    if no_cuda:
-        logger.warning(NO_CUDA_WARNING)
-    if changes:
-        logger.info("--frn %s changed:\n  %s", args.frn, "\n  ".join(changes))
+    for level, message in notes:
+        logger.log(level, message)
     prepare_datasets(cfg.DATASETS.TEST if args.eval_only else cfg.DATASETS.TRAIN + cfg.DATASETS.TEST)
     return cfg

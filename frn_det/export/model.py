@@ -25,7 +25,7 @@ from detectron2.modeling.meta_arch.dense_detector import DenseDetector
 from detectron2.utils.logger import setup_logger
 
 import frn_det  # noqa: F401  (registers FRN, the backbones and RetinaNetFRN)
-from frn_det.config import build_cfg
+from frn_det.config import command_cfg
 from frn_det.engine import prepare_datasets
 from frn_det.engine.frn_path import use_configured_path
 from frn_det.layers import force_impl
@@ -34,10 +34,10 @@ from frn_det.modeling import build_model
 logger = logging.getLogger("frn_det.export")
 
 
-def setup_cfg(args):
-    cfg = build_cfg(args.config_file, args.opts)
-    cfg.DATALOADER.NUM_WORKERS = 0
-    cfg.MODEL.DEVICE = "cpu"  # traced on the CPU; the exported graph has no device-specific ops
+def export_cfg(args):
+    """The config to export: command_cfg with the data loader in-process and the model on the CPU."""
+    # traced on the CPU: the exported graph has no device-specific ops
+    cfg, _ = command_cfg(args.config_file, args.opts, overrides=["DATALOADER.NUM_WORKERS", 0, "MODEL.DEVICE", "cpu"])
     cfg.freeze()
     return cfg
 
@@ -106,7 +106,7 @@ def main(argv=None):
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides, e.g. MODEL.WEIGHTS model.pth")
     args = parser.parse_args(argv)
     setup_logger(name="frn_det")
-    cfg = setup_cfg(args)
+    cfg = export_cfg(args)
     use_configured_path(cfg)  # the eager model runs the training run's FRN path; the trace runs plain aten ops
     model = build_model(cfg)
     DetectionCheckpointer(model).resume_or_load(cfg.MODEL.WEIGHTS, resume=False)

@@ -6,5 +6,5 @@ from .formula import frn_add_tlu_reference, frn_reference, gfrn_reference, tlu_r
 from .dispatch import active_impl, force_impl, frn_add_tlu_function, frn_function
 from .frn import FRN, TLU
 from .group_norms import GFRN, GroupNormTLU
-from .norm import (FRN_NORMS, PAPER_OPTIONS, FRNNorm, frn_options, frn_options_scope, norm_has_tlu, norm_without_tlu,
-                   register_frn_norm, scoped_frn_options, valid_norm_names)
+from .norm import (FRN_NORMS, PAPER_OPTIONS, FRNNorm, NormSpec, frn_layer_types, frn_options_scope, name_without_tlu,
+                   norm_has_tlu, norm_layer_types, norm_without_tlu, register_frn_norm, tlu_layer_types, valid_norm_names)

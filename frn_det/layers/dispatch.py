@@ -26,7 +26,7 @@ import os
 import torch
 
 from . import path_cpp, path_torch, path_triton
-from .formula import frn_add_tlu_reference, frn_reference, is_exporting, tlu_reference
+from .formula import EPS_FLOOR, frn_add_tlu_reference, frn_reference, is_exporting, tlu_reference
 
 logger = logging.getLogger("frn_det")
 
@@ -102,7 +102,7 @@ def active_impl(device="cpu", dtype=torch.float32):
     return choose(torch.device(device).type, dtype)
 
 
-def frn_function(x, weight, bias, tau=None, eps=1e-6, eps_l=None):
+def frn_function(x, weight, bias, tau=None, eps=EPS_FLOOR, eps_l=None):
     """FRN (+TLU when tau is given) through the path chosen for x."""
     return PATHS[choose(x.device.type, x.dtype)](x, weight, bias, tau, eps, eps_l)
 
@@ -125,7 +125,7 @@ FUSED_ADD_TLU = {"reference": frn_add_tlu_reference, "cpp": path_cpp.frn_add_tlu
                  "triton": path_triton.frn_add_tlu_triton}
 
 
-def frn_add_tlu_function(x, shortcut, weight, bias, tau, eps=1e-6, eps_l=None):
+def frn_add_tlu_function(x, shortcut, weight, bias, tau, eps=EPS_FLOOR, eps_l=None):
     """z = max(FRN(x) + shortcut, tau), FRN without TLU: the end of a residual block, through the path
     chosen for x, fused where the path has it (FUSED_ADD_TLU), else FRN, the add and TLU."""
     if is_exporting():

@@ -22,12 +22,9 @@ class TLU(nn.Module):
         return f"{self.num_features}"
 
 
-class FRN(nn.Module):
-    """FRN (eq. 1-2) followed, when tlu=True, by TLU (eq. 3): a replacement for "norm + ReLU".
-
-    Parameters: `weight` (gamma, init 1), `bias` (beta, init 0), `tau` (with TLU, init 0) and, with
-    learnable_eps, `eps_l` (init 1e-4; effective eps = 1e-6 + |eps_l|).
-    """
+class FRNParameters(nn.Module):
+    """The parameters FRN and GFRN share: `weight` (gamma, init 1), `bias` (beta, init 0), `tau` (with
+    TLU, init 0) and, with learnable_eps, `eps_l` (init 1e-4; effective eps = EPS_FLOOR + |eps_l|)."""
 
     def __init__(self, num_features, eps=EPS_FLOOR, learnable_eps=False, tlu=True):
         super().__init__()
@@ -38,10 +35,16 @@ class FRN(nn.Module):
         self.tau = nn.Parameter(torch.zeros(num_features)) if tlu else None
         self.eps_l = nn.Parameter(torch.tensor(LEARNABLE_EPS_INIT)) if learnable_eps else None
 
+    def eps_repr(self):
+        return f"learnable ({EPS_FLOOR:g} + |eps_l|)" if self.eps_l is not None else f"{self.eps:g}"
+
+
+class FRN(FRNParameters):
+    """FRN (eq. 1-2) followed, when tlu=True, by TLU (eq. 3): a replacement for "norm + ReLU"."""
+
     def forward(self, x):
         check_frn_input(x, self.num_features)
         return frn_function(x, self.weight, self.bias, self.tau, self.eps, self.eps_l)
 
     def extra_repr(self):
-        eps = "learnable (1e-6 + |eps_l|)" if self.eps_l is not None else f"{self.eps:g}"
-        return f"{self.num_features}, eps={eps}, tlu={self.tau is not None}"
+        return f"{self.num_features}, eps={self.eps_repr()}, tlu={self.tau is not None}"

@@ -4,7 +4,8 @@ import torch
 from torch import nn
 
 from .dispatch import tlu_function
-from .formula import EPS_FLOOR, GN_GROUPS, LEARNABLE_EPS_INIT, check_frn_input, gfrn_reference
+from .formula import EPS_FLOOR, GN_GROUPS, check_frn_input, gfrn_reference
+from .frn import FRNParameters
 
 
 def _check_groups(layer, num_features, num_groups):
@@ -13,30 +14,22 @@ def _check_groups(layer, num_features, num_groups):
                          f"positive multiple of {num_groups}; got {num_features}")
 
 
-class GFRN(nn.Module):
+class GFRN(FRNParameters):
     """Group FRN (Table 3), followed when tlu=True by TLU: per sample and per group of channels,
-    nu2 = mean(x^2) over the group's channels and H x W, no mean subtraction (gfrn_reference).
-
-    Parameters as FRN's: `weight` (gamma) and `bias` (beta) per channel, `tau` (with TLU) and, with
-    learnable_eps, `eps_l` (effective eps = 1e-6 + |eps_l|).
-    """
+    nu2 = mean(x^2) over the group's channels and H x W, no mean subtraction (gfrn_reference). Its
+    parameters are FRN's, per channel."""
 
     def __init__(self, num_features, num_groups=GN_GROUPS, eps=EPS_FLOOR, learnable_eps=False, tlu=True):
-        super().__init__()
         _check_groups("GFRN", num_features, num_groups)
-        self.num_features, self.num_groups, self.eps = num_features, num_groups, eps
-        self.weight = nn.Parameter(torch.ones(num_features))
-        self.bias = nn.Parameter(torch.zeros(num_features))
-        self.tau = nn.Parameter(torch.zeros(num_features)) if tlu else None
-        self.eps_l = nn.Parameter(torch.tensor(LEARNABLE_EPS_INIT)) if learnable_eps else None
+        super().__init__(num_features, eps, learnable_eps, tlu)
+        self.num_groups = num_groups
 
     def forward(self, x):
         check_frn_input(x, self.num_features, "GFRN")
         return gfrn_reference(x, self.weight, self.bias, self.tau, self.eps, self.eps_l, self.num_groups)
 
     def extra_repr(self):
-        eps = "learnable (1e-6 + |eps_l|)" if self.eps_l is not None else f"{self.eps:g}"
-        return f"{self.num_features}, groups={self.num_groups}, eps={eps}, tlu={self.tau is not None}"
+        return f"{self.num_features}, groups={self.num_groups}, eps={self.eps_repr()}, tlu={self.tau is not None}"
 
 
 class GroupNormTLU(nn.GroupNorm):

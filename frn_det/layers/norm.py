@@ -16,8 +16,8 @@ import functools
 import sys
 from typing import Callable, NamedTuple
 
-from .formula import GN_GROUPS
-from .frn import EPS_FLOOR, FRN
+from .formula import EPS_FLOOR, GN_GROUPS
+from .frn import FRN, TLU
 from .group_norms import GFRN, GroupNormTLU
 
 # Norm names detectron2's own get_norm accepts (detectron2/layers/batch_norm.py), for the error message;
@@ -26,24 +26,48 @@ DETECTRON2_NORMS = ("BN", "SyncBN", "FrozenBN", "GN", "nnSyncBN", "naiveSyncBN",
 
 
 class NormSpec(NamedTuple):
-    """What an frn_det norm name builds, and which activation goes with it."""
+    """What an frn_det norm name builds, and which activation goes with it. The ReLU-after-TLU check,
+    the optimizer's norm parameters and the FRN monitor know frn_det's layers from these entries."""
 
+    layer: type  # the module class it builds; an instance with a `tau` ends in TLU
     build: Callable  # (channels, eps, learnable_eps) -> module
     tlu: bool  # the layer ends in TLU: it replaces "norm + ReLU", and no ReLU may follow it
     without_tlu: str  # the same norm without TLU: before a residual add, or where no activation follows
-    frn_options: bool  # takes MODEL.FRN's eps and learnable eps
+    takes_options: bool  # takes MODEL.FRN's eps and learnable eps
 
 
 FRN_NORMS = {
-    "FRN": NormSpec(lambda c, eps, learnable: FRN(c, eps, learnable, tlu=True), True, "FRN_NoTLU", True),
-    "FRN_NoTLU": NormSpec(lambda c, eps, learnable: FRN(c, eps, learnable, tlu=False), False, "FRN_NoTLU", True),
+    "FRN": NormSpec(FRN, lambda c, eps, learnable: FRN(c, eps, learnable, tlu=True), True, "FRN_NoTLU", True),
+    "FRN_NoTLU": NormSpec(FRN, lambda c, eps, learnable: FRN(c, eps, learnable, tlu=False), False, "FRN_NoTLU", True),
     # Table 3's ablations: FRN with detectron2's ReLU after it; GFRN (FRN over GN's groups); GN with TLU
-    "FRN_ReLU": NormSpec(lambda c, eps, learnable: FRN(c, eps, learnable, tlu=False), False, "FRN_ReLU", True),
-    "GFRN": NormSpec(lambda c, eps, learnable: GFRN(c, GN_GROUPS, eps, learnable, tlu=True), True, "GFRN_NoTLU", True),
-    "GFRN_NoTLU": NormSpec(lambda c, eps, learnable: GFRN(c, GN_GROUPS, eps, learnable, tlu=False), False, "GFRN_NoTLU",
-                           True),
-    "GN_TLU": NormSpec(lambda c, eps, learnable: GroupNormTLU(GN_GROUPS, c), True, "GN", False),
+    "FRN_ReLU": NormSpec(FRN, lambda c, eps, learnable: FRN(c, eps, learnable, tlu=False), False, "FRN_ReLU", True),
+    "GFRN": NormSpec(GFRN, lambda c, eps, learnable: GFRN(c, GN_GROUPS, eps, learnable, tlu=True), True, "GFRN_NoTLU",
+                     True),
+    "GFRN_NoTLU": NormSpec(GFRN, lambda c, eps, learnable: GFRN(c, GN_GROUPS, eps, learnable, tlu=False), False,
+                           "GFRN_NoTLU", True),
+    "GN_TLU": NormSpec(GroupNormTLU, lambda c, eps, learnable: GroupNormTLU(GN_GROUPS, c), True, "GN", False),
 }
+
+
+def norm_layer_types():
+    """The module classes of frn_det's norm names (FRN_NORMS)."""
+    return tuple(dict.fromkeys(spec.layer for spec in FRN_NORMS.values()))
+
+
+def frn_layer_types():
+    """The module classes of frn_det's norms and TLU: their parameters are norm parameters."""
+    return (*norm_layer_types(), TLU)
+
+
+def tlu_layer_types():
+    """The module classes that end in TLU where an instance has a `tau`: those of FRN_NORMS' names with
+    TLU, and TLU."""
+    return tuple(dict.fromkeys([*(spec.layer for spec in FRN_NORMS.values() if spec.tlu), TLU]))
+
+
+def name_without_tlu(layer):
+    """The norm name that builds `layer`'s class without TLU ("GN" for GroupNormTLU), or None."""
+    return next((spec.without_tlu for spec in FRN_NORMS.values() if spec.tlu and spec.layer is layer), None)
 
 
 class FRNNorm:
@@ -58,8 +82,8 @@ class FRNNorm:
         if name not in FRN_NORMS:
             raise ValueError(f"Unknown FRN norm {name!r}; valid: {', '.join(repr(n) for n in FRN_NORMS)}")
         self.name, self.eps, self.learnable_eps = name, float(eps), bool(learnable_eps)
-        if not FRN_NORMS[name].frn_options and (self.eps, self.learnable_eps) != PAPER_OPTIONS:
-            takes = ", ".join(repr(n) for n, spec in FRN_NORMS.items() if spec.frn_options)
+        if not FRN_NORMS[name].takes_options and (self.eps, self.learnable_eps) != PAPER_OPTIONS:
+            takes = ", ".join(repr(n) for n, spec in FRN_NORMS.items() if spec.takes_options)
             raise ValueError(f"{name!r} takes no eps or learnable_eps (its GroupNorm has its own eps); the names "
                              f"that do: {takes}")
 
@@ -97,15 +121,9 @@ def frn_options_scope(eps=EPS_FLOOR, learnable_eps=False):
         _SCOPED_OPTIONS.reset(token)
 
 
-def scoped_frn_options():
+def _scoped_options():
     """(eps, learnable_eps) that get_norm gives an FRN norm name here."""
     return _SCOPED_OPTIONS.get()
-
-
-def frn_options(eps=EPS_FLOOR, learnable_eps=False):
-    """The FRN+TLU norm argument with these options, FRNNorm("FRN", eps, learnable_eps), for code
-    that builds detectron2 modules itself, e.g. `BasicStem(norm=frn_options(learnable_eps=True))`."""
-    return FRNNorm("FRN", eps, learnable_eps)
 
 
 def norm_has_tlu(norm):
@@ -132,7 +150,7 @@ def make_frn_get_norm(detectron2_get_norm):
     def get_norm(norm, out_channels):
         """detectron2's get_norm, plus frn_det's names (FRN_NORMS), with the scope's FRN options."""
         if isinstance(norm, str) and norm in FRN_NORMS:
-            options = scoped_frn_options() if FRN_NORMS[norm].frn_options else PAPER_OPTIONS
+            options = _scoped_options() if FRN_NORMS[norm].takes_options else PAPER_OPTIONS
             return FRNNorm(norm, *options)(out_channels)
         try:
             return detectron2_get_norm(norm, out_channels)

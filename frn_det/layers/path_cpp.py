@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from .formula import effective_eps
+from .formula import EPS_FLOOR, effective_eps
 
 logger = logging.getLogger("frn_det")
 CPP_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
@@ -28,14 +28,14 @@ def cpp_available():
     return True
 
 
-def frn_cpp(x, weight, bias, tau=None, eps=1e-6, eps_l=None):
+def frn_cpp(x, weight, bias, tau=None, eps=EPS_FLOOR, eps_l=None):
     if not cpp_available():
         raise RuntimeError("frn_det: the C++ FRN kernel is not available (see the log)")
     e = eps if eps_l is None else float(effective_eps(eps, eps_l.detach()))
     return torch.ops.frn_det.frn(x, weight, bias, tau, eps_l, e)
 
 
-def frn_add_tlu_cpp(x, shortcut, weight, bias, tau, eps=1e-6, eps_l=None):
+def frn_add_tlu_cpp(x, shortcut, weight, bias, tau, eps=EPS_FLOOR, eps_l=None):
     """max(FRN(x) + shortcut, tau) in one pass (FRN without TLU), x and shortcut 4-D of the same shape
     and dtype; keeps x, N*C values, z and one bit per element for backward."""
     if not cpp_available():

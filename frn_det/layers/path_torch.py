@@ -18,7 +18,7 @@ from typing import Callable, NamedTuple
 import torch
 from torch.autograd.function import once_differentiable
 
-from .formula import channel_shape, effective_eps, math_dtype, spatial_dims
+from .formula import EPS_FLOOR, channel_shape, effective_eps, math_dtype, spatial_dims
 
 logger = logging.getLogger("frn_det")
 
@@ -102,11 +102,11 @@ class FRNFunction(torch.autograd.Function):
         return dx, dw, db, dtau, deps_l, None, None
 
 
-def frn_apply(kernels: Kernels, x, weight, bias, tau=None, eps=1e-6, eps_l=None):
+def frn_apply(kernels: Kernels, x, weight, bias, tau=None, eps=EPS_FLOOR, eps_l=None):
     return FRNFunction.apply(x, weight, bias, tau, eps_l, eps, kernels)
 
 
-def frn_python(x, weight, bias, tau=None, eps=1e-6, eps_l=None):
+def frn_python(x, weight, bias, tau=None, eps=EPS_FLOOR, eps_l=None):
     return frn_apply(EAGER, x, weight, bias, tau, eps, eps_l)
 
 
@@ -146,7 +146,7 @@ def compile_fell_back():
     return kernels.forward.fell_back or kernels.backward.fell_back
 
 
-def frn_compile(x, weight, bias, tau=None, eps=1e-6, eps_l=None):
+def frn_compile(x, weight, bias, tau=None, eps=EPS_FLOOR, eps_l=None):
     return frn_apply(compiled_kernels(), x, weight, bias, tau, eps, eps_l)
 
 

@@ -253,7 +253,7 @@ def tlu_triton(y, tau, block=None):
     return TritonTLUFunction.apply(y, tau, block)
 
 
-def frn_add_tlu_triton(x, shortcut, weight, bias, tau, eps=1e-6, eps_l=None, block=None, chunk=None):
+def frn_add_tlu_triton(x, shortcut, weight, bias, tau, eps=EPS_FLOOR, eps_l=None, block=None, chunk=None):
     """max(FRN(x) + shortcut, tau) through the Triton kernels, x and shortcut of one shape and dtype;
     block/chunk force a plan (see `plan`)."""
     if x.numel() == 0:
@@ -261,7 +261,7 @@ def frn_add_tlu_triton(x, shortcut, weight, bias, tau, eps=1e-6, eps_l=None, blo
     return TritonFRNAddTLUFunction.apply(x, shortcut, weight, bias, tau, eps_l, eps, block, chunk)
 
 
-def frn_triton(x, weight, bias, tau=None, eps=1e-6, eps_l=None, block=None, chunk=None):
+def frn_triton(x, weight, bias, tau=None, eps=EPS_FLOOR, eps_l=None, block=None, chunk=None):
     """FRN (+TLU) through the Triton kernels; block/chunk force a plan (see `plan`)."""
     if x.numel() == 0:
         return torch.empty_like(x) + 0 * bias.sum()  # nothing to launch over

@@ -2,7 +2,8 @@
 which get_norm gives every FRN layer cfg.MODEL.FRN's options, refusing a model with a ReLU after TLU."""
 from detectron2.modeling import build_model as detectron2_build_model
 
-from frn_det.config import frn_options_from
+from frn_det.config import frn_options_of
+from frn_det.layers import frn_options_scope
 
 from .relu_after_tlu import check_no_relu_after_tlu
 
@@ -11,7 +12,7 @@ def build_model(cfg):
     """detectron2's build_model(cfg), with MODEL.FRN's options on every FRN layer that any builder
     (frn_det's, detectron2's or a user's registered one) makes through get_norm. A ReLU applied
     directly to a TLU's output anywhere in the model is a ValueError naming the module and its fix."""
-    with frn_options_from(cfg):
+    with frn_options_scope(*frn_options_of(cfg)):
         model = detectron2_build_model(cfg)
     return check_no_relu_after_tlu(model)
 

@@ -1,7 +1,7 @@
 """ReLU applied directly to a TLU's output computes max(max(y, tau), 0): a negative tau is lost.
 
 The check reads the module tree. A module's output ends in TLU when it is a layer of frn_det's with a
-`tau` (FRN or GFRN with TLU, GroupNormTLU, TLU), or a conv in detectron2's convention (`norm` and `activation` attributes: Conv2d, DeformConv) whose norm
+`tau` (a class of frn_det.layers.FRN_NORMS' names with TLU, or TLU), or a conv in detectron2's convention (`norm` and `activation` attributes: Conv2d, DeformConv) whose norm
 ends in TLU and that has no activation. A ReLU is applied directly to it
 - as that conv's `activation`,
 - as the next module of an nn.Sequential,
@@ -19,12 +19,9 @@ from detectron2.modeling.roi_heads.box_head import FastRCNNConvFCHead
 from detectron2.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead
 from torch import nn
 
-from frn_det.layers import FRN, GFRN, TLU, GroupNormTLU
+from frn_det.layers import name_without_tlu, tlu_layer_types
 
 _RELUS = (F.relu, F.relu_, torch.relu, torch.relu_)
-_TLU_LAYERS = (FRN, GFRN, GroupNormTLU, TLU)  # each ends in TLU when its tau is not None
-# the norm name without TLU that builds the same layer, for the message
-_WITHOUT_TLU = {FRN: "FRN_NoTLU", GFRN: "GFRN_NoTLU", GroupNormTLU: "GN"}
 
 # detectron2 classes (exactly these, not frn_det's subclasses) whose forward applies ReLU to the output
 # of these convs
@@ -68,8 +65,8 @@ def _is_conv_with_norm(module):
 
 def ends_in_tlu(module):
     """True when the module's output is a TLU's output."""
-    if isinstance(module, _TLU_LAYERS):
-        return module.tau is not None
+    if isinstance(module, tlu_layer_types()):
+        return getattr(module, "tau", None) is not None
     if _is_conv_with_norm(module):
         return module.activation is None and module.norm is not None and ends_in_tlu(module.norm)
     if isinstance(module, nn.Sequential):
@@ -133,7 +130,7 @@ def check_no_relu_after_tlu(model, config="yacs"):
             classes.append(cls.__name__)
     lines = [f"  {_shorten(names)} ({', '.join(classes)}): use {fix}" for fix, (names, classes) in by_fix.items()]
     layers = {type(_tlu_layer(source)) for _, source in found}
-    plain = sorted(_WITHOUT_TLU[cls] for cls in layers if cls in _WITHOUT_TLU)
+    plain = sorted(filter(None, map(name_without_tlu, layers)))
     quoted = " / ".join('"' + n + '"' for n in plain)
     alternative = f"\nor the norm {quoted} there, where no TLU is wanted." if plain else ""
     raise ValueError(
@@ -144,7 +141,7 @@ def check_no_relu_after_tlu(model, config="yacs"):
 
 def _tlu_layer(module):
     """The layer of frn_det's whose TLU ends `module`'s output (a conv's norm, a Sequential's last)."""
-    while not isinstance(module, _TLU_LAYERS):
+    while not isinstance(module, tlu_layer_types()):
         module = module.norm if _is_conv_with_norm(module) else module[-1]
     return module
 

@@ -44,17 +44,17 @@ logger = logging.getLogger("frn_det")
 CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)*$")  # MODEL.WEIGHTS; not a path or a glob
 
 
-def setup_cfg(args):
-    from frn_det.config import NO_CUDA_WARNING, build_cfg, cpu_without_cuda
-    from frn_det.model_zoo import config_file_argument
+def predict_cfg(args):
+    """The config to predict with: command_cfg with the model's score thresholds at --confidence-threshold."""
+    from frn_det.config import command_cfg
 
-    cfg = build_cfg(config_file_argument(args.config_file), args.opts)
-    if cpu_without_cuda(cfg):
-        logger.warning(NO_CUDA_WARNING)
     # as detectron2's demo: the threshold is the model's, so the JSON holds what is drawn
-    cfg.MODEL.RETINANET.SCORE_THRESH_TEST = args.confidence_threshold
-    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = args.confidence_threshold
-    cfg.MODEL.PANOPTIC_FPN.COMBINE.INSTANCES_CONFIDENCE_THRESH = args.confidence_threshold
+    threshold = args.confidence_threshold
+    cfg, notes = command_cfg(args.config_file, args.opts, overrides=[
+        "MODEL.RETINANET.SCORE_THRESH_TEST", threshold, "MODEL.ROI_HEADS.SCORE_THRESH_TEST", threshold,
+        "MODEL.PANOPTIC_FPN.COMBINE.INSTANCES_CONFIDENCE_THRESH", threshold])
+    for level, message in notes:
+        logger.log(level, message)
     cfg.freeze()
     return cfg
 
@@ -148,7 +148,7 @@ def main(argv=None, prog=None):
     args = parse_args(argv, prog)
     setup_logger(name="frn_det", abbrev_name="frn_det")
     cv2 = import_cv2()
-    cfg = setup_cfg(args)
+    cfg = predict_cfg(args)
     if args.input:
         files = expand_inputs(args.input)
         names = output_names(files)

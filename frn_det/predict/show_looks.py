@@ -81,12 +81,11 @@ def main():
     if args.config_file or args.weights:
         if not (args.config_file and args.weights):
             raise SystemExit("show_looks: --config-file and --weights go together (a model's detections)")
-        from frn_det.config import build_cfg
+        from frn_det.config import command_cfg
         from frn_det.engine import Predictor
-        from frn_det.model_zoo import config_file_argument
 
         try:
-            predictor = Predictor(build_cfg(config_file_argument(args.config_file), ["MODEL.WEIGHTS", args.weights]))
+            predictor = Predictor(command_cfg(args.config_file, ["MODEL.WEIGHTS", args.weights])[0])
         except ValueError as e:  # the predictor's and the config's messages name what is wrong
             raise SystemExit(f"show_looks: {e}") from None
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -1,15 +1,14 @@
 import torch
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping, reduce_param_groups
 
-from frn_det.layers import FRN, GFRN, TLU, GroupNormTLU
-
-FRN_MODULE_TYPES = (FRN, GFRN, GroupNormTLU, TLU)
+from frn_det.layers import frn_layer_types
 
 
 def get_frn_optimizer_params(model, base_lr=None, weight_decay=None, weight_decay_norm=None,
                              bias_lr_factor=1.0, weight_decay_bias=None, overrides=None):
-    """detectron2's get_default_optimizer_params, with the parameters (weight, bias, tau, eps_l) of FRN,
-    GFRN, GroupNormTLU and TLU treated as norm parameters: detectron2 only recognises torch's norm classes."""
+    """detectron2's get_default_optimizer_params, with the parameters (weight, bias, tau, eps_l) of
+    frn_det's layers (frn_det.layers.frn_layer_types: FRN_NORMS' classes and TLU) treated as norm
+    parameters: detectron2 only recognises torch's norm classes."""
     groups = get_default_optimizer_params(
         model, base_lr=base_lr, weight_decay=weight_decay, weight_decay_norm=weight_decay_norm,
         bias_lr_factor=bias_lr_factor, weight_decay_bias=weight_decay_bias, overrides=overrides,
@@ -22,7 +21,7 @@ def get_frn_optimizer_params(model, base_lr=None, weight_decay=None, weight_deca
         overridden.add("bias")
     frn_params = {
         p
-        for m in model.modules() if isinstance(m, FRN_MODULE_TYPES)
+        for m in model.modules() if isinstance(m, frn_layer_types())
         for name, p in m.named_parameters(recurse=False) if name not in overridden
     }
     expanded = [{**g, "params": [p]} for g in groups for p in g["params"]]

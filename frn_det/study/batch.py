@@ -46,7 +46,7 @@ import time
 
 from tqdm import tqdm
 
-from frn_det import model_zoo
+from frn_det.config.files import config_file_argument
 from frn_det.config.protocol import METHOD_NORMS, PAPER_METHODS, method_opts, scaled_solver
 from frn_det.engine.train_loop import NON_FINITE_LOSS
 from frn_det.evaluation import read_results
@@ -62,9 +62,9 @@ STUDY_CONFIG = "demo/batch_study_R18_shapes.yaml"  # a model-zoo name
 def reference_config(config_file, opts):
     """The config the study scales from (a path or a model-zoo name), after its _BASE_ chain and the
     overrides."""
-    from frn_det.config import build_cfg
+    from frn_det.config import command_cfg
 
-    return build_cfg(model_zoo.resolve_config_file(config_file), opts)
+    return command_cfg(config_file, opts)[0]
 
 
 def reference_solver(config_file, opts, cfg=None):
@@ -290,10 +290,7 @@ def main(argv=None):
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every run (KEY VALUE ...)")
     args = parser.parse_args(argv)
     given = args.config
-    try:
-        args.config = os.path.abspath(model_zoo.resolve_config_file(args.config))
-    except RuntimeError as e:
-        raise SystemExit(f"--config {given}: no such file, and {e}") from None
+    args.config = os.path.abspath(config_file_argument(given, "--config"))
     os.makedirs(args.output, exist_ok=True)
 
     cfg = reference_config(args.config, args.opts)

@@ -27,14 +27,11 @@ def main(argv=None):
     from detectron2.data import DatasetCatalog, DatasetMapper
     from detectron2.utils.events import EventStorage
 
-    from frn_det.config import build_cfg
+    from frn_det.config import command_cfg
     from frn_det.engine import prepare_datasets, record_norm_stats
     from frn_det.modeling import build_model
 
-    from frn_det.model_zoo import config_file_argument
-
-    cfg = build_cfg(config_file_argument(args.config_file), args.opts)
-    cfg.MODEL.DEVICE = "cpu"
+    cfg, _ = command_cfg(args.config_file, args.opts, overrides=["MODEL.DEVICE", "cpu"])
     prepare_datasets(cfg.DATASETS.TRAIN)
     mapper = DatasetMapper(cfg, is_train=True)
     dicts = DatasetCatalog.get(cfg.DATASETS.TRAIN[0])[: args.batch]
