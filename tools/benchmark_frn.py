@@ -9,8 +9,8 @@ hits all of them alike; the table gives medians. Ratios are against GN+ReLU in t
     .venv/bin/python tools/benchmark_frn.py --scale 4 --repeats 3 --out /tmp/quick.md
     .venv/bin/python tools/benchmark_frn.py --models             # + RetinaNet training iterations
     TRITON_INTERPRET=1 .venv/bin/python tools/benchmark_frn.py --launches --skip-layers --out benchmarks/frn_launches.md
-    OMP_NUM_THREADS=1 .venv/bin/python tools/benchmark_frn.py --threads 1 --block-end --skip-layers --repeats 15 \
-        --out benchmarks/frn_block_end.md
+    OMP_NUM_THREADS=1 .venv/bin/python tools/benchmark_frn.py --threads 1 --block-end --skip-layers \
+        --repeats 15 --min-time 0.2 --out benchmarks/frn_block_end.md
     python tools/benchmark_frn.py --device cuda --shapes target --dtypes fp32,bf16-autocast --compile-sizes
 
 On CUDA the paths are triton, compile, python and reference, times come from CUDA events, the table
