@@ -379,6 +379,9 @@ def test_committed_summary_and_readme_tables_are_those_of_the_committed_runs():
     assert _committed(os.path.join(report.STUDY, "summary.md")) == text
     headline = "\n".join(tables.headline_table(runs))
     assert f"{report.HEADLINE_BEGIN}\n{headline}\n{report.HEADLINE_END}" in _committed(report.HEADLINE_README)
+    claims = "\n".join(tables.all_claims(runs))
+    assert "Table 6's claims (256 px, real-photo look" in claims
+    assert f"{report.CLAIMS_BEGIN}\n{claims.rstrip()}\n{report.CLAIMS_END}" in _committed(report.CLAIMS_README)
 
 
 def test_committed_gpu_summary_is_that_of_its_runs():

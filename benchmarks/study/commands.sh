@@ -4,7 +4,7 @@
 #   grep -v -e '^#' -e '^$' benchmarks/study/commands.sh | xargs -d '\n' -n 1 -P 2 bash -c 'eval "$0"'
 # Every call skips finished runs and resumes interrupted ones, so this can be run again at any time;
 # --keep-in copies each finished run's results.json, metrics.json and config.yaml here. Then:
-#   .venv/bin/python tools/study_summary.py --headline  # summary.md, the plots, the README's study table
+#   .venv/bin/python tools/study_summary.py --headline --claims  # summary.md, the plots, the READMEs' tables
 # The FRN health monitor is on in every run (about 1% of the time). The frn and gn 8-image runs at lr
 # 0.02 of shapes/ are those of the convergence curve (output/convergence/iters1600 copied to
 # output/study/shapes; same solver, without the monitor).

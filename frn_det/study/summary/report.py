@@ -15,7 +15,9 @@ Runs at another input size than the config's (`..._256px`, tools/batch_study.py 
 own, and a table and sizes.png show each row's gap to GN by size; summary.png shows the main size (the
 largest with a complete table). Writes summary.md and summary.png; with --readme FILE, also puts the tables
 between the lines `<!-- study summary -->` and `<!-- /study summary -->` of FILE, and with --headline the one-table summary (FRN, GN and BN per look and size)
-between `<!-- study table -->` and `<!-- /study table -->` of README.md (or of --headline FILE).
+between `<!-- study table -->` and `<!-- /study table -->` of README.md (or of --headline FILE), and with
+--claims Table 6's claims at every size between `<!-- study claims -->` and `<!-- /study claims -->` of
+benchmarks/study/README.md (or of --claims FILE).
 Default paths are relative to the current directory (the repository's root).
 """
 import argparse
@@ -23,7 +25,7 @@ import os
 
 from frn_det.study.summary.plots import plot, plot_schedule, plot_sizes
 from frn_det.study.summary.runs import convergence_runs, load_runs, study_budget
-from frn_det.study.summary.tables import headline_table, markdown
+from frn_det.study.summary.tables import all_claims, headline_table, markdown
 from frn_det.utils import write_atomic
 
 STUDY = os.path.join("benchmarks", "study")
@@ -32,6 +34,8 @@ CONVERGENCE = os.path.join("benchmarks", "convergence")
 README_BEGIN, README_END = "<!-- study summary -->", "<!-- /study summary -->"
 HEADLINE_README = "README.md"
 HEADLINE_BEGIN, HEADLINE_END = "<!-- study table -->", "<!-- /study table -->"
+CLAIMS_README = os.path.join(STUDY, "README.md")
+CLAIMS_BEGIN, CLAIMS_END = "<!-- study claims -->", "<!-- /study claims -->"
 
 
 def _write_text(path, text):
@@ -49,10 +53,10 @@ def update_readme(path, text, markers=(README_BEGIN, README_END)):
     _write_text(path, readme[: start + len(begin)] + "\n" + text.rstrip() + "\n" + readme[end:])
 
 
-def write_summary(runs, output, curve_runs, readme=None, headline=None, diverged=()):
+def write_summary(runs, output, curve_runs, readme=None, headline=None, diverged=(), claims=None):
     """summary.md and the plots in output (and the tables between readme's markers, the one-table summary
-    between headline's); returns the text. diverged: the runs stopped by a non-finite loss, for the
-    learning-rate sweep."""
+    between headline's, Table 6's claims at every size between claims'); returns the text. diverged:
+    the runs stopped by a non-finite loss, for the learning-rate sweep."""
     os.makedirs(output, exist_ok=True)
     text = markdown(runs, curve_runs, diverged)
     _write_text(os.path.join(output, "summary.md"), text)
@@ -63,6 +67,8 @@ def write_summary(runs, output, curve_runs, readme=None, headline=None, diverged
         update_readme(readme, text)
     if headline:
         update_readme(headline, "\n".join(headline_table(runs)), (HEADLINE_BEGIN, HEADLINE_END))
+    if claims:
+        update_readme(claims, "\n".join(all_claims(runs)), (CLAIMS_BEGIN, CLAIMS_END))
     return text
 
 
@@ -76,6 +82,9 @@ def main(argv=None):
                     help="a markdown file to put the tables in, between markers")
     ap.add_argument("--headline", nargs="?", const=HEADLINE_README, default=None, metavar="FILE",
                     help="a markdown file to put the one-table summary in, between markers (without FILE: README.md)")
+    ap.add_argument("--claims", nargs="?", const=CLAIMS_README, default=None, metavar="FILE",
+                    help="a markdown file to put Table 6's claims at every size in, between markers (without "
+                         "FILE: the study's README)")
     args = ap.parse_args(argv)
     if not os.path.isdir(args.study):
         raise SystemExit(f"no study folder {args.study!r}: give --study, or run from the folder that holds "
@@ -85,5 +94,5 @@ def main(argv=None):
         raise SystemExit(f"no finished runs under {args.study} (<variant>/<method>_<m>img_seed<s>/results.json)")
     curve = runs + convergence_runs(args.convergence, runs)
     diverged = load_runs(args.study, diverged=True)
-    print(write_summary(runs, args.output or args.study, curve, args.readme, args.headline, diverged))
+    print(write_summary(runs, args.output or args.study, curve, args.readme, args.headline, diverged, args.claims))
     return runs

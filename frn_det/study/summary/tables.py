@@ -168,7 +168,21 @@ def table3_table(runs):
     return lines
 
 
-def claims_table(runs):
+def all_claims(runs):
+    """Table 6's claims (claims_table) at every input size where they were run, the largest first, each
+    titled with its size."""
+    runs = study_budget(runs)
+    tables = [line.replace("#### Table 6's claims (", f"#### Table 6's claims ({size} px, ") for size in sizes_of(runs)
+              for line in claims_table([r for r in runs if r["size"] == size], explain=False)]
+    return [CLAIMS_RULE, "", *tables] if tables else []
+
+
+CLAIMS_RULE = ("Difference of the cells' means ± two standard errors (Welch: 2 sqrt(sd_a^2/n_a + sd_b^2/n_b)); "
+               "supported or contradicted when the whole interval lies on one side of the claim's bound, else "
+               "within the spread.")
+
+
+def claims_table(runs, explain=True):
     """Per look with FRN, GN and BN at both columns of Table 6's claims: each claim as a difference of the
     table's cells (means over seeds) with two standard errors, and whether the runs support it."""
     runs = of_methods(runs)
@@ -177,10 +191,8 @@ def claims_table(runs):
         rows = claims(runs, look)
         if any(verdict == "not run" for *_, verdict in rows):
             continue
-        lines += [f"#### Table 6's claims ({look_name(look)}, each method at its 8-image best lr)", "",
-                  "Difference of the cells' means ± two standard errors (Welch: 2 sqrt(sd_a^2/n_a + sd_b^2/n_b)); "
-                  "supported or contradicted when the whole interval lies on one side of the claim's bound, "
-                  "else within the spread.", "",
+        lines += [f"#### Table 6's claims ({look_name(look)}, each method at its {REFERENCE_IMGS}-image best lr)", "",
+                  *([CLAIMS_RULE, ""] if explain else []),
                   "| claim | paper (Table 6) | measured | seeds | verdict |", "|---|---:|---:|---:|---|"]
         for claim, paper, a, b, d, two_se, verdict in rows:
             measured = f"{d:+.1f}" + ("" if two_se is None else f" ± {two_se:.1f}")
