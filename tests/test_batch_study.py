@@ -56,7 +56,10 @@ def test_run_names_are_parsed_back_and_best_lr_is_the_first_best_mean(batch_stud
     assert all(parse_schedule_folder(os.path.dirname(r["dir"])) == 400 for r in runs) and schedule_folder(400) == "iters400"
     assert RunName.parse("shapes_center") is None and RunName.parse("frn_8img_seed0_lr0.0.5") is None
     assert parse_schedule_folder("frn_8img_seed0") is None
-    assert best_lr({0.02: [10, 14], 0.1: [12], 0.05: [13, 11]}) == 0.02 and best_lr({}) is None
+    # the best mean AP over the seeds every lr ran (seed 0: 10, 12, 13), not 0.02's mean of two (12)
+    assert best_lr({0.02: {0: 10, 1: 14}, 0.1: {0: 12}, 0.05: {0: 13, 1: 11}}) == 0.05 and best_lr({}) is None
+    # no seed in common: each lr's own mean, the first among equals
+    assert best_lr({0.02: {0: 10, 1: 14}, 0.1: {2: 12}}) == 0.02
 
 
 def test_tiny_study_writes_outputs_and_skips_finished_runs(batch_study, tmp_path, monkeypatch):

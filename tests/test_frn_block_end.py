@@ -203,3 +203,21 @@ def test_tracing_a_block_records_plain_aten_ops(fresh_choice):
     assert "frn_det::" not in str(traced.graph)
     x = torch.randn(2, 8, 5, 7)
     torch.testing.assert_close(traced(x), block(x))
+
+
+def test_a_hooked_block_runs_its_modules_so_the_monitor_sees_them():
+    """The FRN monitor's hooks on the last norm and the residual TLU fire: with hooks the block end runs
+    unfused, and its statistics are those of the unfused block."""
+    from frn_det.engine import record_norm_stats
+
+    torch.manual_seed(0)
+    res2 = torch.nn.Module()
+    res2.block = FRNBottleneckBlock(8, 8, bottleneck_channels=4, norm="FRN")
+    x = torch.randn(2, 8, 6, 6)
+    got = {}
+    for fuse in (True, False):
+        res2.block.fuse_block_end = fuse
+        with record_norm_stats(res2) as stats, torch.no_grad():
+            res2.block(x)
+        got[fuse] = stats
+    assert got[True] == got[False] and {"tlu_active", "uncentred", "out_rms"} <= set(got[True]["block"])

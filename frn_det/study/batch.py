@@ -217,20 +217,21 @@ def summarize(records, schedule=None, size=None):
     """{(method, imgs): {metric: [values over seeds], "base_lr": lr}} from the finished runs of one
     schedule (and input size, where given); where several learning rates were run, the one with the
     best mean AP (frn_det.study.best_lr)."""
-    by_cell = {}  # (method, imgs) -> {lr: {metric: [values over seeds]}}
+    by_cell = {}  # (method, imgs) -> {lr: {metric: [values over seeds], "seeds": [...]}}
     for r in records:
         if "failed" in r["result"] or r.get("schedule") != schedule:
             continue
         if size is not None and r.get("size") != size:
             continue
         (values,) = r["result"].values()  # one test dataset
-        cell = by_cell.setdefault((r["method"], r["imgs"]), {}).setdefault(r["base_lr"], {k: [] for k in METRICS})
+        cell = by_cell.setdefault((r["method"], r["imgs"]), {}).setdefault(r["base_lr"], {k: [] for k in (*METRICS, "seeds")})
         for k in METRICS:
             cell[k].append(values[k])
+        cell["seeds"].append(r["seed"])
     cells = {}
     for key, by_lr in by_cell.items():
-        lr = best_lr({lr: cell["AP"] for lr, cell in by_lr.items()})
-        cells[key] = {**by_lr[lr], "base_lr": lr}
+        lr = best_lr({lr: dict(zip(cell["seeds"], cell["AP"])) for lr, cell in by_lr.items()})
+        cells[key] = {k: v for k, v in by_lr[lr].items() if k != "seeds"} | {"base_lr": lr}
     return cells
 
 

@@ -22,6 +22,10 @@ from frn_det.config import check_frn_options_apply
 from frn_det.layers import FRN, TLU, frn_add_tlu_function, norm_has_tlu, norm_without_tlu
 
 
+def _has_hooks(module):
+    return bool(module._forward_hooks or module._forward_pre_hooks)
+
+
 class _FRNAware:
     """Activation placement shared by the stem and the blocks."""
 
@@ -56,10 +60,12 @@ class _FRNAware:
 
     def _block_end(self, conv, h, x):
         """_add_shortcut(conv(h), x), with conv's FRN (without TLU), the add and TLU in one function when
-        the block ends in TLU: the same parameters, one pass over memory fewer on the cpp path."""
+        the block ends in TLU: the same parameters, one pass over memory fewer on the cpp path. Modules
+        with hooks (the FRN monitor's, a user's) run as modules, so that their hooks see them."""
         norm = conv.norm
         if not (self.use_tlu and self.fuse_block_end and type(norm) is FRN and norm.tau is None
-                and isinstance(conv, Conv2d) and conv.activation is None):
+                and isinstance(conv, Conv2d) and conv.activation is None
+                and not any(_has_hooks(m) for m in (conv, norm, self.tlu))):
             return self._add_shortcut(conv(h), x)
         out = conv._conv_forward(h, conv.weight, conv.bias)
         shortcut = self.shortcut(x) if self.shortcut is not None else x

@@ -55,13 +55,12 @@ def select(runs, variant, method, imgs, lr=None, seeds=None):
 
 def best_cell(runs, variant, method, imgs, lr=None, metric="AP"):
     """(reference lr, metric values over seeds) of one cell, or (None, None) when not run. Without lr:
-    at the learning rate with the best mean AP (frn_det.study.best_lr) over the seeds every lr ran (the
-    sweep's), so that more seeds at one lr do not move the choice; its values are then every seed's."""
+    at the learning rate with the best mean AP over the seeds every lr ran (frn_det.study.best_lr); its
+    values are then every seed's."""
     by_lr = {}
     for r in select(runs, variant, method, imgs, lr):
         by_lr.setdefault(r["lr"], []).append(r)
-    swept = set.intersection(*({r["seed"] for r in at} for at in by_lr.values())) if by_lr else set()
-    lr = best_lr({lr: [r["AP"] for r in at if not swept or r["seed"] in swept] for lr, at in by_lr.items()})
+    lr = best_lr({lr: {r["seed"]: r["AP"] for r in at} for lr, at in by_lr.items()})
     return (None, None) if lr is None else (lr, [r[metric] for r in by_lr[lr]])
 
 
