@@ -1,4 +1,4 @@
-"""tools/study_summary.py (the study's tables and targets) and norm_health.py --training
+"""tools/study_summary.py (the study's tables and Table 6's claims) and norm_health.py --training
 (the monitor's records of training), on hand-made run folders; and the committed summary against the
 committed runs."""
 import importlib
@@ -115,20 +115,24 @@ def test_diverged_runs_are_in_the_learning_rate_table_only(study, tmp_path):
     assert "| FRN | - | 80.0 | diverged (iteration 97) | 0.2 |" in summary
 
 
-def test_targets_are_checked_on_the_table_cells(study):
+def test_claims_are_checked_on_the_table_cells_for_the_paper_and_each_option(study):
     runs = study_runs.load_runs(str(study))
-    got = {target: (met, measured) for target, met, measured in cells.targets(runs, "shapes", [8, 2])}
+    got = {claim: (round(d, 6), verdict) for claim, _, _, _, d, _, verdict in cells.claims(runs, "shapes")}
     # at 8, each at its best lr: FRN 70.0 (0.02, not 69.0 at 0.05) against GN 70.8 (0.02, not 65.0)
-    assert got["FRN (paper) within 1 AP of GN or above at 8 images"] == (True, "-0.8")
-    assert "FRN + center within 1 AP of GN or above at 8 images" not in got  # the option was not run at 8
+    assert got["FRN above GN at 8 images"] == (-0.8, "one seed: no spread")
     assert cells.best_cell(runs, "shapes", "frn", 8) == (0.02, [70.0]) and cells.best_cell(runs, "shapes", "gn", 8)[0] == 0.02
     # at 2, every cell at its method's 8-image lr (GN's 80.0 at lr 0.05 is not GN's cell): the paper's
-    # FRN (mean of 69.0, 69.4) is 2.8 below GN's 72.0, with the option 0.5 below: each row its own verdict
-    assert got["FRN (paper) within 1 AP of GN or above at 2 images"] == (False, "-2.8")
-    assert got["FRN + center within 1 AP of GN or above at 2 images"] == (True, "-0.5")
-    assert got["FRN (paper) at 2 images within 1.5 AP of 8"] == (True, "-0.8")
-    assert got["FRN + center at 2 images within 1.5 AP of 8"] == (None, "-")  # no 8-image run
-    assert got["BN at 2 images at least 3 AP below 8"] == (False, "-2.0 (1 seed at 2 images: provisional)")
+    # FRN (mean of 69.0, 69.4) is 2.8 below GN's 72.0, the option's 71.5 is 0.5 below: each its own claim
+    assert got["FRN above GN at 2 images"] == (-2.8, "one seed: no spread")
+    assert got["FRN + center (option) above GN at 2 images"] == (-0.5, "one seed: no spread")
+    assert got["FRN holds at 2 images (within 1.5 AP of 8)"] == (-0.8, "one seed: no spread")
+    assert got["BN falls at 2 images"] == (-2.0, "one seed: no spread")
+    # the option has no 8-image run: its claims on that column are left out, BN's claim is the paper's only
+    assert not any("center (option) above GN at 8" in c or "center (option) holds" in c for c in got)
+    assert sum("BN falls" in c for c in got) == 1
+    text = "\n".join(tables.claims_table(runs))
+    assert "| FRN + center (option) above BN at 2 images | +8.9 | +13.5 | 1 / 1 | one seed: no spread |" in text
+    assert "center" not in "\n".join(tables.claims_table(runs, options=False))
 
 
 def test_longer_schedules_stay_out_of_the_tables_and_give_the_gap_against_images_seen(study, tmp_path):
@@ -162,11 +166,13 @@ def test_other_columns_take_the_8_image_columns_lr():
             dict(variant="shapes", method="bn", imgs=2, seed=0, lr=0.02, AP=58.0)]
     assert cells.column_cell(runs, "shapes", "bn", 8) == (0.05, [60.0])
     assert cells.column_cell(runs, "shapes", "bn", 2) == (0.05, None)  # not the 58.0 at lr 0.02
-    assert dict((t, m) for t, m, _ in cells.targets(runs, "shapes", [8, 2]))["BN at 2 images at least 3 AP below 8"] is None
+    assert dict((c, v) for c, *_, v in cells.claims(runs, "shapes"))["BN falls at 2 images"] == "not run"
     runs.append(dict(variant="shapes", method="bn", imgs=2, seed=0, lr=0.05, AP=55.0))
     runs.append(dict(variant="shapes", method="bn", imgs=2, seed=1, lr=0.05, AP=57.0))
-    got = {t: (m, d) for t, m, d in cells.targets(runs, "shapes", [8, 2])}
-    assert got["BN at 2 images at least 3 AP below 8"] == (True, "-4.0")
+    runs.append(dict(variant="shapes", method="bn", imgs=8, seed=1, lr=0.05, AP=61.0))
+    got = {c: (d, two_se, v) for c, _, _, _, d, two_se, v in cells.claims(runs, "shapes")}
+    # 56.0 - 60.5 = -4.5 ± 2 sqrt(2/2 + 0.5/2)
+    assert got["BN falls at 2 images"] == pytest.approx((-4.5, 2 * 1.25 ** 0.5, "supported"))
 
 
 def test_more_seeds_at_one_lr_do_not_move_the_best_lr():
@@ -198,7 +204,8 @@ def test_table6_claims_are_differences_of_cell_means_with_two_standard_errors():
     assert cells.judge(-1.0, 0.5, -1, 0.0) == "supported" and cells.judge(1.0, 0.5, -1, 0.0) == "contradicted"
     assert cells.judge(0.3, 0.5, +1, 0.0) == "within the spread" and cells.judge(-2.0, 0.4, +1, -1.5) == "contradicted"
     text = "\n".join(tables.claims_table(study))
-    assert text == ""  # a claim not run: no table for the look
+    assert "FRN above GN at 2 images" not in text  # a claim not run is left out
+    assert "| FRN holds at 2 images (within 1.5 AP of 8) | -0.5 | +0.5 ± 2.4 | 3 / 3 | within the spread |" in text
     study += runs("gn", 2, [90.0, 91.0], lr=0.05)
     text = "\n".join(tables.claims_table(study))
     assert "| FRN above GN at 2 images | +0.4 | -4.5 ± 2.5 | 3 / 2 | contradicted |" in text

@@ -1,5 +1,5 @@
 """The batch-size study's summary (benchmarks/study/): Table 6's shape on each look, with and without
-the recipe options, each option's effect, the learning-rate sweep, the study's targets checked, and
+the recipe options, each option's effect, the learning-rate sweep, Table 6's claims checked, and
 Table 3 in detection with FRN's gap to GN split into its steps.
 
   python tools/study_summary.py                          # reads and writes benchmarks/study

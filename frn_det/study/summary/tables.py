@@ -1,5 +1,5 @@
-"""The summary's markdown: for each input size, the tables of SIZE_TABLES (Table 6's shape per look with
-its targets, the recipe options' effects, the learning-rate sweep, Table 3 in detection), then the gap
+"""The summary's markdown: for each input size, the tables of SIZE_TABLES (Table 6's shape per look,
+Table 6's claims on it, the recipe options' effects, the learning-rate sweep, Table 3 in detection), then the gap
 to GN by size, FRN's gap split into Table 3's steps, and the gap against images seen.
 
 A table is a function of the runs at one size (every method's, at the study's schedule) that returns
@@ -10,7 +10,7 @@ import functools
 
 from frn_det.study.summary.cells import (ABLATIONS, LOOKS, METHOD_LABELS, METHODS, OPTIONS, TABLE_METHODS, best_cell, cell, claims,
                                          column_cell, gap_rows, gaps, look_name, look_rows, mean, of_methods, schedule_lines, seeds_of,
-                                         select, targets)
+                                         select)
 from frn_det.study.summary.ablation import GAP_STEPS, PAPER_P1, attribution, has_ablations, table3
 from frn_det.study.report_format import METRICS, spread
 from frn_det.study.summary.runs import REFERENCE_IMGS, SMALL_IMGS, sizes_of, study_budget
@@ -44,7 +44,7 @@ def budget_markdown(runs, diverged=()):
              f"AP; AP on the look's val set; (lr) is the reference learning rate at {big} images: the {big}-image "
              f"column's best of those run, which the {small}-image column takes too (x {small}/{big}); @{small} - @{big} "
              "is at that same lr. Input sizes: the images resized at load time, anchors scaled alike "
-             "(tools/batch_study.py --sizes).", ""]
+             "(tools/batch_study.py --sizes). Table 6's claims: " + CLAIMS_RULE[0].lower() + CLAIMS_RULE[1:], ""]
     sections = [(size, size_tables([r for r in runs if r["size"] == size], [r for r in diverged if r["size"] == size]))
                 for size in sizes_of(runs)]
     sections = [(size, tables) for size, tables in sections if tables]
@@ -63,8 +63,7 @@ def size_tables(runs, diverged=()):
 
 
 def look_tables(runs):
-    """Table 6's shape per look (AP at each images-per-GPU column, a row per method and option) and the
-    study's targets on it."""
+    """Table 6's shape per look: AP at each images-per-GPU column, a row per method and option."""
     runs = of_methods(runs)
     cols = sorted({r["imgs"] for r in runs}, reverse=True)
     lines = []
@@ -78,9 +77,6 @@ def look_tables(runs):
             lines.append(f"| {label} | " + " | ".join(
                 "-" if lr is None else (f"{fmt(aps)} (lr {lr:g})" if aps else f"- (not run at lr {lr:g})")
                 for lr, aps in cells.values()) + f" | {diff(*(mean(cells[m][1]) if m in cells else None for m in (SMALL_IMGS, REFERENCE_IMGS)))} |")
-        lines += ["", "| target | met | measured (AP) |", "|---|---|---|"]
-        for target, met, measured in targets(runs, look, cols):
-            lines.append(f"| {target} | {'-' if met is None else ('yes' if met else 'no')} | {measured} |")
         lines.append("")
     return lines
 
@@ -169,30 +165,30 @@ def table3_table(runs):
 
 
 def all_claims(runs):
-    """Table 6's claims (claims_table) at every input size where they were run, the largest first, each
-    titled with its size."""
+    """Table 6's claims of the paper's FRN (claims_table) at every input size where any was run, the largest
+    first, each titled with its size."""
     runs = study_budget(runs)
     tables = [line.replace("#### Table 6's claims (", f"#### Table 6's claims ({size} px, ") for size in sizes_of(runs)
-              for line in claims_table([r for r in runs if r["size"] == size], explain=False)]
+              for line in claims_table([r for r in runs if r["size"] == size], options=False)]
     return [CLAIMS_RULE, "", *tables] if tables else []
 
 
 CLAIMS_RULE = ("Difference of the cells' means ± two standard errors (Welch: 2 sqrt(sd_a^2/n_a + sd_b^2/n_b)); "
                "supported or contradicted when the whole interval lies on one side of the claim's bound, else "
-               "within the spread.")
+               "within the spread. Claims whose cells were not run are left out.")
 
 
-def claims_table(runs, explain=True):
-    """Per look with FRN, GN and BN at both columns of Table 6's claims: each claim as a difference of the
-    table's cells (means over seeds) with two standard errors, and whether the runs support it."""
+def claims_table(runs, options=True):
+    """Per look: each of Table 6's claims that was run (cells.claims; with options, also each FRN
+    option's) as a difference of the table's cells (means over seeds) with two standard errors, and
+    whether the runs support it."""
     runs = of_methods(runs)
     lines = []
     for look in LOOKS:
-        rows = claims(runs, look)
-        if any(verdict == "not run" for *_, verdict in rows):
+        rows = [row for row in claims(runs, look, options) if row[-1] != "not run"]
+        if not rows:
             continue
         lines += [f"#### Table 6's claims ({look_name(look)}, each method at its {REFERENCE_IMGS}-image best lr)", "",
-                  *([CLAIMS_RULE, ""] if explain else []),
                   "| claim | paper (Table 6) | measured | seeds | verdict |", "|---|---:|---:|---:|---|"]
         for claim, paper, a, b, d, two_se, verdict in rows:
             measured = f"{d:+.1f}" + ("" if two_se is None else f" ± {two_se:.1f}")
