@@ -93,3 +93,20 @@ def test_lsj_lazy_config_trains_and_evaluates_with_frn(tiny_shapes, tmp_path):
     if importlib.util.find_spec("shapely") is None:  # FixedSizeCrop crops the polygons with shapely
         del cfg.dataloader.train.mapper.augmentations[1]
     _check(train_lazy(cfg), ["bbox", "segm"])
+
+
+def test_a_lazy_config_with_frn_that_to_frn_did_not_convert_is_checked_before_training(tmp_path):
+    """A LazyConfig whose head norm is set to FRN by hand keeps detectron2's RetinaNetHead, which applies
+    ReLU after the norm: lazy training refuses it (detectron2's instantiate does not check it), and the
+    same config converted by --frn trains that head without the ReLU."""
+    from frn_det.config import lazy_command_cfg
+    from frn_det.engine.lazy_train import instantiate_model
+
+    opts = ["model.head.norm=FRN", "train.device=cpu", f"train.output_dir={tmp_path}"]
+    cfg, _ = lazy_command_cfg("COCO-Detection/retinanet_R_50_FPN_1x.py", opts)
+    with pytest.raises(ValueError, match=r"ReLU is applied directly .*\n  head.cls_subnet.*: use"):
+        instantiate_model(cfg)
+    cfg, notes = lazy_command_cfg("COCO-Detection/retinanet_R_50_FPN_1x.py", opts, frn="FRN")
+    assert any("--frn FRN changed" in message for _, message in notes)
+    model = instantiate_model(cfg)
+    assert type(model.head).__name__ != "RetinaNetHead"

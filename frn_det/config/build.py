@@ -64,7 +64,8 @@ def build_cfg(config_file, opts=()):
 
 
 def command_cfg(config_file, opts=(), *, overrides=(), frn=None, keep_weights=False):
-    """Every command's config (train, predict, export, the study's tools): the --config-file (a path, or
+    """Every command's yaml config (train, predict, export, the study's tools; lazy_command_cfg for a
+    LazyConfig .py): the --config-file (a path, or
     a name in frn_det's or detectron2's model zoo), switched to FRN by to_frn with --frn NORM, then the
     command line's KEY VALUE pairs (they win over to_frn), then the command's own settings (`overrides`,
     KEY VALUE ...); MODEL.DEVICE 'cuda' falls back to the CPU where CUDA is missing. Not frozen.
@@ -83,4 +84,30 @@ def command_cfg(config_file, opts=(), *, overrides=(), frn=None, keep_weights=Fa
     merge_config(cfg, None, [*opts, *overrides])
     if cpu_without_cuda(cfg):
         notes.append((logging.WARNING, NO_CUDA_WARNING))
+    return cfg, notes
+
+
+def lazy_command_cfg(config_file, opts=(), *, frn=None, keep_weights=False):
+    """command_cfg for a LazyConfig (.py): LazyConfig.load of the --config-file (a path, or a name in
+    frn_det's or detectron2's model zoo), to_frn with --frn NORM, then the command line's key=value
+    overrides (they win over to_frn); train.device "cuda" falls back to the CPU where CUDA is missing.
+    Returns (cfg, notes) as command_cfg."""
+    import logging
+
+    import torch
+    from detectron2.config import LazyConfig
+
+    from .files import config_file_argument
+    from .to_frn import to_frn
+
+    cfg = LazyConfig.load(config_file_argument(config_file))
+    notes = []
+    if frn:
+        cfg, changes = to_frn(cfg, frn, keep_weights=keep_weights, return_changes=True)
+        if changes:
+            notes.append((logging.INFO, f"--frn {frn} changed:\n  " + "\n  ".join(changes)))
+    cfg = LazyConfig.apply_overrides(cfg, list(opts))
+    if cfg.train.get("device", "cuda") == "cuda" and not torch.cuda.is_available():
+        cfg.train.device = "cpu"
+        notes.append((logging.WARNING, NO_CUDA_WARNING.replace("MODEL.DEVICE", "train.device")))
     return cfg, notes

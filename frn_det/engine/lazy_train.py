@@ -4,15 +4,15 @@ parts: CPU-capable DDP, bf16 autocast on the CPU for train.amp, train.device "cu
 CUDA is not available, and the embedded datasets generated before use."""
 import logging
 
-import torch
 from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.config import LazyConfig, instantiate
+from detectron2.config import instantiate
 from detectron2.engine import AMPTrainer, SimpleTrainer, default_setup, default_writers, hooks
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
-from frn_det.config import NO_CUDA_WARNING, to_frn
+from frn_det.config import lazy_command_cfg
+from frn_det.modeling import check_no_relu_after_tlu
 
 from .amp import CPUAMPTrainer
 from .ddp import create_ddp_model
@@ -22,22 +22,14 @@ logger = logging.getLogger("frn_det")
 
 
 def setup_lazy_cfg(args):
-    """LazyConfig.load, to_frn with --frn, the command-line overrides (after to_frn, so that they win),
-    then detectron2's default_setup and the datasets the run needs."""
-    cfg = LazyConfig.load(args.config_file)
-    changes = []
-    if getattr(args, "frn", None):
-        cfg, changes = to_frn(cfg, args.frn, keep_weights=args.keep_weights, return_changes=True)
-    cfg = LazyConfig.apply_overrides(cfg, args.opts)
-    no_cuda = cfg.train.get("device", "cuda") == "cuda" and not torch.cuda.is_available()
-    if no_cuda:
-        cfg.train.device = "cpu"
+    """frn_det.config.lazy_command_cfg (the file, --frn, the overrides), then detectron2's default_setup
+    and the datasets the run needs."""
+    cfg, notes = lazy_command_cfg(args.config_file, args.opts, frn=getattr(args, "frn", None),
+                                  keep_weights=getattr(args, "keep_weights", False))
     default_setup(cfg, args)
     setup_logger(output=cfg.train.output_dir, distributed_rank=comm.get_rank(), name="frn_det")
-    if no_cuda:
-        logger.warning(NO_CUDA_WARNING.replace("MODEL.DEVICE", "train.device"))
-    if changes:
-        logger.info("--frn %s changed:\n  %s", args.frn, "\n  ".join(changes))
+    for level, message in notes:
+        logger.log(level, message)
     prepare_datasets(_dataset_names(cfg, train=not args.eval_only))
     return cfg
 
@@ -60,12 +52,17 @@ def evaluate_lazy(cfg, model):
     return results
 
 
+def instantiate_model(cfg):
+    """cfg.model on train.device, refused when a ReLU is applied to a TLU's output: detectron2's
+    instantiate checks only a model that to_frn converted."""
+    return check_no_relu_after_tlu(instantiate(cfg.model), config="lazy").to(cfg.train.device)
+
+
 def train_lazy(cfg, resume=False):
     """detectron2's lazy training loop; returns the last evaluation's results (train.eval_period, and the
     end of training)."""
-    model = instantiate(cfg.model)
+    model = instantiate_model(cfg)
     logger.info("Model:\n%s", model)
-    model.to(cfg.train.device)
     cfg.optimizer.params.model = model
     optimizer = instantiate(cfg.optimizer)
     train_loader = instantiate(cfg.dataloader.train)
@@ -99,9 +96,7 @@ def train_lazy(cfg, resume=False):
 def lazy_main(args):
     cfg = setup_lazy_cfg(args)
     if args.eval_only:
-        model = instantiate(cfg.model)
-        model.to(cfg.train.device)
-        model = create_ddp_model(model)
+        model = create_ddp_model(instantiate_model(cfg))
         DetectionCheckpointer(model).load(cfg.train.init_checkpoint)
         return evaluate_lazy(cfg, model)
     return train_lazy(cfg, resume=args.resume)
