@@ -43,6 +43,22 @@ def test_best_learning_rate_per_cell(batch_study):
     assert "| GN | 9.0 | 12.5 ± 0.7 |" in table and "| GN best lr | 0.02 | 0.1 |" in table
 
 
+def test_plots_draw_the_cells_and_leave_out_gaps_of_models_without_detections(tmp_path):
+    from frn_det.study.batch_report import plot, plot_sizes
+
+    nan = float("nan")  # the AP of a model with no detections
+    by_size = {128: {("gn", 8): {"AP": [50.0]}, ("frn", 8): {"AP": [48.0]}, ("gn", 2): {"AP": [40.0]}, ("frn", 2): {"AP": [nan]}},
+               256: {("gn", 8): {"AP": [60.0]}, ("frn", 8): {"AP": [61.0, 63.0]}, ("gn", 2): {"AP": [35.0]}, ("frn", 2): {"AP": [30.0]}}}
+    (ax,) = plot_sizes(by_size, ["frn", "gn"], [2, 8], str(tmp_path / "sizes.png"), "sizes").axes
+    assert {line.get_label(): line.get_xydata().tolist() for line in ax.lines if line.get_label()[0] != "_"} == {
+        "FRN - GN, 8 img": [[128, -2.0], [256, 2.0]], "FRN - GN, 2 img": [[256, -5.0]]}
+    # AP against images per GPU: the mean over seeds, with its standard deviation as the error bar
+    (ax,) = plot(by_size[256], ["frn", "gn"], [2, 8], str(tmp_path / "plot.png"), "plot").axes
+    frn, gn = ax.containers
+    assert frn[0].get_xydata().tolist() == [[2, 30.0], [8, 62.0]] and gn[0].get_xydata().tolist() == [[2, 35.0], [8, 60.0]]
+    assert frn[2][0].get_segments()[1].tolist() == [[8, 62.0 - 2 ** 0.5], [8, 62.0 + 2 ** 0.5]]
+
+
 def test_run_names_are_parsed_back_and_best_lr_is_the_first_best_mean(batch_study):
     from frn_det.study.best_lr import best_lr
     from frn_det.study.run_name import RunName, parse_schedule_folder, schedule_folder

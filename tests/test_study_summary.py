@@ -1,6 +1,6 @@
-"""tools/study_summary.py (the study's tables and Table 6's claims) and norm_health.py --training
-(the monitor's records of training), on hand-made run folders; and the committed summary against the
-committed runs."""
+"""tools/study_summary.py (the study's tables, Table 6's claims and plots) and norm_health.py --training
+(the monitor's records of training), on hand-made run folders; the plots' drawing
+(frn_det.study.report_plots); and the committed summary against the committed runs."""
 import importlib
 import json
 import os
@@ -16,6 +16,12 @@ from frn_det.study.summary import ablation, cells, plots, report, runs as study_
 def _tool(name):
     """The package module behind tools/<name>.py."""
     return importlib.import_module({"norm_health": "frn_det.study.norm_health", "bn_statistics": "frn_det.study.bn_statistics"}[name])
+
+
+def _lines(ax):
+    """{legend label: [(x, y)]} of a panel's plain lines (errorbar lines and the zero line have none)."""
+    return {line.get_label(): [tuple(p) for p in line.get_xydata()] for line in ax.lines
+            if not line.get_label().startswith("_")}
 
 
 def _run(study, variant, name, ap, imgs, lr=0.02, metrics=(), size=128):
@@ -76,7 +82,11 @@ def test_sizes_get_their_own_tables_and_gaps(study, tmp_path):
     # 128 px: FRN 70.0 against GN 70.8 at their best lr; 256 px: 80.0 against 83.0
     assert "| shapes | FRN (paper) | 8 | 70.0 (-0.8) | 80.0 (-3.0) |" in text
     assert "| shapes | FRN + learnable_eps (option) | 8 | - | 82.5 (-0.5) |" in text
-    assert os.path.getsize(plots.plot_sizes(runs, str(tmp_path / "sizes.png"))) > 1000
+    # the gaps above, a line per row with a point at another size than the first (FRN at 2: 128 px only)
+    (ax,) = plots.plot_sizes(runs, str(tmp_path / "sizes.png")).axes
+    assert _lines(ax) == {"FRN (paper), 8 img": [(128, pytest.approx(-0.8)), (256, -3.0)],
+                          "FRN + learnable_eps (option), 8 img": [(256, -0.5)]}
+    assert [line.get_linestyle() for line in ax.lines[:2]] == ["-", "--"] and ax.get_title().startswith("photo-like")
 
 
 def test_diverged_runs_are_in_the_learning_rate_table_only(study, tmp_path):
@@ -149,7 +159,10 @@ def test_longer_schedules_stay_out_of_the_tables_and_give_the_gap_against_images
     assert "| FRN (paper) | 70.0 (lr 0.02) |" in text  # the 1600-iteration cell, not a mean with 75.0
     # best lrs at the study's schedule (0.02 both): -0.8 at 12,800 images, -0.5 at 25,600
     assert "| shapes | FRN (paper) | 128 px | 0.02 / 0.02 | -0.8 (70.0 / 70.8) | -0.5 (75.0 / 75.5) |" in text
-    assert os.path.getsize(plots.plot_schedule(runs, str(tmp_path / "schedule.png"))) > 1000
+    (ax,) = plots.plot_schedule(runs, str(tmp_path / "schedule.png")).axes
+    assert _lines(ax) == {"128 px, photo-like: FRN (paper) (lr 0.02) - GN (lr 0.02)":
+                          [(12800, pytest.approx(-0.8)), (25600, -0.5)]}
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["12.8k", "25.6k"]
     # the convergence curve's runs join where the study has none of the same
     conv = tmp_path / "convergence"
     _run(conv, "iters1600", "frn_8img_seed0", 1.0, 8)  # the study holds this one: left out
@@ -301,6 +314,32 @@ def test_ablations_not_run_are_named_in_table3(study):
     text = tables.markdown(study_runs.load_runs(str(study)))
     assert "| FRN + ReLU | not run | - | - | - | - | 75.24 | -0.43 |" in text
     assert "| 128 px | no mean subtraction (GFRN + TLU - GN + TLU) | not run | `shapes/gn_tlu_8img_seed0` |" in text
+
+
+def test_draw_puts_each_series_in_its_panel_and_writes_the_whole_figure(tmp_path):
+    from matplotlib.image import imread
+
+    from frn_det.study.report_plots import Series, draw
+
+    path = tmp_path / "f.png"
+    fig = draw(str(path), [("left", [Series("one", [2, 8], [1.0, 3.0], errs=[0.5, 0]),
+                                     Series("two", [2, 8], [2.0, 2.5], dashed=True)]),
+                           ("right", [Series("three", [8], [4.0])])],
+               [2, 8], "images per GPU", "AP", xtick_labels=["two", "eight"], zero_line=True)
+    left, right = fig.axes
+    (bars,) = left.containers  # the error bars: the data line, then a segment per point
+    assert [tuple(p) for p in bars[0].get_xydata()] == [(2, 1.0), (8, 3.0)]
+    assert [s.tolist() for s in bars[2][0].get_segments()] == [[[2, 0.5], [2, 1.5]], [[8, 3.0], [8, 3.0]]]
+    assert _lines(left) == {"two": [(2, 2.0), (8, 2.5)]} and _lines(right) == {"three": [(8, 4.0)]}
+    assert {t.get_text() for t in left.get_legend().get_texts()} == {"one", "two"}
+    assert bars[0].get_linestyle() == "-" and left.lines[-2].get_linestyle() == "--"
+    assert all(list(ax.lines[-1].get_ydata()) == [0, 0] for ax in (left, right))  # the zero line
+    assert [ax.get_xscale() for ax in fig.axes] == ["log", "log"] and left.get_xaxis().get_transform().base == 2
+    assert [t.get_text() for t in right.get_xticklabels()] == ["two", "eight"]
+    assert (left.get_title(), right.get_title(), left.get_ylabel(), right.get_xlabel()) == ("left", "right", "AP", "images per GPU")
+    assert left.get_shared_y_axes().joined(left, right)
+    # 5.2 x 4 inches a panel at 110 dpi, and no temporary file left beside it
+    assert imread(path).shape[:2] == (440, 1144) and os.listdir(tmp_path) == ["f.png"]
 
 
 def test_norm_health_plots_the_monitor_records_of_training(tmp_path):

@@ -4,6 +4,7 @@ import math
 import statistics
 
 from frn_det.study.report_format import METRICS, spread
+from frn_det.study.report_plots import AP_LABEL, GAP_LABEL, IMGS_LABEL, SIDE_LABEL, Series, draw
 
 
 def markdown_table(cells, methods, imgs, base_lrs=(None,)):
@@ -27,73 +28,46 @@ def markdown_table(cells, methods, imgs, base_lrs=(None,)):
     return "\n".join([head, rule, *rows, "", note]) + "\n"
 
 
+def _ap(cell):
+    """A cell's mean AP over seeds."""
+    return statistics.mean(cell["AP"])
+
+
 def plot(cells, methods, imgs, path, title):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    """AP against images per GPU, a line per method with its spread over seeds; returns the figure."""
+    series = []
     for method in methods:
         xs = [m for m in sorted(imgs) if cells.get((method, m))]
-        if not xs:
-            continue
-        means = [statistics.mean(cells[(method, m)]["AP"]) for m in xs]
-        errs = [statistics.stdev(cells[(method, m)]["AP"]) if len(cells[(method, m)]["AP"]) > 1 else 0 for m in xs]
-        ax.errorbar(xs, means, yerr=errs, marker="o", capsize=3, label=method.upper())
-    _finish(fig, ax, sorted(imgs), [str(m) for m in sorted(imgs)], "images per GPU", title, path)
-
-
-def _finish(fig, ax, ticks, labels, xlabel, title, path, ylabel="AP (COCO, val)"):
-    import matplotlib.pyplot as plt
-
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(ticks, labels)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+        if xs:
+            aps = [cells[(method, m)]["AP"] for m in xs]
+            series.append(Series(method.upper(), xs, [statistics.mean(a) for a in aps],
+                                 [statistics.stdev(a) if len(a) > 1 else 0 for a in aps]))
+    return draw(path, [(title, series)], sorted(imgs), IMGS_LABEL, AP_LABEL)
 
 
 def plot_curve(by_schedule, methods, imgs, batch, path, title):
     """AP against images seen (schedule x reference batch), a line per method and images per GPU."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    series = []
     for method in methods:
         for m in sorted(imgs, reverse=True):
-            pts = [(steps * batch, statistics.mean(cells[(method, m)]["AP"]))
+            pts = [(steps * batch, _ap(cells[(method, m)]))
                    for steps, cells in sorted(by_schedule.items()) if (method, m) in cells]
             if pts:
-                ax.plot(*zip(*pts), marker="o", label=f"{method.upper()} {m} img")
+                series.append(Series(f"{method.upper()} {m} img", *zip(*pts)))
     xs = sorted(steps * batch for steps in by_schedule)
-    _finish(fig, ax, xs, [f"{x:,}" for x in xs], "images seen", title, path)
+    return draw(path, [(title, series)], xs, "images seen", AP_LABEL, [f"{x:,}" for x in xs])
 
 
 def plot_sizes(by_size, methods, imgs, path, title):
-    """Each method's AP minus GN's (same images per GPU) against the input side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    """Each method's AP minus GN's (same images per GPU) against the input side; returns the figure."""
+    series = []
     for method in methods:
         if method == "gn":
             continue
         for m in sorted(imgs, reverse=True):
-            pts = [(size, statistics.mean(cells[(method, m)]["AP"]) - statistics.mean(cells[("gn", m)]["AP"]))
+            pts = [(size, _ap(cells[(method, m)]) - _ap(cells[("gn", m)]))
                    for size, cells in sorted(by_size.items()) if (method, m) in cells and ("gn", m) in cells]
             pts = [(x, y) for x, y in pts if math.isfinite(y)]  # a model with no detections has AP nan
             if pts:
-                ax.plot(*zip(*pts), marker="o", label=f"{method.upper()} - GN, {m} img")
-    ax.axhline(0, color="grey", lw=0.8)
-    _finish(fig, ax, sorted(by_size), [str(s) for s in sorted(by_size)], "input side (px)", title, path,
-            ylabel="AP minus GN's AP (same images per GPU)")
+                series.append(Series(f"{method.upper()} - GN, {m} img", *zip(*pts)))
+    return draw(path, [(title, series)], sorted(by_size), SIDE_LABEL, GAP_LABEL, zero_line=True)

@@ -22,6 +22,7 @@ import sys
 
 import torch
 
+from frn_det.study.report_plots import panels, save
 from frn_det.utils import write_json
 
 STATS = ("uncentred", "between_images", "tlu_active", "tau_mean", "tau_std", "out_rms", "eps_mean")
@@ -68,13 +69,8 @@ def markdown(all_stats):
 
 
 def plot(all_stats, path, title):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     shown = ("uncentred", "between_images", "tlu_active", "out_rms")
-    fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.6))
+    fig, (axes,) = panels(len(shown), 4.2, 3.6)
     groups = [g for g in GROUP_ORDER if any(g in s for s in all_stats.values())]
     width = 0.8 / max(1, len(all_stats))
     for ax, stat in zip(axes, shown):
@@ -91,8 +87,7 @@ def plot(all_stats, path, title):
         fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.07 * rows, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def training_records(run_dir, stat):
@@ -121,16 +116,11 @@ def _rolling_mean(points, k):
 
 
 def plot_training(runs, stat, path, title, smooth=1):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     curves = {label: training_records(folder, stat) for label, folder in runs.items()}
     groups = [g for g in GROUP_ORDER if any(g in c for c in curves.values())]
     if not groups:
         return None  # e.g. tlu_active of GN and BN runs
-    fig, axes = plt.subplots(1, len(groups), figsize=(2.6 * len(groups), 3.0), sharey=True, squeeze=False)
+    fig, axes = panels(len(groups), 2.6, 3.0, sharey=True)
     for ax, group in zip(axes[0], groups):
         for label, c in curves.items():
             if group in c:
@@ -142,8 +132,7 @@ def plot_training(runs, stat, path, title, smooth=1):
     axes[0][-1].legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
     return curves
 
 

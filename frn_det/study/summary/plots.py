@@ -1,31 +1,17 @@
 """The summary's plots of Table 6's rows: AP against images per GPU at the main size (summary.png), the
-gap to GN against the input side (sizes.png) and against images seen (schedule.png)."""
+gap to GN against the input side (sizes.png) and against images seen (schedule.png); each returns the
+figure (frn_det.study.report_plots.draw), or None where it has nothing to draw."""
 import statistics
 
+from frn_det.study.report_plots import AP_LABEL, GAP_LABEL, IMGS_LABEL, SIDE_LABEL, Series, draw
 from frn_det.study.summary.cells import (LOOKS, column_cell, gap_rows, gaps, look_rows, looks_of, main_size, of_methods,
                                          schedule_lines)
-from frn_det.utils import write_atomic
 
 SHORT = {"shapes": "photo-like", "real": "real-photo"}
 
 
-def _look_panels(looks):
-    """A figure with one panel per look, sharing the y axis."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(1, len(looks), figsize=(5.2 * len(looks), 4), squeeze=False, sharey=True)
-
-
-def _save_panels(fig, axes, ylabel, path):
-    import matplotlib.pyplot as plt
-
-    axes[0][0].set_ylabel(ylabel)
-    fig.tight_layout()
-    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110), fsync=False)
-    plt.close(fig)
+def _dashed(label):
+    return "option" in label
 
 
 def plot(runs, path):
@@ -33,24 +19,18 @@ def plot(runs, path):
     runs = of_methods(runs)
     size = main_size(runs)
     runs = [r for r in runs if r["size"] == size]
-    looks = looks_of(runs)
     cols = sorted({r["imgs"] for r in runs})
-    fig, axes = _look_panels(looks)
-    for ax, look in zip(axes[0], looks):
+    figure = []
+    for look in looks_of(runs):
+        series = []
         for label, variant, method in look_rows(runs, look):
             pts = [(m, column_cell(runs, variant, method, m)[1]) for m in cols]
             pts = [(m, statistics.mean(a), statistics.stdev(a) if len(a) > 1 else 0) for m, a in pts if a]
             if pts:
                 xs, ys, es = zip(*pts)
-                ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=label,
-                            ls="--" if "option" in label else "-")
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(cols, [str(m) for m in cols])
-        ax.set_xlabel("images per GPU")
-        ax.set_title(f"{LOOKS[look]}, {size} px", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    _save_panels(fig, axes, "AP (COCO, val)", path)
+                series.append(Series(label, xs, ys, es, _dashed(label)))
+        figure.append((f"{LOOKS[look]}, {size} px", series))
+    return draw(path, figure, cols, IMGS_LABEL, AP_LABEL)
 
 
 def plot_sizes(runs, path):
@@ -60,25 +40,18 @@ def plot_sizes(runs, path):
     looks = looks_of(runs)
     if len(sizes) < 2 or not looks:
         return None
-    fig, axes = _look_panels(looks)
-    for ax, look in zip(axes[0], looks):
+    figure = []
+    for look in looks:
+        series = []
         for row_look, label, variant, method, m in gap_rows(runs):
             if row_look != look:
                 continue
             pts = [(s, *gaps(runs, look, variant, method, m, s)) for s in sizes]
             pts = [(s, ap - gn) for s, ap, gn in pts if ap is not None and gn is not None]
             if len(pts) > 1 or (pts and pts[0][0] != sizes[0]):
-                ax.plot(*zip(*pts), marker="o", label=f"{label}, {m} img",
-                        ls="--" if "option" in label else "-")
-        ax.axhline(0, color="grey", lw=0.8)
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(sizes, [str(s) for s in sizes])
-        ax.set_xlabel("input side (px)")
-        ax.set_title(LOOKS[look], fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    _save_panels(fig, axes, "AP minus GN's AP (same images per GPU)", path)
-    return path
+                series.append(Series(f"{label}, {m} img", *zip(*pts), dashed=_dashed(label)))
+        figure.append((LOOKS[look], series))
+    return draw(path, figure, sizes, SIDE_LABEL, GAP_LABEL, zero_line=True)
 
 
 def plot_schedule(runs, path):
@@ -86,19 +59,10 @@ def plot_schedule(runs, path):
     lines = [line for line in schedule_lines(of_methods(runs)) if len(line[-1]) > 1]
     if not lines:
         return None
-    fig, axes = _look_panels(["all"])
-    ax = axes[0][0]
-    for look, label, size, lf, lg, points in lines:
-        xs = [n for n, _, _ in points]
-        ax.plot(xs, [f - g for _, f, g in points], marker="o", ls="--" if "option" in label else "-",
-                label=f"{size} px, {SHORT[look]}: {label} (lr {lf:g}) - GN (lr {lg:g})")
+    series = [Series(f"{size} px, {SHORT[look]}: {label} (lr {lf:g}) - GN (lr {lg:g})",
+                     [n for n, _, _ in points], [f - g for _, f, g in points], dashed=_dashed(label))
+              for look, label, size, lf, lg, points in lines]
     seen = sorted({n for *_, points in lines for n, _, _ in points})
-    ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(seen, [f"{n / 1000:g}k" for n in seen])
-    ax.set_xlabel("images seen (8 images per batch)")
-    ax.set_title("FRN's gap to GN against the schedule, by input size", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    _save_panels(fig, axes, "AP minus GN's AP", path)
-    return path
+    return draw(path, [("FRN's gap to GN against the schedule, by input size", series)], seen,
+                "images seen (8 images per batch)", "AP minus GN's AP", [f"{n / 1000:g}k" for n in seen],
+                zero_line=True)
