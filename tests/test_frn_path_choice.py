@@ -119,6 +119,18 @@ def test_a_short_run_or_one_candidate_times_nothing(injected_paths, tmp_path):
     assert hook.record["choice"] == dispatch.default_path("cpu", torch.float32) and not hook.times
 
 
+def test_a_resumed_run_keeps_its_own_recorded_choice(injected_paths, tmp_path):
+    """Its OUTPUT_DIR's record wins over the one beside MODEL.WEIGHTS that built the model; nothing is timed."""
+    (tmp_path / CHOICE_FILE).write_text(json.dumps({"device_type": "cpu", "choice": "slow_python"}))
+    dispatch.configure("python")  # as build_model configured it from another run's record
+    clock = FakeClock({"python": 1.0, "slow_python": 9.0})
+    seen = train(FRNPathChoice(str(tmp_path), "cpu", names=injected_paths, clock=clock), start_iter=10)
+    assert set(seen) == {"slow_python"} and clock.calls == {}
+    dispatch.configure(None)  # a fresh run in the same folder chooses again
+    train(FRNPathChoice(str(tmp_path), "cpu", names=injected_paths, clock=clock))
+    assert json.loads((tmp_path / CHOICE_FILE).read_text())["choice"] == "python"
+
+
 def config(tmp_path, impl="auto", device="cpu"):
     cfg = frn_det.add_frn_config(get_cfg())
     cfg.merge_from_list(["MODEL.FRN.IMPL", impl, "MODEL.DEVICE", device, "OUTPUT_DIR", str(tmp_path)])

@@ -95,18 +95,22 @@ def choice_file_candidates(cfg):
     return paths
 
 
+def read_choice(path, device_type):
+    """The path recorded in the frn_path.json at `path` for device_type, or None."""
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if record.get("device_type") == device_type and record.get("choice") in dispatch.PATHS:
+        return record["choice"]
+    return None
+
+
 def recorded_choice(cfg):
     """The path recorded by the run (frn_path.json) for cfg's device type, or None."""
     device_type = _device_of(cfg).type
-    for path in choice_file_candidates(cfg):
-        try:
-            with open(path) as f:
-                record = json.load(f)
-        except (OSError, ValueError):
-            continue
-        if record.get("device_type") == device_type and record.get("choice") in dispatch.PATHS:
-            return record["choice"]
-    return None
+    return next(filter(None, (read_choice(path, device_type) for path in choice_file_candidates(cfg))), None)
 
 
 def configured_impl(cfg):
@@ -163,8 +167,11 @@ class FRNPathChoice(HookBase):
             logger.info("frn_det: FRN_DET_IMPL forces the FRN path %r; MODEL.FRN.IMPL auto chooses nothing",
                         dispatch.forced_path())
             return
-        recorded = comm.all_gather(dispatch.configured())[0]  # rank 0's: other machines may lack its file
-        if trainer.start_iter > 0 and recorded is not None:
+        # a resumed run keeps its own record (OUTPUT_DIR's, not one beside MODEL.WEIGHTS); rank 0's:
+        # other machines may lack its file
+        own = read_choice(os.path.join(self.output_dir, CHOICE_FILE), self.device.type) if trainer.start_iter > 0 else None
+        recorded = comm.all_gather(own)[0]
+        if recorded is not None:
             dispatch.configure(recorded)
             logger.info("frn_det: FRN path %r, as chosen at the start of this run (%s)", recorded, CHOICE_FILE)
             return
