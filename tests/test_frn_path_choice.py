@@ -30,16 +30,12 @@ def slow_python(*args):
 
 
 @pytest.fixture
-def injected_paths(monkeypatch):
+def injected_paths(monkeypatch, fresh_choice):
     """PATHS with a path that raises, one that returns wrong values, and a second correct one."""
-    monkeypatch.delenv("FRN_DET_IMPL", raising=False)
     for name, fn in (("raises", raises), ("wrong", wrong), ("slow_python", slow_python)):
         monkeypatch.setitem(dispatch.PATHS, name, fn)
-    dispatch.reset()
     frn_path._checked.clear()
     yield ["python", "raises", "wrong", "slow_python"]
-    monkeypatch.undo()
-    dispatch.reset()
     frn_path._checked.clear()
 
 
