@@ -44,6 +44,12 @@ def launches(step):
     return counter.ops, launched
 
 
+def counts(step):
+    """(non-view aten ops, of them allocations, Triton launches) of one call of step()."""
+    ops, launched = launches(step)
+    return sum(ops.values()), allocations(ops), len(launched)
+
+
 @contextlib.contextmanager
 def counting_triton_launches(counter=None):
     """Inside it, the list it yields gets the name of each Triton kernel launched; `counter` (an

@@ -193,9 +193,7 @@ def launch_counts(device="cpu", shape=LAUNCH_SHAPE):
     for name, build in launch_methods(device).items():
         layer, fn = build(shape[1])
         params = [p for p in layer.to(device).parameters() if p.requires_grad]
-        step = lambda fn=fn, params=params: fwd_bwd(fn, x, params, dz)  # noqa: E731
-        ops, launched = launches.launches(step)
-        out[name] = (sum(ops.values()), launches.allocations(ops), len(launched))
+        out[name] = launches.counts(lambda fn=fn, params=params: fwd_bwd(fn, x, params, dz))
     out.update(block_end_launch_counts(device, shape))
     return out
 
@@ -248,11 +246,7 @@ def block_end_steps(shape, device="cpu", dtype=torch.float32):
 
 def block_end_launch_counts(device="cpu", shape=LAUNCH_SHAPE):
     """name -> (non-view aten ops, of them allocations, Triton launches) of one block end fwd+bwd."""
-    out = {}
-    for name, step in block_end_steps(shape, device).items():
-        ops, launched = launches.launches(step)
-        out[name] = (sum(ops.values()), launches.allocations(ops), len(launched))
-    return out
+    return {name: launches.counts(step) for name, step in block_end_steps(shape, device).items()}
 
 
 def block_end_times(shapes=BLOCK_END_SHAPES, repeats=15, min_time=0.2, device="cpu"):
