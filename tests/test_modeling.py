@@ -169,7 +169,7 @@ def test_model_frn_keys_reach_build_model(backbone):
     and only there; also for the R-CNN backbone builder on its own, inside the cfg's options scope."""
     from detectron2.layers import get_norm
 
-    from frn_det.config import frn_options_of
+    from frn_det.modeling import frn_options_of
     from frn_det.layers import frn_options_scope
     from frn_det.modeling import build_model as frn_build_model
 

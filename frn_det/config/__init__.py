@@ -1,4 +1,3 @@
 from .build import NO_CUDA_WARNING, build_cfg, command_cfg, cpu_without_cuda, lazy_command_cfg, merge_config
 from .defaults import add_frn_config
-from .norms import check_frn_options_apply, frn_options_of
 from .to_frn import to_frn

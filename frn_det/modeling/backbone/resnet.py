@@ -18,7 +18,7 @@ from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling.backbone.resnet import (BasicBlock, BasicStem, BottleneckBlock, DeformBottleneckBlock, ResNet,
                                                  build_resnet_backbone)
 
-from frn_det.config import check_frn_options_apply
+from ..frn_options import check_frn_options_apply
 from frn_det.layers import FRN, TLU, frn_add_tlu_function, norm_has_tlu, norm_without_tlu
 
 

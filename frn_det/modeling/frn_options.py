@@ -1,6 +1,6 @@
 """MODEL.FRN's options, carried to the FRN layers through get_norm's options scope.
 
-frn_det.modeling.build_model builds every model inside `frn_options_scope(*frn_options_of(cfg))`, so each
+build_model (frn_det.modeling) builds every model inside `frn_options_scope(*frn_options_of(cfg))`, so each
 FRN layer that get_norm makes from a norm name gets them, whichever builder asks for it.
 """
 from detectron2.config import CfgNode
@@ -25,7 +25,7 @@ def check_frn_options_apply(cfg):
             f"MODEL.FRN.EPS {wanted[0]:g} and MODEL.FRN.LEARNABLE_EPS {wanted[1]} reach the FRN layers only in a "
             "model built by frn_det.modeling.build_model(cfg) (frn_det's Trainer, Predictor, export and "
             "model_zoo.get use it), or inside `with frn_options_scope(*frn_options_of(cfg)):` (frn_det.layers, "
-            "frn_det.config); detectron2's "
+            "frn_det.modeling); detectron2's "
             f"build_model(cfg) alone would build them with eps {scoped[0]:g}, learnable {scoped[1]}")
 
 
