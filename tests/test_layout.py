@@ -1,6 +1,6 @@
 """The package's layering, read from its import statements (function-level ones included): the plugin
-never imports the research harness, no module imports a command module, the model's layers import
-nothing of the config set-up or above, and the data layer imports nothing above it."""
+never imports the research harness, no module imports a command module, and each layer imports only
+those below it (LAYERS)."""
 import ast
 from pathlib import Path
 
@@ -11,13 +11,10 @@ from coco_tree import ROOT
 PACKAGE = Path(ROOT, "frn_det")
 HARNESS = ("frn_det.study", "frn_det.benchmark")  # the study and the benchmarks: they import the plugin
 COMMANDS = ("frn_det.train_net", "frn_det.predict.command", "frn_det.study.batch")  # setup.py's console scripts
-# the model's layers (the math, the model, its optimizer, the data) import nothing of the config set-up, the
-# engine and what stands on them
-MODEL_LAYERS = ("frn_det.layers", "frn_det.modeling", "frn_det.solver", "frn_det.data", "frn_det.utils")
-ABOVE_MODEL = ("frn_det.config", "frn_det.engine", "frn_det.evaluation", "frn_det.export", "frn_det.predict",
-               "frn_det.model_zoo", *COMMANDS, *HARNESS)
-ABOVE_DATA = ("frn_det.modeling", "frn_det.solver", "frn_det.engine", "frn_det.evaluation", "frn_det.export",
-              "frn_det.predict", "frn_det.model_zoo", *COMMANDS, *HARNESS)
+# the package's layers, each importing only those before it (and the package itself, which registers)
+LAYERS = ("frn_det.utils", "frn_det.layers", "frn_det.modeling", "frn_det.solver", "frn_det.data", "frn_det.config",
+          "frn_det.engine", "frn_det.evaluation", "frn_det.export", "frn_det.predict", "frn_det.model_zoo",
+          "frn_det.train_net", *HARNESS)
 
 
 def _module(path):
@@ -51,10 +48,15 @@ def test_the_import_scan_sees_the_package():
     assert "frn_det.study.batch" in got and "frn_det.layers.formula" in got
     assert "frn_det.engine.train_loop" in got["frn_det.study.batch"]  # an absolute import
     assert "frn_det.layers.path_cpp" in got["frn_det"]  # a relative one
+    assert [m for m in got if m != "frn_det" and _layer(m) is None] == []  # every module has its layer
+    assert _layer("frn_det.modeling.build") < _layer("frn_det.config.to_frn") < _layer("frn_det.engine.trainer")
 
 
-@pytest.mark.parametrize("rule", ["plugin_without_harness", "no_command_imported", "data_below_the_rest",
-                                  "model_below_the_config"])
+def _layer(name):
+    return next((i for i, layer in enumerate(LAYERS) if _under(name, (layer,))), None)
+
+
+@pytest.mark.parametrize("rule", ["plugin_without_harness", "no_command_imported", "layers_in_order"])
 def test_layering(rule):
     bad = []
     for module, names in imports().items():
@@ -64,10 +66,8 @@ def test_layering(rule):
             elif rule == "no_command_imported":  # a package (and its __main__) may expose its own command
                 package = name.rpartition(".")[0]
                 wrong = _under(name, COMMANDS) and module not in (name, package, package + ".__main__")
-            elif rule == "model_below_the_config":
-                wrong = _under(module, MODEL_LAYERS) and _under(name, ABOVE_MODEL)
             else:
-                wrong = _under(module, ("frn_det.data",)) and _under(name, ABOVE_DATA)
+                wrong = None not in (_layer(module), _layer(name)) and _layer(name) > _layer(module)
             if wrong:
                 bad.append(f"{module} imports {name}")
     assert not bad, bad
