@@ -132,14 +132,19 @@ def test_claims_are_checked_on_the_table_cells_for_the_paper_and_each_option(stu
     assert got["FRN above GN at 8 images"] == (-0.8, "one seed: no spread")
     assert cells.best_cell(runs, "shapes", "frn", 8) == (0.02, [70.0]) and cells.best_cell(runs, "shapes", "gn", 8)[0] == 0.02
     # at 2, every cell at its method's 8-image lr (GN's 80.0 at lr 0.05 is not GN's cell): the paper's
-    # FRN (mean of 69.0, 69.4) is 2.8 below GN's 72.0, the option's 71.5 is 0.5 below: each its own claim
+    # FRN (mean of 69.0, 69.4) is 2.8 below GN's 72.0
     assert got["FRN above GN at 2 images"] == (-2.8, "one seed: no spread")
-    assert got["FRN + center (option) above GN at 2 images"] == (-0.5, "one seed: no spread")
     assert got["FRN holds at 2 images (within 1.5 AP of 8)"] == (-0.8, "one seed: no spread")
     assert got["BN falls at 2 images"] == (-2.0, "one seed: no spread")
-    # the option has no 8-image run: its claims on that column are left out, BN's claim is the paper's only
-    assert not any("center (option) above GN at 8" in c or "center (option) holds" in c for c in got)
-    assert sum("BN falls" in c for c in got) == 1
+    # the option has no 8-image run (where its lr is chosen): no claims of its own
+    assert not any("center" in c for c in got)
+    _run(study, "shapes_center", "frn_8img_seed0", 72.0, 8)
+    runs = study_runs.load_runs(str(study))
+    got = {claim: (round(d, 6), verdict) for claim, _, _, _, d, _, verdict in cells.claims(runs, "shapes")}
+    assert got["FRN + center (option) above GN at 8 images"] == (1.2, "one seed: no spread")
+    assert got["FRN + center (option) above GN at 2 images"] == (-0.5, "one seed: no spread")  # 71.5 - 72.0
+    assert got["FRN + center (option) holds at 2 images (within 1.5 AP of 8)"] == (-0.5, "one seed: no spread")
+    assert [c for c, *_ in cells.claims(runs, "shapes")].count("BN falls at 2 images") == 1  # BN's: once
     text = "\n".join(tables.claims_table(runs))
     assert "| FRN + center (option) above BN at 2 images | +8.9 | +13.5 | 1 / 1 | one seed: no spread |" in text
     assert "center" not in "\n".join(tables.claims_table(runs, options=False))

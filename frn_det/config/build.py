@@ -65,9 +65,8 @@ def build_cfg(config_file, opts=()):
 
 def command_cfg(config_file, opts=(), *, overrides=(), frn=None, keep_weights=False):
     """Every command's yaml config (train, predict, export, the study's tools; lazy_command_cfg for a
-    LazyConfig .py): the --config-file (a path, or
-    a name in frn_det's or detectron2's model zoo), switched to FRN by to_frn with --frn NORM, then the
-    command line's KEY VALUE pairs (they win over to_frn), then the command's own settings (`overrides`,
+    LazyConfig .py): the --config-file (a path, or a name in frn_det's or detectron2's model zoo),
+    switched to FRN by to_frn with --frn NORM, then the command line's KEY VALUE pairs (they win over to_frn), then the command's own settings (`overrides`,
     KEY VALUE ...); MODEL.DEVICE 'cuda' falls back to the CPU where CUDA is missing. Not frozen.
     Returns (cfg, notes): [(logging level, message)] for the command to log once its logging is set up."""
     import logging

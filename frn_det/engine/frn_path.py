@@ -102,7 +102,7 @@ def read_choice(path, device_type):
             record = json.load(f)
     except (OSError, ValueError):
         return None
-    if record.get("device_type") == device_type and record.get("choice") in dispatch.PATHS:
+    if isinstance(record, dict) and record.get("device_type") == device_type and record.get("choice") in dispatch.PATHS:
         return record["choice"]
     return None
 

@@ -2,9 +2,9 @@
 which get_norm gives every FRN layer cfg.MODEL.FRN's options, refusing a model with a ReLU after TLU."""
 from detectron2.modeling import build_model as detectron2_build_model
 
-from .frn_options import frn_options_of
 from frn_det.layers import frn_options_scope
 
+from .frn_options import frn_options_of
 from .relu_after_tlu import check_no_relu_after_tlu
 
 

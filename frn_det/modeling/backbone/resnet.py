@@ -18,8 +18,9 @@ from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling.backbone.resnet import (BasicBlock, BasicStem, BottleneckBlock, DeformBottleneckBlock, ResNet,
                                                  build_resnet_backbone)
 
-from ..frn_options import check_frn_options_apply
 from frn_det.layers import FRN, TLU, frn_add_tlu_function, norm_has_tlu, norm_without_tlu
+
+from ..frn_options import check_frn_options_apply
 
 
 def _has_hooks(module):

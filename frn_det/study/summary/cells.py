@@ -104,11 +104,11 @@ def judge(d, two_se, side, bound):
 
 def claims(runs, look, options=True):
     """Table 6's claims (CLAIMS) on one look's table cells (column_cell): the paper's FRN's, then with
-    options those of each FRN option that has runs (a claim on FRN made with the option's FRN cells, where
-    they were run). [(claim, paper's a - b, values of a, values of b, d, two_se, verdict)]; a claim of
-    the paper's FRN not run gets None values and "not run"."""
+    options those of each FRN option run at REFERENCE_IMGS (its lr chosen there, as every cell's; a claim
+    on FRN made with the option's FRN cells, where they were run). [(claim, paper's a - b, values of a,
+    values of b, d, two_se, verdict)]; a claim of the paper's FRN not run gets None values and "not run"."""
     frn_rows = [(label.replace(" (paper)", ""), variant) for label, variant, method in look_rows(runs, look)
-                if method == "frn" and (options or variant == look)]
+                if method == "frn" and (variant == look or options and best_cell(runs, variant, "frn", REFERENCE_IMGS)[1])]
     out = []
     for label, variant in frn_rows:
         for claim, (ma, ia), (mb, ib), side, bound, paper in CLAIMS:
