@@ -185,12 +185,11 @@ def test_other_columns_take_the_8_image_columns_lr():
     assert cells.column_cell(runs, "shapes", "bn", 8) == (0.05, [60.0])
     assert cells.column_cell(runs, "shapes", "bn", 2) == (0.05, None)  # not the 58.0 at lr 0.02
     assert dict((c, v) for c, *_, v in cells.claims(runs, "shapes"))["BN falls at 2 images"] == "not run"
-    runs.append(dict(variant="shapes", method="bn", imgs=2, seed=0, lr=0.05, AP=55.0))
-    runs.append(dict(variant="shapes", method="bn", imgs=2, seed=1, lr=0.05, AP=57.0))
-    runs.append(dict(variant="shapes", method="bn", imgs=8, seed=1, lr=0.05, AP=61.0))
-    got = {c: (d, two_se, v) for c, _, _, _, d, two_se, v in cells.claims(runs, "shapes")}
-    # 56.0 - 60.5 = -4.5 ± 2 sqrt(2/2 + 0.5/2)
-    assert got["BN falls at 2 images"] == pytest.approx((-4.5, 2 * 1.25 ** 0.5, "supported"))
+    runs += [dict(variant="shapes", method="bn", imgs=2, seed=s, lr=0.05, AP=ap) for s, ap in enumerate([55.0, 57.0, 56.0])]
+    runs += [dict(variant="shapes", method="bn", imgs=8, seed=s, lr=0.05, AP=ap) for s, ap in [(1, 61.0), (2, 60.5)]]
+    got = {c: (d, spread, v) for c, _, _, _, d, spread, v in cells.claims(runs, "shapes")}
+    # 56.0 - 60.5 = -4.5 ± 2.1, below 0 as a whole
+    assert got["BN falls at 2 images"] == pytest.approx((-4.5, 2.0777, "supported"), abs=1e-4)
 
 
 def test_more_seeds_at_one_lr_do_not_move_the_best_lr():
@@ -203,7 +202,17 @@ def test_more_seeds_at_one_lr_do_not_move_the_best_lr():
     assert cells.best_cell(other, "real", "frn", 8)[0] == 0.1
 
 
-def test_table6_claims_are_differences_of_cell_means_with_two_standard_errors():
+def test_a_difference_of_means_comes_with_welchs_95_percent_interval():
+    # equal seeds and variances: df = 2 (n - 1) = 4, t(0.975, 4) = 2.7764 (the textbook's), se = sqrt(1/3 + 1/3)
+    assert cells.difference([1.0, 2.0, 3.0], [4.0, 5.0, 6.0]) == pytest.approx((-3.0, 2.7764451 * (2 / 3) ** 0.5))
+    assert cells.difference([1.0, 2.0, 3.0], [4.0]) == (-2.0, None)  # one seed: no spread
+    assert cells.difference([1.0, 1.0], [2.0, 2.0]) == (-1.0, 0.0)
+    # two seeds a side: t on about one degree of freedom, far wider than two standard errors
+    d, spread = cells.difference([84.0, 86.0, 88.0], [90.0, 91.0])
+    assert d == -4.5 and spread > 3 * (4 / 3 + 0.25) ** 0.5
+
+
+def test_table6_claims_are_differences_of_cell_means_with_their_interval():
     def runs(method, imgs, aps, lr=0.1):
         return [dict(variant="real", method=method, imgs=imgs, seed=s, lr=lr, AP=ap) for s, ap in enumerate(aps)]
     study = (runs("frn", 8, [85.0, 85.5, 86.0]) + runs("gn", 8, [84.0, 84.5, 85.0]) + runs("gn", 8, [99.0], lr=0.05)
@@ -211,22 +220,22 @@ def test_table6_claims_are_differences_of_cell_means_with_two_standard_errors():
              + runs("bn", 8, [85.0, 86.0, 87.0]) + runs("bn", 2, [70.0]))
     got = {claim: rest for claim, *rest in cells.claims(study, "real")}
     # GN's 8-image cell is its best lr (0.05, one seed), not the three seeds at 0.1
-    paper, a, b, d, two_se, verdict = got["FRN above GN at 8 images"]
+    paper, a, b, d, spread, verdict = got["FRN above GN at 8 images"]
     assert (round(paper, 6), b, verdict) == (0.3, [99.0], "one seed: no spread")
     # FRN at 2 against GN at 2, both at their 8-image lrs (GN's 0.05: not run at 2 images)
     assert got["FRN above GN at 2 images"][-1] == "not run"
-    # FRN 2 vs 8: d = 86.0 - 85.5 = 0.5 ± 2 sqrt(4/3 + 0.25/3) = 2.38, which reaches below -1.5
-    _, a, b, d, two_se, verdict = got["FRN holds at 2 images (within 1.5 AP of 8)"]
-    assert d == pytest.approx(0.5) and two_se == pytest.approx(2 * (4 / 3 + 0.25 / 3) ** 0.5)
+    # FRN 2 vs 8: d = 86.0 - 85.5 = 0.5 ± 4.6, which reaches below -1.5
+    _, a, b, d, spread, verdict = got["FRN holds at 2 images (within 1.5 AP of 8)"]
+    assert (d, spread) == pytest.approx((0.5, 4.6144), abs=1e-4)
     assert verdict == "within the spread"
     assert cells.judge(-1.0, 0.5, -1, 0.0) == "supported" and cells.judge(1.0, 0.5, -1, 0.0) == "contradicted"
     assert cells.judge(0.3, 0.5, +1, 0.0) == "within the spread" and cells.judge(-2.0, 0.4, +1, -1.5) == "contradicted"
     text = "\n".join(tables.claims_table(study))
     assert "FRN above GN at 2 images" not in text  # a claim not run is left out
-    assert "| FRN holds at 2 images (within 1.5 AP of 8) | -0.5 | +0.5 ± 2.4 | 3 / 3 | within the spread |" in text
+    assert "| FRN holds at 2 images (within 1.5 AP of 8) | -0.5 | +0.5 ± 4.6 | 3 / 3 | within the spread |" in text
     study += runs("gn", 2, [90.0, 91.0], lr=0.05)
     text = "\n".join(tables.claims_table(study))
-    assert "| FRN above GN at 2 images | +0.4 | -4.5 ± 2.5 | 3 / 2 | contradicted |" in text
+    assert "| FRN above GN at 2 images | +0.4 | -4.5 ± 4.3 | 3 / 2 | contradicted |" in text
     assert "| BN falls at 2 images | -8.5 | -16.0 | 1 / 3 | one seed: no spread |" in text
 
 

@@ -85,20 +85,27 @@ def mean(values):
 
 
 def difference(a, b):
-    """(mean(a) - mean(b), two standard errors of it (Welch: 2 sqrt(sd_a^2/n_a + sd_b^2/n_b)), None with one
-    seed on either side)."""
+    """(mean(a) - mean(b), the half-width of its 95% interval, None with one seed on either side). Welch's
+    t interval: t(0.975, df) sqrt(sd_a^2/n_a + sd_b^2/n_b), df by Welch-Satterthwaite; with a few seeds
+    t is 3 to 12, where two standard errors would understate the spread."""
+    from scipy.stats import t
+
     d = statistics.mean(a) - statistics.mean(b)
     if min(len(a), len(b)) < 2:
         return d, None
-    return d, 2 * (statistics.variance(a) / len(a) + statistics.variance(b) / len(b)) ** 0.5
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    if va + vb == 0:
+        return d, 0.0
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return d, float(t.ppf(0.975, df)) * (va + vb) ** 0.5
 
 
-def judge(d, two_se, side, bound):
-    """A claim a - b > bound (side +1) or < bound (side -1) on d +- two_se: supported when the whole
-    interval lies on the claimed side, contradicted when it lies on the other, else within the spread."""
-    if two_se is None:
+def judge(d, spread, side, bound):
+    """A claim a - b > bound (side +1) or < bound (side -1) on the interval d +- spread: supported when the
+    whole interval lies on the claimed side, contradicted when it lies on the other, else within the spread."""
+    if spread is None:
         return "one seed: no spread"
-    low, high = sorted((side * (d - two_se - bound), side * (d + two_se - bound)))
+    low, high = sorted((side * (d - spread - bound), side * (d + spread - bound)))
     return "supported" if low > 0 else "contradicted" if high < 0 else "within the spread"
 
 
@@ -106,7 +113,7 @@ def claims(runs, look, options=True):
     """Table 6's claims (CLAIMS) on one look's table cells (column_cell): the paper's FRN's, then with
     options those of each FRN option run at REFERENCE_IMGS (its lr chosen there, as every cell's; a claim
     on FRN made with the option's FRN cells, where they were run). [(claim, paper's a - b, values of a,
-    values of b, d, two_se, verdict)]; a claim of the paper's FRN not run gets None values and "not run"."""
+    values of b, d, spread (difference), verdict)]; a claim of the paper's FRN not run gets None values and "not run"."""
     frn_rows = [(label.replace(" (paper)", ""), variant) for label, variant, method in look_rows(runs, look)
                 if method == "frn" and (variant == look or options and best_cell(runs, variant, "frn", REFERENCE_IMGS)[1])]
     out = []
@@ -122,8 +129,8 @@ def claims(runs, look, options=True):
                 if variant == look:
                     out.append((claim, paper, a, b, None, None, "not run"))
                 continue
-            d, two_se = difference(a, b)
-            out.append((claim, paper, a, b, d, two_se, judge(d, two_se, side, bound)))
+            d, spread = difference(a, b)
+            out.append((claim, paper, a, b, d, spread, judge(d, spread, side, bound)))
     return out
 
 

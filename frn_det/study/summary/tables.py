@@ -173,14 +173,15 @@ def all_claims(runs):
     return [CLAIMS_RULE, "", *tables] if tables else []
 
 
-CLAIMS_RULE = ("Difference of the cells' means ± two standard errors (Welch: 2 sqrt(sd_a^2/n_a + sd_b^2/n_b)); "
+CLAIMS_RULE = ("Difference of the cells' means ± the half-width of its 95% interval (Welch's t: t(0.975, df) "
+               "sqrt(sd_a^2/n_a + sd_b^2/n_b)); "
                "supported or contradicted when the whole interval lies on one side of the claim's bound, else "
                "within the spread. Claims whose cells were not run are left out.")
 
 
 def claims_table(runs, options=True):
     """Per look: each of Table 6's claims that was run (cells.claims; with options, also each FRN
-    option's) as a difference of the table's cells (means over seeds) with two standard errors, and
+    option's) as a difference of the table's cells (means over seeds) with its 95% interval, and
     whether the runs support it."""
     runs = of_methods(runs)
     lines = []
@@ -190,8 +191,8 @@ def claims_table(runs, options=True):
             continue
         lines += [f"#### Table 6's claims ({look_name(look)}, each method at its {REFERENCE_IMGS}-image best lr)", "",
                   "| claim | paper (Table 6) | measured | seeds | verdict |", "|---|---:|---:|---:|---|"]
-        for claim, paper, a, b, d, two_se, verdict in rows:
-            measured = f"{d:+.1f}" + ("" if two_se is None else f" ± {two_se:.1f}")
+        for claim, paper, a, b, d, spread, verdict in rows:
+            measured = f"{d:+.1f}" + ("" if spread is None else f" ± {spread:.1f}")
             lines.append(f"| {claim} | {paper:+.1f} | {measured} | {len(a)} / {len(b)} | {verdict} |")
         lines.append("")
     return lines
