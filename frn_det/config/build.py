@@ -63,23 +63,30 @@ def build_cfg(config_file, opts=()):
     return merge_config(add_frn_config(get_cfg()), config_file, list(opts))
 
 
+def _switched_to_frn(cfg, frn, keep_weights):
+    """(cfg through to_frn with --frn NORM, or as given without, the notes saying what it changed)."""
+    import logging
+
+    from .to_frn import to_frn
+
+    if not frn:
+        return cfg, []
+    cfg, changes = to_frn(cfg, frn, keep_weights=keep_weights, return_changes=True)
+    return cfg, [(logging.INFO, f"--frn {frn} changed:\n  " + "\n  ".join(changes))] if changes else []
+
+
 def command_cfg(config_file, opts=(), *, overrides=(), frn=None, keep_weights=False):
     """Every command's yaml config (train, predict, export, the study's tools; lazy_command_cfg for a
     LazyConfig .py): the --config-file (a path, or a name in frn_det's or detectron2's model zoo),
-    switched to FRN by to_frn with --frn NORM, then the command line's KEY VALUE pairs (they win over to_frn), then the command's own settings (`overrides`,
-    KEY VALUE ...); MODEL.DEVICE 'cuda' falls back to the CPU where CUDA is missing. Not frozen.
+    switched to FRN by to_frn with --frn NORM, then the command line's KEY VALUE pairs (they win over
+    to_frn), then the command's own settings (`overrides`, KEY VALUE ...); MODEL.DEVICE 'cuda' falls
+    back to the CPU where CUDA is missing. Not frozen.
     Returns (cfg, notes): [(logging level, message)] for the command to log once its logging is set up."""
     import logging
 
     from .files import config_file_argument
-    from .to_frn import to_frn
 
-    cfg = build_cfg(config_file_argument(config_file))
-    notes = []
-    if frn:
-        cfg, changes = to_frn(cfg, frn, keep_weights=keep_weights, return_changes=True)
-        if changes:
-            notes.append((logging.INFO, f"--frn {frn} changed:\n  " + "\n  ".join(changes)))
+    cfg, notes = _switched_to_frn(build_cfg(config_file_argument(config_file)), frn, keep_weights)
     merge_config(cfg, None, [*opts, *overrides])
     if cpu_without_cuda(cfg):
         notes.append((logging.WARNING, NO_CUDA_WARNING))
@@ -97,14 +104,8 @@ def lazy_command_cfg(config_file, opts=(), *, frn=None, keep_weights=False):
     from detectron2.config import LazyConfig
 
     from .files import config_file_argument
-    from .to_frn import to_frn
 
-    cfg = LazyConfig.load(config_file_argument(config_file))
-    notes = []
-    if frn:
-        cfg, changes = to_frn(cfg, frn, keep_weights=keep_weights, return_changes=True)
-        if changes:
-            notes.append((logging.INFO, f"--frn {frn} changed:\n  " + "\n  ".join(changes)))
+    cfg, notes = _switched_to_frn(LazyConfig.load(config_file_argument(config_file)), frn, keep_weights)
     cfg = LazyConfig.apply_overrides(cfg, list(opts))
     if cfg.train.get("device", "cuda") == "cuda" and not torch.cuda.is_available():
         cfg.train.device = "cpu"

@@ -3,7 +3,7 @@ curve.png, sizes.png), from the cells that frn_det.study.batch summarizes."""
 import math
 import statistics
 
-from frn_det.study.report_format import METRICS, spread
+from frn_det.study.report_format import METRICS, mean_sd, spread
 from frn_det.study.report_plots import AP_LABEL, GAP_LABEL, IMGS_LABEL, SIDE_LABEL, Series, draw
 
 
@@ -39,9 +39,8 @@ def plot(cells, methods, imgs, path, title):
     for method in methods:
         xs = [m for m in sorted(imgs) if cells.get((method, m))]
         if xs:
-            aps = [cells[(method, m)]["AP"] for m in xs]
-            series.append(Series(method.upper(), xs, [statistics.mean(a) for a in aps],
-                                 [statistics.stdev(a) if len(a) > 1 else 0 for a in aps]))
+            means, sds = zip(*(mean_sd(cells[(method, m)]["AP"]) for m in xs))
+            series.append(Series(method.upper(), xs, means, sds))
     return draw(path, [(title, series)], sorted(imgs), IMGS_LABEL, AP_LABEL)
 
 

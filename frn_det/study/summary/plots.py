@@ -1,8 +1,8 @@
 """The summary's plots of Table 6's rows: AP against images per GPU at the main size (summary.png), the
 gap to GN against the input side (sizes.png) and against images seen (schedule.png); each returns the
 figure (frn_det.study.report_plots.draw), or None where it has nothing to draw."""
-import statistics
 
+from frn_det.study.report_format import mean_sd
 from frn_det.study.report_plots import AP_LABEL, GAP_LABEL, IMGS_LABEL, SIDE_LABEL, Series, draw
 from frn_det.study.summary.cells import (LOOKS, column_cell, gap_rows, gaps, look_rows, looks_of, main_size, of_methods,
                                          schedule_lines)
@@ -25,7 +25,7 @@ def plot(runs, path):
         series = []
         for label, variant, method in look_rows(runs, look):
             pts = [(m, column_cell(runs, variant, method, m)[1]) for m in cols]
-            pts = [(m, statistics.mean(a), statistics.stdev(a) if len(a) > 1 else 0) for m, a in pts if a]
+            pts = [(m, *mean_sd(a)) for m, a in pts if a]
             if pts:
                 xs, ys, es = zip(*pts)
                 series.append(Series(label, xs, ys, es, _dashed(label)))

@@ -191,8 +191,8 @@ def claims_table(runs, options=True):
             continue
         lines += [f"#### Table 6's claims ({look_name(look)}, each method at its {REFERENCE_IMGS}-image best lr)", "",
                   "| claim | paper (Table 6) | measured | seeds | verdict |", "|---|---:|---:|---:|---|"]
-        for claim, paper, a, b, d, spread, verdict in rows:
-            measured = f"{d:+.1f}" + ("" if spread is None else f" ± {spread:.1f}")
+        for claim, paper, a, b, d, half_width, verdict in rows:
+            measured = f"{d:+.1f}" + ("" if half_width is None else f" ± {half_width:.1f}")
             lines.append(f"| {claim} | {paper:+.1f} | {measured} | {len(a)} / {len(b)} | {verdict} |")
         lines.append("")
     return lines
