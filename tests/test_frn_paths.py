@@ -1,5 +1,6 @@
 """Every FRN path (frn_det.layers.dispatch.PATHS) against frn_reference: outputs and all gradients."""
 import io
+import logging
 import os
 
 import pytest
@@ -172,6 +173,25 @@ def test_without_the_extension_python_is_the_default(monkeypatch, fresh_choice):
     with pytest.raises(RuntimeError, match="C\\+\\+ kernel"):
         with dispatch.force_impl("cpp"):
             dispatch.active_impl()
+
+
+@pytest.mark.skipif(not path_cpp.cpp_available(), reason="C++ extension not built")
+def test_a_source_newer_than_the_build_leaves_the_kernel_out(monkeypatch, tmp_path, caplog):
+    from frn_det.layers import _frn_cpu
+
+    old_build = tmp_path / "_frn_cpu.so"
+    old_build.touch()
+    os.utime(old_build, (0, 0))  # older than every file in csrc/, the header included
+    monkeypatch.setattr(_frn_cpu, "__file__", str(old_build))
+    path_cpp.cpp_available.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="frn_det"):
+            assert not path_cpp.cpp_available()
+        assert "newer than its build" in caplog.text
+    finally:
+        monkeypatch.undo()
+        path_cpp.cpp_available.cache_clear()
+    assert path_cpp.cpp_available()
 
 
 def test_triton_unavailable_on_the_cpu_without_the_interpreter(fresh_choice):

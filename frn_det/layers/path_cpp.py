@@ -1,4 +1,4 @@
-"""The "cpp" FRN path: fused C++ kernels with their own C++ autograd (csrc/frn_cpu.cpp), for the CPU.
+"""The "cpp" FRN path: fused C++ kernels with their own C++ autograd (csrc/), for the CPU.
 Built by `pip install --no-build-isolation`; without the build, the dispatcher takes another path."""
 import functools
 import logging
@@ -21,9 +21,11 @@ def cpp_available():
         logger.warning("frn_det: C++ FRN kernel unavailable (%s), so FRN runs its PyTorch path; to build it "
                        "against your torch, reinstall frn_det with `pip install --no-build-isolation`", e)
         return False
-    src = Path(__file__).with_name("csrc") / "frn_cpu.cpp"
-    if src.exists() and src.stat().st_mtime > Path(_frn_cpu.__file__).stat().st_mtime:
-        logger.warning("frn_det: %s is newer than its build; `pip install --no-build-isolation -e .` rebuilds it", src)
+    built = Path(_frn_cpu.__file__).stat().st_mtime
+    newer = [src for src in sorted(Path(__file__).with_name("csrc").glob("*")) if src.stat().st_mtime > built]
+    if newer:  # an editable install whose sources changed since the build
+        logger.warning("frn_det: %s is newer than its build; `pip install --no-build-isolation -e .` rebuilds it",
+                       newer[0])
         return False
     return True
 
