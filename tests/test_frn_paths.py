@@ -9,8 +9,9 @@ import torch
 from frn_det.benchmark.launches import aten_ops
 from frn_det.layers import FRN, TLU, dispatch, frn_reference, path_cpp, path_torch, tlu_reference
 from frn_det.layers.formula import channel_shape
-from frn_det.layers.testing import (NON_CONTIGUOUS_LAYOUTS, assert_agree, assert_nans_agree, assert_tlu_agrees,
-                                    make_case, non_contiguous_case, saved_bytes, tie_case, tlu_tie_case)
+from frn_det.layers.testing import (NON_CONTIGUOUS_LAYOUTS, PARAM_TOL, assert_agree, assert_nans_agree,
+                                    assert_tlu_agrees, gradient_term_sums, inv_rms_bound, make_case,
+                                    non_contiguous_case, saved_bytes, tie_case, tlu_tie_case)
 from frn_det.layers.testing import outputs_and_grads as run
 
 CPU_PATHS = ["python"] + (["cpp"] if path_cpp.cpp_available() else [])
@@ -167,6 +168,20 @@ def test_the_module_runs_the_forced_path(monkeypatch, fresh_choice):
     assert calls == ["python"]
 
 
+def test_a_parameter_gradient_is_judged_against_the_terms_it_sums():
+    torch.manual_seed(686)  # the second case drawn: d eps cancels to 0.1 from terms whose |sum| is 115
+    make_case((2, 4, 5, 7), torch.float32, learnable_eps=True, tlu=True)
+    x, params, dz = make_case((2, 4, 5, 7), torch.float32, learnable_eps=True, tlu=False)
+    got, want = run(PATHS["python"], x, params, dz), run(frn_reference, x, params, dz)
+    sums = gradient_term_sums(x, params["weight"], dz, inv_rms_bound(x))
+    assert want[1]["eps_l"].abs() < sums["eps_l"] / 1000
+    assert_agree(x, params, dz, got, want)  # fp32's rounding of the terms is 4e-5 of the result here
+    for name in ("weight", "bias", "eps_l"):  # 5x the tolerance on one gradient is caught
+        wrong = dict(got[1], **{name: got[1][name] + 5 * PARAM_TOL[torch.float32] * sums[name]})
+        with pytest.raises(AssertionError, match=name):
+            assert_agree(x, params, dz, (got[0], wrong), want)
+
+
 def test_without_the_extension_python_is_the_default(monkeypatch, fresh_choice):
     monkeypatch.setattr(path_cpp, "cpp_available", lambda: False)
     assert dispatch.active_impl() == "python"
@@ -179,15 +194,21 @@ def test_without_the_extension_python_is_the_default(monkeypatch, fresh_choice):
 def test_a_source_newer_than_the_build_leaves_the_kernel_out(monkeypatch, tmp_path, caplog):
     from frn_det.layers import _frn_cpu
 
-    old_build = tmp_path / "_frn_cpu.so"
-    old_build.touch()
-    os.utime(old_build, (0, 0))  # older than every file in csrc/, the header included
-    monkeypatch.setattr(_frn_cpu, "__file__", str(old_build))
+    (tmp_path / "csrc").mkdir()
+    ages = {"_frn_cpu.so": 2000, "csrc/frn_cpu.cpp": 1000, "csrc/frn_kernels.h": 3000, "csrc/notes.txt": 3000}
+    for name, mtime in ages.items():
+        (tmp_path / name).touch()
+        os.utime(tmp_path / name, (mtime, mtime))
+    monkeypatch.setattr(_frn_cpu, "__file__", str(tmp_path / "_frn_cpu.so"))
+    monkeypatch.setattr(path_cpp, "__file__", str(tmp_path / "path_cpp.py"))  # its csrc/ is tmp_path's
     path_cpp.cpp_available.cache_clear()
     try:
         with caplog.at_level(logging.WARNING, logger="frn_det"):
-            assert not path_cpp.cpp_available()
-        assert "newer than its build" in caplog.text
+            assert not path_cpp.cpp_available()  # the header alone is newer than the build
+        assert "frn_kernels.h is newer than its build" in caplog.text
+        os.utime(tmp_path / "csrc/frn_kernels.h", (1000, 1000))
+        path_cpp.cpp_available.cache_clear()
+        assert path_cpp.cpp_available()  # other files in csrc/ do not count
     finally:
         monkeypatch.undo()
         path_cpp.cpp_available.cache_clear()

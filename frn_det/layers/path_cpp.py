@@ -22,7 +22,8 @@ def cpp_available():
                        "against your torch, reinstall frn_det with `pip install --no-build-isolation`", e)
         return False
     built = Path(_frn_cpu.__file__).stat().st_mtime
-    newer = [src for src in sorted(Path(__file__).with_name("csrc").glob("*")) if src.stat().st_mtime > built]
+    sources = sorted(p for p in Path(__file__).with_name("csrc").glob("*") if p.suffix in (".cpp", ".h"))
+    newer = [src for src in sources if src.stat().st_mtime > built]
     if newer:  # an editable install whose sources changed since the build
         logger.warning("frn_det: %s is newer than its build; `pip install --no-build-isolation -e .` rebuilds it",
                        newer[0])

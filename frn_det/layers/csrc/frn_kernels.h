@@ -12,8 +12,6 @@
 #include <cstdint>
 #include <type_traits>
 
-namespace frn_kernels {
-
 // Kernels are compiled for AVX-512 and AVX2 besides the baseline, picked when the library loads
 // (GCC/Clang target_clones, an ifunc: glibc on x86-64); helpers are inlined into each copy.
 #if defined(__GNUC__) || defined(__clang__)
@@ -26,6 +24,8 @@ namespace frn_kernels {
 #else
 #define FRN_MULTIVERSION
 #endif
+
+namespace frn_kernels {
 
 // Independent accumulators per sum: a float sum only vectorizes when we fix its order.
 constexpr int64_t kLanes = 16;
@@ -245,3 +245,6 @@ FRN_MULTIVERSION void add_tlu_backward_planes(const T* __restrict__ dz, const T*
 }
 
 }  // namespace frn_kernels
+
+#undef FRN_INLINE
+#undef FRN_MULTIVERSION
