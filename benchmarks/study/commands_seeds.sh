@@ -14,12 +14,12 @@ OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 -
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 8 --sizes 256 --seeds 2 --base-lrs 0.2 --extra-seeds --output output/study/real_3seeds_frn8img_s2 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 
 # GN @8 seed 1 (58 min, beside the demo and the test suite): 86.0 AP (AP50 98.3, AP75 97.1); with seed 0's
-# 85.7, GN @8 is 85.8 ± 0.2
+# 85.7, GN @8 was 85.8 ± 0.2 on seeds 0 and 1
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods gn --imgs 8 --sizes 256 --seeds 1 --base-lrs 0.1 --extra-seeds --output output/study/real_3seeds_gn8img_s1 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 
 # FRN @2 and BN @2 seed 1, side by side (70.5 and 73.6 min, beside a test suite and the demo): FRN 86.0 AP
-# (AP50 98.7, AP75 97.7), BN 84.4 (AP50 96.9, AP75 95.0); with seed 0's 85.7 and 83.4, FRN @2 is 85.8 ± 0.2 and
-# BN @2 83.9 ± 0.7
+# (AP50 98.7, AP75 97.7), BN 84.4 (AP50 96.9, AP75 95.0); with seed 0's 85.7 and 83.4, FRN @2 was 85.8 ± 0.2 and
+# BN @2 83.9 ± 0.7 on seeds 0 and 1
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods frn --imgs 2 --sizes 256 --seeds 1 --base-lrs 0.2 --extra-seeds --output output/study/real_3seeds_frn2img_s1 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 OMP_NUM_THREADS=1 .venv/bin/python tools/batch_study.py --methods bn --imgs 2 --sizes 256 --seeds 1 --base-lrs 0.1 --extra-seeds --output output/study/real_3seeds_bn2img_s1 --keep-in benchmarks/study/real FRN_MONITOR.ENABLED True DATASETS.TRAIN "('shapes_real_train',)" DATASETS.TEST "('shapes_real_val',)"
 
