@@ -130,8 +130,9 @@ def gradient_term_sums(x, weight, dz, r):
     xf, dzf = x.double().abs(), dz.double().abs()
     per_channel = (0, *spatial_dims(x))
     gamma = weight.detach().double().abs().view(channel_shape(x))
-    return {"weight": (dzf * xf * r).sum(per_channel).max(), "bias": dzf.sum(per_channel).max(),
-            "tau": dzf.sum(per_channel).max(), "eps_l": (gamma * dzf * xf * r.pow(3)).sum() / 2}
+    dz_sum = dzf.sum(per_channel).max()
+    return {"weight": (dzf * xf * r).sum(per_channel).max(), "bias": dz_sum, "tau": dz_sum,
+            "eps_l": (gamma * dzf * xf * r.pow(3)).sum() / 2}
 
 
 def assert_tlu_agrees(fn, y, tau, dz):
