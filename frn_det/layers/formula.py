@@ -29,6 +29,12 @@ def spatial_dims(x):
     return tuple(range(2, x.dim()))
 
 
+def mean_square(x):
+    """nu2 = mean(x^2) over H, W per sample and channel (eq. 1), shaped to broadcast against x; x^2 for (N, C)."""
+    dims = spatial_dims(x)
+    return x.pow(2).mean(dim=dims, keepdim=True) if dims else x.pow(2)
+
+
 def channel_shape(x):
     """The view shape that puts a per-channel vector against x."""
     return (1, -1) + (1,) * (x.dim() - 2)
@@ -46,10 +52,8 @@ def frn_reference(x, weight, bias, tau=None, eps=EPS_FLOOR, eps_l=None):
     Statistics are computed in fp32 at least, since x^2 overflows fp16 for |x| > 256; the result has
     the input's dtype. tau=None gives FRN without TLU.
     """
-    dims = spatial_dims(x)
     xf = x.to(math_dtype(x.dtype))
-    nu2 = xf.pow(2).mean(dim=dims, keepdim=True) if dims else xf.pow(2)
-    x_hat = xf * torch.rsqrt(nu2 + effective_eps(eps, eps_l))
+    x_hat = xf * torch.rsqrt(mean_square(xf) + effective_eps(eps, eps_l))
     return _affine_tlu(x_hat, weight, bias, tau).to(x.dtype)
 
 

@@ -3,7 +3,7 @@
 the same for TLU alone against tlu_reference, and cases for a residual block's end."""
 import torch
 
-from .formula import channel_shape, frn_reference, spatial_dims, tlu_reference
+from .formula import channel_shape, frn_reference, mean_square, spatial_dims, tlu_reference
 
 # Tolerances relative to each quantity's scale (see `assert_agree`).
 TOL = {torch.float64: 1e-10, torch.float32: 2e-5, torch.bfloat16: 1e-2, torch.float16: 2e-3}
@@ -119,8 +119,7 @@ def assert_agree(x, params, dz, got, want):
 def inv_rms_bound(x):
     """1/sqrt(nu2 + 1e-6) per sample and channel, shaped to broadcast against x: no smaller than any
     path's r, whose eps is 1e-6 or more."""
-    xf, dims = x.double(), spatial_dims(x)
-    return torch.rsqrt((xf.pow(2).mean(dims, keepdim=True) if dims else xf.pow(2)) + 1e-6)
+    return torch.rsqrt(mean_square(x.double()) + 1e-6)
 
 
 def gradient_term_sums(x, weight, dz, r):

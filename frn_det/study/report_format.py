@@ -14,4 +14,7 @@ def spread(values):
     """Mean ± standard deviation over seeds, the value alone for one seed; "-" for none."""
     if not values:
         return "-"
-    return f"{values[0]:.1f}" if len(values) == 1 else f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    mean, sd = mean_sd(values)
+    return f"{mean:.1f} ± {sd:.1f}"
