@@ -7,13 +7,16 @@ import sys
 
 import pytest
 import torch
+from detectron2 import model_zoo
 from detectron2.modeling import build_backbone, build_model
 from detectron2.modeling.meta_arch.retinanet import RetinaNet
 
 from coco_tree import ROOT, TINY, make_coco_tree
+import frn_det
 from frn_det.engine import between_images_share, record_norm_stats, uncentred_ratio
 from frn_det.engine.monitor import group_of
 from frn_det.layers import FRN, TLU
+from frn_det.modeling.backbone import FRNBottleneckBlock
 from frn_det.modeling.meta_arch.retinanet import LevelNorms
 from frn_det.solver import build_optimizer
 from test_modeling import load_cfg, small
@@ -86,6 +89,28 @@ def test_zero_init_residual_makes_every_block_start_as_its_shortcut(norm, depth)
     cfg.MODEL.RESNETS.ZERO_INIT_RESIDUAL = False
     block = build_backbone(cfg).bottom_up.res2[0]
     assert (getattr(block, last).norm.weight == 1).all()
+
+
+def test_zero_init_residual_reaches_the_c4_roi_heads_res5():
+    """C4: res5 runs in the ROI heads, and its blocks start as their shortcut as the backbone's do."""
+    cfg = frn_det.to_frn(frn_det.add_frn_config(model_zoo.get_config("COCO-Detection/faster_rcnn_R_50_C4_1x.yaml")))
+    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.RESNETS.ZERO_INIT_RESIDUAL", "True",
+                         "MODEL.RESNETS.RES2_OUT_CHANNELS", "32", "MODEL.RESNETS.WIDTH_PER_GROUP", "8"])
+    model = frn_det.modeling.build_model(cfg)
+    for part, blocks in (("backbone", 3 + 4 + 6), ("roi_heads", 3)):
+        gammas = [m.conv3.norm.weight for m in getattr(model, part).modules() if isinstance(m, FRNBottleneckBlock)]
+        assert len(gammas) == blocks and all((g == 0).all() for g in gammas), part
+
+
+@pytest.mark.parametrize("norm", ["FRN", "GN"])
+def test_zero_init_residual_refuses_frozen_stages(norm):
+    """A frozen gamma at 0 would leave the block dead: refused with FRN as with GN (detectron2's blocks)."""
+    fpn_norm = "FRN_NoTLU" if norm == "FRN" else norm
+    cfg = small(load_cfg(BASE, **{"MODEL.RESNETS.NORM": norm, "MODEL.FPN.NORM": fpn_norm,
+                                  "MODEL.RESNETS.ZERO_INIT_RESIDUAL": "True", "MODEL.BACKBONE.FREEZE_AT": "2"}),
+                depth=18)
+    with pytest.raises(ValueError, match="ZERO_INIT_RESIDUAL needs trainable norms .* with a frozen gamma"):
+        build_backbone(cfg)
 
 
 @pytest.mark.parametrize("norm", ["FRN", "GN"])

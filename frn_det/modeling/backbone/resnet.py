@@ -120,14 +120,25 @@ def make_frn_aware(resnet, norm):
     (a name, or an FRNNorm with options).
 
     Reusing detectron2's builder keeps every RESNETS config key working; the modules' classes are
-    swapped for the subclasses above, which only change where activations go.
+    swapped for the subclasses above, which only change where activations go. A stem or block that
+    detectron2 froze (MODEL.BACKBONE.FREEZE_AT, a LazyConfig's freeze_at) is frozen again after the swap,
+    as detectron2's CNNBlockBase.freeze does: the norms and TLU put in then do not train either.
     """
-    for module in resnet.modules():
+    for module in list(resnet.modules()):
         cls = _FRN_CLASSES.get(type(module))
         if cls is not None:
+            frozen = _is_frozen(module)
             module.__class__ = cls
             module._setup_activations(norm)
+            if frozen:
+                module.freeze()
     return resnet
+
+
+def _is_frozen(module):
+    """True where every parameter is frozen: what CNNBlockBase.freeze leaves."""
+    params = list(module.parameters())
+    return bool(params) and not any(p.requires_grad for p in params)
 
 
 _BOTTLENECK_ONLY = ("bottleneck_channels", "num_groups", "stride_in_1x1", "dilation")
