@@ -185,3 +185,44 @@ def test_yacs_refusal_for_c4_names_the_roi_heads():
     message = _refusal(cfg)
     assert "roi_heads.res5.0.conv1" in message and 'use MODEL.ROI_HEADS.NAME "Res5ROIHeadsFRN"' in message
     assert "MODEL.BACKBONE.NAME" not in message
+
+
+@pytest.mark.parametrize("name", ["COCO-Detection/retinanet_R_50_FPN_1x.yaml", "COCO-Detection/retinanet_R_50_FPN_1x.py"])
+def test_converted_configs_share_no_list(name):
+    """Editing one converted config's pixel std in place changes no later conversion."""
+    def std(cfg):
+        return cfg.MODEL.PIXEL_STD if isinstance(cfg, CfgNode) else cfg.model.pixel_std
+
+    first = frn_det.to_frn(_load(name))
+    expected = list(std(first))
+    std(first)[0] = 1.0
+    assert list(std(frn_det.to_frn(_load(name)))) == expected
+
+
+@pytest.mark.parametrize("norm, error, words", [
+    (frn_det.layers.FRNNorm("FRN"), TypeError, r"to_frn's norm is a norm name \('FRN', .*; got FRNNorm"),
+    (["FRN"], TypeError, r"to_frn's norm is a norm name \('FRN', .*; got list \['FRN'\]"),
+    (None, TypeError, r"to_frn's norm is a norm name \('FRN', .*; got NoneType None"),
+], ids=["FRNNorm", "list", "None"])
+def test_norm_that_is_not_a_name_is_a_clear_error(norm, error, words):
+    with pytest.raises(error, match=words):
+        frn_det.to_frn(_load("Base-RetinaNet.yaml"), norm)
+
+
+def test_lazy_config_without_a_model_node_is_a_clear_error():
+    cfg = model_zoo.get_config("COCO-Detection/fcos_R_50_FPN_1x.py")
+    for model, shown in [(None, "None"), (3, "3"), ({"backbone": {}}, r"\{'backbone': \{\}\}")]:
+        cfg.model = model
+        with pytest.raises(ValueError, match=r"to_frn takes a LazyConfig whose `model` is a LazyCall node \(with a "
+                                             rf"_target_\), .*; this one's `model` is {shown}"):
+            frn_det.to_frn(cfg)
+
+
+def test_cfgnode_that_is_not_a_detectron2_config_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"to_frn takes a detectron2 config \(detectron2.config.get_cfg\(\) with your "
+                                         r"file merged\); this CfgNode has no MODEL.BACKBONE.NAME, .* \(its keys: A\)"):
+        frn_det.to_frn(CfgNode({"A": 1}))
+    # a yaml file read alone, without get_cfg's defaults
+    partial = CfgNode({"MODEL": {"META_ARCHITECTURE": "RetinaNet", "BACKBONE": {"NAME": "build_resnet_backbone"}}})
+    with pytest.raises(ValueError, match=r"this CfgNode has no MODEL.RESNETS, MODEL.PIXEL_STD, INPUT.FORMAT "):
+        frn_det.to_frn(partial)

@@ -17,7 +17,7 @@ logger = logging.getLogger("frn_det")
 
 # the ImageNet pixel std that detectron2's from-scratch configs use, where a config's std is detectron2's
 # [1, 1, 1] for the MSRA ImageNet weights (their conv1 absorbed it)
-IMAGENET_STD = {"BGR": [57.375, 57.120, 58.395], "RGB": [58.395, 57.120, 57.375]}
+IMAGENET_STD = {"BGR": (57.375, 57.120, 58.395), "RGB": (58.395, 57.120, 57.375)}
 _YACS_BACKBONES = {
     "build_resnet_backbone": "build_resnet_frn_backbone",  # plain, C4 and DC5
     "build_resnet_fpn_backbone": "build_resnet_frn_fpn_backbone",  # P2-P6
@@ -38,8 +38,12 @@ def to_frn(cfg, norm="FRN", *, keep_weights=False, return_changes=False):
 
     A LazyConfig model's top node becomes frn_det.modeling.build_lazy_model, so that detectron2's
     instantiate refuses the model if a ReLU still follows a TLU (e.g. a user's head)."""
+    valid = ", ".join(repr(n) for n in FRN_NORMS)
+    if not isinstance(norm, str):  # a name, as a yacs config holds
+        raise TypeError(f"to_frn's norm is a norm name ({valid}; FRN's options go in MODEL.FRN, or after to_frn in "
+                        f"a LazyConfig as L(FRNNorm)(name=..., eps=...)); got {type(norm).__name__} {norm!r}")
     if norm not in FRN_NORMS:
-        raise ValueError(f"Unknown FRN norm {norm!r}; valid: {', '.join(repr(n) for n in FRN_NORMS)}")
+        raise ValueError(f"Unknown FRN norm {norm!r}; valid: {valid}")
     changes = []
     if isinstance(cfg, CfgNode):
         cfg = cfg.clone()
@@ -104,7 +108,15 @@ def _show(value):
 
 # ---- yacs ----------------------------------------------------------------------------------------
 
+# the keys to_frn reads from a yacs config: those of detectron2's get_cfg()
+_YACS_KEYS = ("MODEL.BACKBONE.NAME", "MODEL.META_ARCHITECTURE", "MODEL.RESNETS", "MODEL.PIXEL_STD", "INPUT.FORMAT")
+
+
 def _yacs_to_frn(cfg, norm, keep_weights, set_):
+    missing = [key for key in _YACS_KEYS if not _has_key(cfg, key)]
+    if missing:
+        raise ValueError(f"to_frn takes a detectron2 config (detectron2.config.get_cfg() with your file merged); "
+                         f"this CfgNode has no {', '.join(missing)} (its keys: {', '.join(cfg.keys()) or 'none'})")
     model = cfg.MODEL
     backbone = model.BACKBONE.NAME
     if backbone in _YACS_BACKBONES:
@@ -136,6 +148,15 @@ def _yacs_to_frn(cfg, norm, keep_weights, set_):
         _from_scratch_pixel_std(model.PIXEL_STD, cfg.INPUT.FORMAT, "MODEL.PIXEL_STD", set_)
 
 
+def _has_key(cfg, dotted):
+    node = cfg
+    for key in dotted.split("."):
+        if not isinstance(node, CfgNode) or key not in node:
+            return False
+        node = node[key]
+    return True
+
+
 def _yacs_head(cfg, node, stock, ours, norm, set_):
     """detectron2's head becomes frn_det's, with `norm`; another (a user's) is left as it is (the build
     refuses it if it applies ReLU after TLU)."""
@@ -147,7 +168,7 @@ def _yacs_head(cfg, node, stock, ours, norm, set_):
 
 def _from_scratch_pixel_std(std, input_format, path, set_):
     if std is not None and list(std) == [1.0, 1.0, 1.0] and input_format in IMAGENET_STD:
-        set_(path, IMAGENET_STD[input_format])
+        set_(path, list(IMAGENET_STD[input_format]))  # the config's own list: editing it changes no other
 
 
 # ---- LazyConfig ----------------------------------------------------------------------------------
@@ -159,6 +180,10 @@ def _lazy_to_frn(cfg, norm, keep_weights, set_):
     if "model" not in cfg:
         raise ValueError("to_frn takes a yacs CfgNode, a LazyConfig with a `model`, or a LazyConfig's `model` "
                          f"node (with a _target_); got a config with keys {list(cfg.keys())}")
+    model = cfg._get_node("model")
+    if not (_is_container(model) and hasattr(model, "keys") and "_target_" in model):
+        raise ValueError("to_frn takes a LazyConfig whose `model` is a LazyCall node (with a _target_), e.g. "
+                         f"model_zoo.get_config's; this one's `model` is {_show(_raw(cfg, 'model'))}")
     _lazy_model(cfg.model, "model.", norm, keep_weights, set_)
     optimizer_params = cfg.get("optimizer", {}).get("params")
     if optimizer_params is not None:
