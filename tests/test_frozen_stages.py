@@ -67,7 +67,7 @@ def test_lazy_freeze_at_in_frn_det_config(norm):
     """configs/lazy: detectron2's ResNet made FRN-aware by make_frn_aware after it froze its stages."""
     cfg = LazyConfig.load(LAZY_R101)
     wrapper = cfg.model.backbone.bottom_up
-    wrapper.resnet.stem.norm = wrapper.resnet.stages.norm = wrapper.norm = norm
+    wrapper.resnet.stem.norm = wrapper.resnet.stages.norm = norm
     wrapper.resnet.stages.depth = 50
 
     def build(freeze_at):

@@ -258,3 +258,19 @@ def test_gn_baseline_is_detectron2s_resnet():
     stock.load_state_dict(ours.state_dict())
     x = torch.randn(1, 3, 64, 64)
     torch.testing.assert_close(ours(x)["res4"], stock(x)["res4"])
+
+
+@pytest.mark.parametrize("norm, layers", [("GN_TLU", {"GroupNormTLU", "GroupNorm"}), ("GFRN", {"GFRN"}),
+                                          ("FRN_ReLU", {"FRN"})])
+def test_lazy_config_norm_edit_reaches_every_resnet_norm(norm, layers):
+    """configs/lazy's ResNet takes its norm where detectron2's lazy ResNet does (stem.norm, stages.norm):
+    the norms the FRN-aware blocks put in before each residual add follow it."""
+    from detectron2.config import LazyConfig, instantiate
+
+    cfg = LazyConfig.load(os.path.join(ROOT, "configs", "lazy", "retinanet_frn_R101_FPN.py"))
+    resnet = cfg.model.backbone.bottom_up.resnet
+    resnet.stem.norm = resnet.stages.norm = norm
+    resnet.stages.depth = 50
+    with torch.device("meta"):
+        bottom_up = instantiate(cfg.model.backbone.bottom_up)
+    assert {type(m).__name__ for n, m in bottom_up.named_modules() if n.endswith("norm")} == layers

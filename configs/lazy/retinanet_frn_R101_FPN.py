@@ -24,8 +24,9 @@ resnet.stem.norm = resnet.stages.norm = "FRN"
 resnet.stages.depth = 101
 resnet.stages.stride_in_1x1 = False  # TF ResNetV1: the stride is in the 3x3 conv
 resnet.freeze_at = 0  # from scratch
-# detectron2's ResNet with FRN's activation placement (no ReLU after a TLU); state names unchanged
-model.backbone.bottom_up = L(make_frn_aware)(resnet=resnet, norm="FRN")
+# detectron2's ResNet with FRN's activation placement (no ReLU after a TLU); state names unchanged. Its
+# norm is the stages' own, so that an edit of resnet.stages.norm reaches the norms it puts in
+model.backbone.bottom_up = L(make_frn_aware)(resnet=resnet, norm="${.resnet.stages.norm}")
 model.backbone.norm = "FRN_NoTLU"  # FPN convs have no activation after their norm
 model.backbone.square_pad = 1024
 model.head._target_ = RetinaNetFRNHead
