@@ -51,8 +51,9 @@ def _check(build, resnet_of):
 def test_yacs_freeze_at_after_to_frn(name, norm):
     """The override after to_frn (the README: overrides win), as with keep_weights. For C4 the ROI heads'
     res5 stays trainable, as in detectron2."""
-    cfg = frn_det.to_frn(model_zoo.get_config(name), norm, keep_weights=True)
+    cfg = frn_det.to_frn(frn_det.add_frn_config(model_zoo.get_config(name)), norm, keep_weights=True)
     cfg.MODEL.DEVICE = "meta"
+    cfg.MODEL.FRN.LEARNABLE_EPS = FRN_NORMS[norm].takes_options  # eps_l freezes too
 
     def build(freeze_at):
         cfg.MODEL.BACKBONE.FREEZE_AT = freeze_at

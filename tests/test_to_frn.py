@@ -226,3 +226,5 @@ def test_cfgnode_that_is_not_a_detectron2_config_is_a_clear_error():
     partial = CfgNode({"MODEL": {"META_ARCHITECTURE": "RetinaNet", "BACKBONE": {"NAME": "build_resnet_backbone"}}})
     with pytest.raises(ValueError, match=r"this CfgNode has no MODEL.RESNETS, MODEL.PIXEL_STD, INPUT.FORMAT "):
         frn_det.to_frn(partial)
+    with pytest.raises(ValueError, match=r"with your file merged, the whole config, not its MODEL node\); this "):
+        frn_det.to_frn(_load("Base-RetinaNet.yaml").MODEL)

@@ -115,7 +115,8 @@ _YACS_KEYS = ("MODEL.BACKBONE.NAME", "MODEL.META_ARCHITECTURE", "MODEL.RESNETS",
 def _yacs_to_frn(cfg, norm, keep_weights, set_):
     missing = [key for key in _YACS_KEYS if not _has_key(cfg, key)]
     if missing:
-        raise ValueError(f"to_frn takes a detectron2 config (detectron2.config.get_cfg() with your file merged); "
+        hint = ", the whole config, not its MODEL node" if "META_ARCHITECTURE" in cfg else ""
+        raise ValueError(f"to_frn takes a detectron2 config (detectron2.config.get_cfg() with your file merged{hint}); "
                          f"this CfgNode has no {', '.join(missing)} (its keys: {', '.join(cfg.keys()) or 'none'})")
     model = cfg.MODEL
     backbone = model.BACKBONE.NAME
