@@ -218,6 +218,13 @@ def test_lazy_config_without_a_model_node_is_a_clear_error():
             frn_det.to_frn(cfg)
 
 
+def test_lazy_config_without_optimizer_or_train_converts_its_model():
+    cfg = model_zoo.get_config("COCO-Detection/fcos_R_50_FPN_1x.py")
+    cfg.optimizer, cfg.train = None, None  # e.g. a config for inference only
+    new = frn_det.to_frn(cfg)
+    assert new.model._target_ is build_lazy_model and new.optimizer is None and new.train is None
+
+
 def test_cfgnode_that_is_not_a_detectron2_config_is_a_clear_error():
     with pytest.raises(ValueError, match=r"to_frn takes a detectron2 config \(detectron2.config.get_cfg\(\) with your "
                                          r"file merged\); this CfgNode has no MODEL.BACKBONE.NAME, .* \(its keys: A\)"):

@@ -186,7 +186,7 @@ def _lazy_to_frn(cfg, norm, keep_weights, set_):
         raise ValueError("to_frn takes a LazyConfig whose `model` is a LazyCall node (with a _target_), e.g. "
                          f"model_zoo.get_config's; this one's `model` is {_show(_raw(cfg, 'model'))}")
     _lazy_model(cfg.model, "model.", norm, keep_weights, set_)
-    optimizer_params = cfg.get("optimizer", {}).get("params")
+    optimizer_params = _child(cfg, "optimizer").get("params")
     if optimizer_params is not None:
         from detectron2.solver.build import get_default_optimizer_params
 
@@ -194,8 +194,14 @@ def _lazy_to_frn(cfg, norm, keep_weights, set_):
 
         if _target(optimizer_params) is get_default_optimizer_params:  # FRN's parameters are norm parameters
             set_("optimizer.params._target_", get_frn_optimizer_params)
-    if not keep_weights and cfg.get("train", {}).get("init_checkpoint"):
+    if not keep_weights and _child(cfg, "train").get("init_checkpoint"):
         set_("train.init_checkpoint", "")
+
+
+def _child(cfg, key):
+    """cfg[key] where it is a config node; {} where it is missing or not a node (e.g. `optimizer = None`)."""
+    child = cfg.get(key)
+    return child if _is_container(child) and hasattr(child, "keys") else {}
 
 
 def _lazy_model(model, prefix, norm, keep_weights, set_):
