@@ -101,3 +101,24 @@ def test_frozen_frn_stages_run_and_train_the_rest():
     resnet(torch.randn(2, 3, 64, 64))["res5"].square().mean().backward()
     for name, p in resnet.named_parameters():
         assert (p.grad is None) == name.startswith(("stem.", "res2.")), name
+
+
+@pytest.mark.parametrize("norm", ["BN", "FrozenBN", "GN"])
+def test_detectron2_norms_freeze_as_in_detectron2s_own_backbone(norm):
+    """With detectron2's norms frn_det's backbone is detectron2's, frozen stages included."""
+    from detectron2.layers import ShapeSpec
+    from detectron2.modeling.backbone.resnet import build_resnet_backbone
+
+    from frn_det.modeling.backbone import build_resnet_frn_backbone
+    from frn_det.modeling.backbone.resnet import _FRN_CLASSES
+
+    cfg = frn_det.add_frn_config(model_zoo.get_config("COCO-Detection/faster_rcnn_R_50_C4_1x.yaml"))
+    cfg.MODEL.RESNETS.NORM = norm
+    for freeze_at in FREEZE_AT:
+        cfg.MODEL.BACKBONE.FREEZE_AT = freeze_at
+        with torch.device("meta"):
+            ours, stock = (build(cfg, ShapeSpec(channels=3)) for build in (build_resnet_frn_backbone,
+                                                                           build_resnet_backbone))
+        assert _trainable(ours) == _trainable(stock)
+        stock_class = {ours: theirs for theirs, ours in _FRN_CLASSES.items()}  # the FRN-aware ones' bases
+        assert [stock_class.get(type(m), type(m)) for m in ours.modules()] == [type(m) for m in stock.modules()]
