@@ -187,7 +187,8 @@ def test_yacs_refusal_for_c4_names_the_roi_heads():
     assert "MODEL.BACKBONE.NAME" not in message
 
 
-@pytest.mark.parametrize("name", ["COCO-Detection/retinanet_R_50_FPN_1x.yaml", "COCO-Detection/retinanet_R_50_FPN_1x.py"])
+@pytest.mark.parametrize("name", ["COCO-Detection/retinanet_R_50_FPN_1x.yaml",
+                                  "COCO-Detection/retinanet_R_50_FPN_1x.py"])
 def test_converted_configs_share_no_list(name):
     """Editing one converted config's pixel std in place changes no later conversion."""
     def std(cfg):
