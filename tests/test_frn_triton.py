@@ -13,13 +13,15 @@ import torch
 
 from frn_det.layers import (FRN, TLU, dispatch, frn_add_tlu_function, frn_add_tlu_reference, frn_function,
                             frn_reference, path_torch, path_triton)
-from frn_det.layers.testing import (NON_CONTIGUOUS_LAYOUTS, assert_agree, assert_nans_agree, assert_tlu_agrees,
-                                    block_end_case, block_end_outputs_and_grads, make_case, non_contiguous_case,
-                                    outputs_and_grads, saved_bytes, tie_case, tlu_tie_case)
+from frn_det.layers.testing import (BLOCK_END_ARGS, NON_CONTIGUOUS_LAYOUTS, assert_agree, assert_nans_agree,
+                                    assert_tlu_agrees, block_end_case, block_end_outputs_and_grads, float64_block_end,
+                                    float64_frn, make_case, non_contiguous_case, outputs_and_grads,
+                                    outputs_and_grads_in_float64, penalty_grads, saved_bytes, tie_case, tlu_tie_case)
 
 INTERPRETER = os.environ.get("TRITON_INTERPRET") == "1"
 in_interpreter = pytest.mark.skipif(not INTERPRETER, reason="runs in test_kernels_in_the_interpreter's pytest")
 VARIANTS = [(False, True), (True, True), (False, False), (True, False)]  # (learnable_eps, tlu)
+NAMES = ("weight", "bias", "tau", "eps_l")
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 CASES = [  # shape, input scale
     ((2, 3, 5, 7), 1.0),  # odd sizes
@@ -70,7 +72,7 @@ def gpu_compile(kernel, dtype, constexprs, num_warps=4):
         elif p.name.endswith("_ptr"):
             signature[p.name] = "*" + (dtype if p.name in DATA else "u8" if p.name in BYTES else acc)
         else:
-            signature[p.name] = "fp32" if p.name == "eps" else "i32"
+            signature[p.name] = "fp32" if p.name in ("eps", "eps_lo") else "i32"
     names = {p.name for p in kernel.params}
     constexprs = {"ACC": tl.float64 if acc == "fp64" else tl.float32, "ADD": False, **constexprs}
     constexprs = {k: v for k, v in constexprs.items() if k in names}
@@ -336,3 +338,109 @@ def test_block_end_nan_propagates_as_in_the_reference(plan):
     assert torch.equal(z.isnan(), z_ref.isnan()) and z_ref.isnan().sum() == 100
     for name in g:
         assert torch.equal(g[name].isnan(), g_ref[name].isnan()), name
+
+
+EMPTY = [(0, 4, 5, 5), (2, 4, 0, 5), (0, 4)]
+
+
+@in_interpreter
+@pytest.mark.parametrize("shape", EMPTY)
+def test_empty_input_gives_zero_gradients(shape):
+    # N = 0 (R-CNN heads on zero ROIs) or H = 0: every input and parameter gets a zero gradient
+    x, dz = torch.randn(shape), torch.randn(shape)
+    _, params, _ = make_case((1, 4), torch.float32, learnable_eps=True, tlu=True)
+    calls = [(path_triton.frn_triton, params, ("weight", "bias", "tau"))]
+    if len(shape) == 4:
+        calls += [(path_triton.frn_add_tlu_triton, dict(params, shortcut=torch.randn(shape)), BLOCK_END_ARGS),
+                  (lambda y, tau, eps, eps_l: path_triton.tlu_triton(y, tau), {"tau": params["tau"], "eps_l": None},
+                   ("tau",))]
+    for fn, used, args in calls:
+        z, g = outputs_and_grads(fn, x, used, dz, args)
+        want = dict({k: v for k, v in used.items() if v is not None}, x=x)
+        assert z.shape == x.shape and set(g) == set(want)
+        assert all(not g[k].any() and g[k].shape == v.shape for k, v in want.items()), fn
+
+
+@in_interpreter
+def test_parameters_in_any_layout():
+    # a strided weight and an expanded tau are read per channel, as any path reads them
+    x, params, dz = make_case((2, 4, 3, 5), torch.float32, learnable_eps=True, tlu=True)
+    bases = dict(params, weight=torch.rand(8) + 0.5, tau=torch.rand(1) - 0.5)
+    views = {"weight": lambda w: w[::2], "tau": lambda t: t.expand(4), "bias": lambda b: b, "eps_l": lambda e: e}
+    shortcut = torch.randn(x.shape)
+    for fn, ref in ((path_triton.frn_triton, float64_frn), (path_triton.frn_add_tlu_triton, float64_block_end)):
+        results = []
+        for f, dtype in ((fn, torch.float32), (ref, torch.float64)):
+            leaves = [x.to(dtype).requires_grad_()] + [bases[k].to(dtype).requires_grad_() for k in NAMES]
+            p = {k: views[k](v) for k, v in zip(NAMES, leaves[1:])}
+            args = (p["weight"], p["bias"], p["tau"], 1e-6, p["eps_l"])
+            z = f(leaves[0], *args) if fn is path_triton.frn_triton else f(leaves[0], shortcut.to(dtype), *args)
+            results.append([z, *torch.autograd.grad(z, leaves, dz.to(dtype))])
+        for got, want in zip(*results):
+            torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
+    y, tau = torch.randn(2, 4, 3, 5), torch.rand(1).expand(4)
+    torch.testing.assert_close(path_triton.tlu_triton(y, tau), torch.max(y, tau.view(1, 4, 1, 1)))
+
+
+@in_interpreter
+@pytest.mark.parametrize("name,size", [("weight", 1), ("bias", 3), ("tau", 5)])
+def test_a_parameter_of_the_wrong_size_is_refused(name, size):
+    x, params, _ = make_case((2, 4, 3, 5), torch.float32, learnable_eps=False, tlu=True)
+    params[name] = torch.ones(size)
+    w, b, t = params["weight"], params["bias"], params["tau"]
+    calls = [lambda: path_triton.frn_triton(x, w, b, t), lambda: path_triton.frn_add_tlu_triton(x, x, w, b, t)]
+    if name == "tau":
+        calls.append(lambda: path_triton.tlu_triton(x, t))
+    for call in calls:
+        with pytest.raises(ValueError, match="per channel"):
+            call()
+
+
+@in_interpreter
+@pytest.mark.parametrize("learnable_eps", [False, True])
+@pytest.mark.parametrize("shape,plan", [((2, 3, 4, 5), {}), ((1, 2, 7, 5), dict(block=16, chunk=16)), ((3, 4), {})])
+def test_float64_keeps_eps_in_float64(learnable_eps, shape, plan):
+    # x ~ 1e-4, where eps = 1e-6 (+ |eps_l| ~ 3e-7 here) matters; fp32's eps was 1e-9 off
+    x, params, dz = make_case(shape, torch.float64, learnable_eps, tlu=True, scale=1e-4)
+    if learnable_eps:
+        params["eps_l"] = torch.tensor(-3e-7, dtype=torch.float64)
+    got = outputs_and_grads(triton_plan(**plan), x, params, dz)
+    assert_agree(x, params, dz, got, outputs_and_grads_in_float64(float64_frn, x, params, dz))
+
+
+@in_interpreter
+@pytest.mark.parametrize("scale", [1e15, 1e-15])
+@pytest.mark.parametrize("shape,plan", [((2, 3, 4, 5), {}), ((1, 2, 7, 5), dict(block=16, chunk=16)), ((4, 6), {})])
+def test_large_and_small_activations(scale, shape, plan):
+    # FRN is scale invariant: fp32 holds it while x^2 does (below about 1e19)
+    x, params, dz = make_case(shape, torch.float32, learnable_eps=True, tlu=True, scale=scale)
+    got = outputs_and_grads(triton_plan(**plan), x, params, dz)
+    assert_agree(x, params, dz, got, outputs_and_grads_in_float64(float64_frn, x, params, dz))
+    if len(shape) == 4:
+        x, params, dz = block_end_case(shape, torch.float32, learnable_eps=True)
+        x = x * scale
+        got = block_end_outputs_and_grads(triton_block_end(**plan), x, params, dz)
+        assert_agree(x, params, dz, got, outputs_and_grads_in_float64(float64_block_end, x, params, dz, BLOCK_END_ARGS))
+
+
+UPSTREAMS = {"sum": lambda z: z.sum(), "square": lambda z: z.square().sum()}
+
+
+@in_interpreter
+def test_second_derivatives():
+    # a gradient penalty (create_graph) through FRN+TLU, the block end and TLU, against the formula
+    x, params, _ = block_end_case((2, 3, 4, 5), torch.float64, learnable_eps=True)
+    s = params["shortcut"]
+    cases = [  # (the path's function, the formula's, inputs)
+        (lambda x, w, b, t, e: path_triton.frn_triton(x, w, b, t, 1e-6, e),
+         lambda x, w, b, t, e: float64_frn(x, w, b, t, 1e-6, e), [x] + [params[k] for k in NAMES]),
+        (lambda x, s, w, b, t, e: path_triton.frn_add_tlu_triton(x, s, w, b, t, 1e-6, e),
+         lambda x, s, w, b, t, e: float64_block_end(x, s, w, b, t, 1e-6, e), [x, s] + [params[k] for k in NAMES]),
+        (path_triton.tlu_triton, lambda y, t: torch.max(y, t.view(1, -1, 1, 1)), [s, params["tau"]]),
+    ]
+    for fn, formula, inputs in cases:
+        for name, upstream in UPSTREAMS.items():
+            for got, want in zip(penalty_grads(fn, inputs, upstream), penalty_grads(formula, inputs, upstream)):
+                torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12, msg=name)
+        assert torch.autograd.gradgradcheck(fn, [t.clone().requires_grad_() for t in inputs], eps=1e-6, atol=1e-5,
+                                            fast_mode=True)

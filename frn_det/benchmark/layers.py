@@ -202,7 +202,9 @@ def launch_table(counts, shape=LAUNCH_SHAPE):
     lines = [f"Launches of one forward+backward at {'x'.join(map(str, shape))}, fp32, counted on the CPU: "
              "non-view aten ops (each one but an allocation is at least one kernel launch on a GPU), the "
              "allocations among them (`empty*`, no launch) and the Triton kernels launched. The cpp path's "
-             "fused C++ loops are no aten ops: only its allocations show. FRN+add+TLU is a residual block's "
+             "C++ kernels are ops of their own, one forward and one backward (`frn_det::frn`, "
+             "`frn_backward`; `frn_add_tlu_forward`, `frn_add_tlu_backward`), their allocations inside "
+             "them. FRN+add+TLU is a residual block's "
              "end, max(FRN(x) + shortcut, tau) with FRN without TLU (gradients of x, the shortcut and the "
              "parameters): fused on cpp (one C++ function) and triton (the FRN kernels with the add and TLU "
              "inside), elsewhere the path's FRN, the add and its TLU.",

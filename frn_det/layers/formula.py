@@ -7,6 +7,8 @@ them. Their gradients are autograd's: at a tie y == tau, torch.max splits the gr
 half between y and tau, and so does every path. `gfrn_reference` is FRN's group version (Table 3's
 GFRN), which the GFRN layer runs as it is.
 """
+import math
+
 import torch
 
 GN_GROUPS = 32  # detectron2's get_norm("GN") groups, which GFRN shares
@@ -32,7 +34,11 @@ def spatial_dims(x):
 def mean_square(x):
     """nu2 = mean(x^2) over H, W per sample and channel (eq. 1), shaped to broadcast against x; x^2 for (N, C)."""
     dims = spatial_dims(x)
-    return x.pow(2).mean(dim=dims, keepdim=True) if dims else x.pow(2)
+    if not dims:
+        return x.pow(2)
+    if not is_exporting() and math.prod(x.shape[2:]) == 0:  # an empty plane: nu2 = 0, where the mean is 0/0
+        return x.pow(2).sum(dim=dims, keepdim=True)
+    return x.pow(2).mean(dim=dims, keepdim=True)
 
 
 def channel_shape(x):
@@ -53,7 +59,8 @@ def frn_reference(x, weight, bias, tau=None, eps=EPS_FLOOR, eps_l=None):
     the input's dtype. tau=None gives FRN without TLU.
     """
     xf = x.to(math_dtype(x.dtype))
-    x_hat = xf * torch.rsqrt(mean_square(xf) + effective_eps(eps, eps_l))
+    # x / sqrt, not x * rsqrt: rsqrt's derivative, nu2^-1.5, underflows fp32 for |x| above about 1e13
+    x_hat = xf / torch.sqrt(mean_square(xf) + effective_eps(eps, eps_l))
     return _affine_tlu(x_hat, weight, bias, tau).to(x.dtype)
 
 
@@ -62,14 +69,16 @@ def gfrn_reference(x, weight, bias, tau=None, eps=EPS_FLOOR, eps_l=None, num_gro
     mean of x^2 over a sample's group of C / num_groups channels and their H x W (eq. 1 over GN's
     groups, without eq. 8's mean subtraction). x: (N, C, H, W) or (N, C); fp32 statistics at least."""
     xf = x.to(math_dtype(x.dtype))
-    grouped = xf.reshape(x.shape[0], num_groups, -1)
-    nu2 = grouped.pow(2).mean(dim=2, keepdim=True)
-    x_hat = (grouped * torch.rsqrt(nu2 + effective_eps(eps, eps_l))).reshape(x.shape)
+    grouped = xf.reshape(x.shape[0], num_groups, math.prod(x.shape[1:]) // num_groups)  # -1 is ambiguous at N = 0
+    squares = grouped.pow(2)
+    nu2 = squares.mean(dim=2, keepdim=True) if grouped.shape[2] else squares.sum(dim=2, keepdim=True)  # empty: 0
+    x_hat = (grouped / torch.sqrt(nu2 + effective_eps(eps, eps_l))).reshape(x.shape)  # as frn_reference
     return _affine_tlu(x_hat, weight, bias, tau).to(x.dtype)
 
 
 def _affine_tlu(x_hat, weight, bias, tau):
     """gamma * x_hat + beta (eq. 2), then max(., tau) (eq. 3) when tau is given."""
+    check_channel_params(x_hat.shape[1], weight=weight, bias=bias, tau=tau)
     shape = channel_shape(x_hat)
     y = weight.view(shape) * x_hat + bias.view(shape)
     return y if tau is None else torch.max(y, tau.view(shape))
@@ -84,6 +93,34 @@ def frn_add_tlu_reference(x, shortcut, weight, bias, tau, eps=EPS_FLOOR, eps_l=N
     """z = max(FRN(x) + shortcut, tau): FRN without TLU, the residual add and the TLU after it, the
     end of an FRN residual block; written as those three steps."""
     return tlu_reference(frn_reference(x, weight, bias, None, eps, eps_l) + shortcut, tau)
+
+
+def check_channel_params(channels, **params):
+    """One value per channel in each parameter given (any layout): a single value would broadcast, and
+    the kernels read one per channel."""
+    if is_exporting():
+        return  # shapes are constants to the tracer
+    for name, p in params.items():
+        if p is not None and p.numel() != channels:
+            raise ValueError(f"FRN: {name} has {p.numel()} elements; expected one per channel ({channels})")
+
+
+def empty_output(x, *params):
+    """The output for an input with no elements (N = 0, R-CNN heads without ROIs; or H or W = 0): x's
+    shape, joined to x and every parameter given, so that each gets a zero gradient (DDP needs every
+    parameter's; detectron2's heads do the same on empty inputs)."""
+    joined = sum(p.sum() for p in params if p is not None)
+    return x * 0 + joined * 0
+
+
+def grads_with_graph(fn, inputs, dz):
+    """The gradients of fn(*inputs) against its tensor inputs with their own graph, None for those that
+    need none: what a fast path's backward returns when a graph of the gradient is asked for
+    (create_graph, as a gradient penalty does): its kernels have no derivative of their own."""
+    need = [t for t in inputs if isinstance(t, torch.Tensor) and t.requires_grad]
+    with torch.enable_grad():
+        grads = iter(torch.autograd.grad(fn(*inputs), need, dz, create_graph=True, allow_unused=True))
+    return [next(grads) if isinstance(t, torch.Tensor) and t.requires_grad else None for t in inputs]
 
 
 def check_frn_input(x, num_features, layer="FRN"):

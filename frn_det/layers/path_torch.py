@@ -9,6 +9,7 @@ Backward is the paper's eq. 4-7, with the effective eps e = 1e-6 + |eps_l| when 
     dtau = sum(dz - dy),  dgamma = sum(dy x_hat),  dbeta = sum(dy),  dxhat = gamma dy
     dx = r (dxhat - x_hat mean_spatial(x_hat dxhat)),  de = sum(dxhat * -x_hat r^2 / 2)
 Sums for gamma, beta and tau run over the batch and the spatial extent; a (N, C) input is a 1x1 map.
+A second derivative (create_graph) comes from frn_reference's autograd, recomputed in backward.
 """
 import functools
 import logging
@@ -16,9 +17,9 @@ import math
 from typing import Callable, NamedTuple
 
 import torch
-from torch.autograd.function import once_differentiable
 
-from .formula import EPS_FLOOR, channel_shape, effective_eps, math_dtype, spatial_dims
+from .formula import (EPS_FLOOR, channel_shape, check_channel_params, effective_eps, empty_output, frn_reference,
+                      grads_with_graph, math_dtype, spatial_dims)
 
 logger = logging.getLogger("frn_det")
 
@@ -84,25 +85,31 @@ def _params(x, weight, bias, tau):
 class FRNFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, tau, eps_l, eps, kernels):
-        x = x.contiguous()
-        params = _params(x, weight, bias, tau)  # once per call: backward uses the same
-        ctx.kernels = kernels
-        ctx.dtypes = [None if p is None else p.dtype for p in (weight, bias, tau)]
-        z, r = kernels.forward(x, *params, effective_eps(eps, None if eps_l is None else eps_l.detach()))
-        ctx.save_for_backward(x, r, *params, eps_l)  # x, N*C values and the parameters
+        xc = x.contiguous()
+        params = _params(xc, weight, bias, tau)
+        ctx.kernels, ctx.eps = kernels, eps
+        z, r = kernels.forward(xc, *params, effective_eps(eps, None if eps_l is None else eps_l.detach()))
+        ctx.save_for_backward(x, r, weight, bias, tau, eps_l)  # the input, N*C values and the parameters
         return z
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, dz):
         x, r, weight, bias, tau, eps_l = ctx.saved_tensors
-        dx, dw, db, dtau, deps = ctx.kernels.backward(dz.contiguous(), x, r, weight, bias, tau, eps_l is not None)
-        dw, db, dtau = [None if g is None else g.to(dt) for g, dt in zip((dw, db, dtau), ctx.dtypes)]
+        if torch.is_grad_enabled():  # create_graph: the kernels' backward has no derivative; the formula's has
+            gx, gw, gb, gtau, _, geps_l = grads_with_graph(frn_reference, (x, weight, bias, tau, ctx.eps, eps_l), dz)
+            return gx, gw, gb, gtau, geps_l, None, None
+        params = _params(x, weight, bias, tau)
+        dx, dw, db, dtau, deps = ctx.kernels.backward(dz.contiguous(), x.contiguous(), r, *params, eps_l is not None)
+        dw, db, dtau = [None if g is None else g.to(p.dtype).view(p.shape) for g, p in zip((dw, db, dtau),
+                                                                                           (weight, bias, tau))]
         deps_l = None if eps_l is None else (deps * eps_l.detach().sign()).to(eps_l.dtype)  # d|e|/de
         return dx, dw, db, dtau, deps_l, None, None
 
 
 def frn_apply(kernels: Kernels, x, weight, bias, tau=None, eps=EPS_FLOOR, eps_l=None):
+    check_channel_params(x.shape[1], weight=weight, bias=bias, tau=tau)
+    if x.numel() == 0:
+        return empty_output(x, weight, bias, tau, eps_l)
     return FRNFunction.apply(x, weight, bias, tau, eps_l, eps, kernels)
 
 
@@ -189,8 +196,7 @@ class TLUFunction(torch.autograd.Function):
         return z
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx, dz):
+    def backward(ctx, dz):  # ops on dz only: under create_graph their graph is the second derivative (0 in y)
         z, tau, ties = ctx.saved_tensors
         passed = z != tau.view(channel_shape(z)).to(z.dtype)  # y > tau, or y NaN (torch.max passes it too)
         dy = torch.addcmul(dz * passed, dz, unpack_bits(ties, z.shape), value=0.5)  # dz, dz / 2 or 0

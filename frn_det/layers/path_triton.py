@@ -11,15 +11,20 @@ from the saved z and tie bits).
 
 On CPU tensors the kernels run in Triton's interpreter (TRITON_INTERPRET=1, set before triton is
 imported): that is how the tests check them without a GPU.
+
+A second derivative (create_graph) comes from frn_reference's autograd, recomputed in backward; the TLU's
+is 0 in y, so its gradient there is dz times the share its saved z and tie bits give.
 """
 import functools
 import os
+import struct
 from typing import NamedTuple
 
 import torch
-from torch.autograd.function import once_differentiable
 
-from .formula import EPS_FLOOR
+from . import path_torch
+from .formula import (EPS_FLOOR, channel_shape, check_channel_params, empty_output, frn_reference, grads_with_graph,
+                      math_dtype, spatial_dims)
 
 try:
     import triton
@@ -95,6 +100,18 @@ def _acc(dtype):
     return kernels.tl.float64 if dtype == torch.float64 else kernels.tl.float32
 
 
+def _split(eps):
+    """eps as two fp32 kernel arguments (Triton passes Python floats as fp32) whose sum in fp64 is eps to
+    about 2^-48 of it: hi + lo in fp32 is hi, eps rounded to fp32."""
+    hi = _fp32(eps)
+    return hi, _fp32(eps - hi)
+
+
+def _fp32(v):
+    """v rounded to fp32, without a tensor (which would be an op per call)."""
+    return struct.unpack("f", struct.pack("f", v))[0]
+
+
 def _frn_forward(x, weight, bias, tau, eps_l, eps, p, shortcut=None):
     """z and rstd (N*C values) of contiguous x under plan p; with a shortcut (a block end, tau in x's
     dtype) also the tie bits, else None."""
@@ -115,7 +132,7 @@ def _frn_forward(x, weight, bias, tau, eps_l, eps, p, shortcut=None):
     kernels.frn_forward_kernel[(rows, p.splits)](
         x, z, weight, bias, weight if tau is None else tau, weight if eps_l is None else eps_l, rstd, part,
         shortcut if add else x, ties if add else rstd, c, length, p.chunk, p.splits, ties_row,
-        eps if eps_l is None else EPS_FLOOR,
+        *_split(eps if eps_l is None else EPS_FLOOR),
         HAS_TAU=tau is not None, HAS_EPS_L=eps_l is not None, SPLIT=p.splits > 1,
         SPLITS_P2=triton.next_power_of_2(p.splits), BLOCK=p.block, ONE_BLOCK=length <= p.block, ADD=add,
         ACC=_acc(x.dtype), num_warps=p.num_warps)
@@ -160,21 +177,39 @@ def _plan_for(x, block, chunk):
     return plan(n * c, x.numel() // (n * c), block, chunk, multiprocessors(x.device))
 
 
+def _tlu_share(z, tau, ties, row_bytes, dtype):
+    """The TLU's share of dz from its saved output z and tie bits (row_bytes bytes per (n, c) row, an
+    element's bit at byte i // 8 of its row): 1 where z != tau, 1/2 at a tie, 0 elsewhere."""
+    rows = z.shape[0] * z.shape[1]
+    bits = ties.view(rows, row_bytes, 1).bitwise_right_shift(path_torch._bit_shifts(z.device)).bitwise_and(1)
+    tie = bits.view(rows, row_bytes * 8)[:, : z.numel() // max(rows, 1)].reshape(z.shape)
+    return (z != tau.view(channel_shape(z))).to(dtype) + 0.5 * tie.to(dtype)
+
+
+def _tlu_grads_with_graph(dz, share, tau_dtype):
+    """dy = dz share and d tau = sum(dz - dy), as differentiable ops on dz (create_graph)."""
+    dy = dz * share
+    return dy, (dz - dy).sum(dim=(0,) + spatial_dims(dz), dtype=math_dtype(dz.dtype)).to(tau_dtype)
+
+
 class TritonFRNFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, tau, eps_l, eps, block, chunk):
-        x = x.contiguous()
-        p = _plan_for(x, block, chunk)
-        z, rstd, _ = _frn_forward(x, weight, bias, tau, eps_l, eps, p)
+        xc = x.contiguous()
+        p = _plan_for(xc, block, chunk)
+        z, rstd, _ = _frn_forward(xc, weight, bias, tau, eps_l, eps, p)
         ctx.save_for_backward(x, weight, bias, tau, eps_l, rstd)  # the input and N*C values
-        ctx.plan = p
+        ctx.plan, ctx.eps = p, eps
         return z
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, dz):
         x, weight, bias, tau, eps_l, rstd = ctx.saved_tensors
-        dx, dw, db, dtau, deps_l, _ = _frn_backward(dz.contiguous(), x, weight, bias, tau, eps_l, rstd, ctx.plan)
+        if torch.is_grad_enabled():  # create_graph: the kernels' backward has no derivative; the formula's has
+            gx, gw, gb, gtau, _, geps_l = grads_with_graph(frn_reference, (x, weight, bias, tau, ctx.eps, eps_l), dz)
+            return gx, gw, gb, gtau, geps_l, None, None, None
+        dx, dw, db, dtau, deps_l, _ = _frn_backward(dz.contiguous(), x.contiguous(), weight, bias, tau, eps_l, rstd,
+                                                    ctx.plan)
         return dx, dw, db, dtau, deps_l, None, None, None
 
 
@@ -185,20 +220,24 @@ class TritonFRNAddTLUFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, shortcut, weight, bias, tau, eps_l, eps, block, chunk):
-        x = x.contiguous()
-        p = _plan_for(x, block, chunk)
+        xc = x.contiguous()
+        p = _plan_for(xc, block, chunk)
         tau_x = tau.detach().to(x.dtype)  # compared in x's dtype, as TLU compares
-        z, rstd, ties = _frn_forward(x, weight, bias, tau_x, eps_l, eps, p, shortcut.contiguous())
+        z, rstd, ties = _frn_forward(xc, weight, bias, tau_x, eps_l, eps, p, shortcut.contiguous())
         ctx.save_for_backward(x, weight, bias, tau_x, eps_l, rstd, z, ties)
-        ctx.plan, ctx.tau_dtype = p, tau.dtype
+        ctx.plan, ctx.tau_dtype, ctx.eps = p, tau.dtype, eps
         return z
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, dz):
         x, weight, bias, tau_x, eps_l, rstd, z, ties = ctx.saved_tensors
-        dx, dw, db, dtau, deps_l, ds = _frn_backward(dz.contiguous(), x, weight, bias, tau_x, eps_l, rstd, ctx.plan,
-                                                     z, ties, ctx.tau_dtype)
+        if torch.is_grad_enabled():  # create_graph: dy from the TLU's share, then FRN's formula
+            share = _tlu_share(z, tau_x, ties, ties.numel() // (z.shape[0] * z.shape[1]), dz.dtype)
+            dy, dtau = _tlu_grads_with_graph(dz, share, ctx.tau_dtype)
+            gx, gw, gb, _, _, geps_l = grads_with_graph(frn_reference, (x, weight, bias, None, ctx.eps, eps_l), dy)
+            return gx, dy, gw, gb, dtau, geps_l, None, None, None
+        dx, dw, db, dtau, deps_l, ds = _frn_backward(dz.contiguous(), x.contiguous(), weight, bias, tau_x, eps_l,
+                                                     rstd, ctx.plan, z, ties, ctx.tau_dtype)
         return dx, ds, dw, db, dtau, deps_l, None, None, None
 
 
@@ -228,9 +267,12 @@ class TritonTLUFunction(torch.autograd.Function):
         return z
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, dz):
         z, tau, ties = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph
+            rows = z.shape[0] * z.shape[1]
+            return (*_tlu_grads_with_graph(dz, _tlu_share(z, tau, ties, ties.numel() // rows, dz.dtype), ctx.tau_dtype),
+                    None)
         dz = dz.contiguous()
         dtau = torch.empty(tau.shape, dtype=ctx.tau_dtype, device=tau.device)
         n, c = z.shape[:2]
@@ -246,23 +288,32 @@ class TritonTLUFunction(torch.autograd.Function):
         return dy, dtau, None
 
 
+def _channel_params(c, **params):
+    """Each parameter as the (C,) contiguous vector the kernels index; a wrong size is an error."""
+    check_channel_params(c, **params)
+    return [None if p is None else p.reshape(c).contiguous() for p in params.values()]
+
+
 def tlu_triton(y, tau, block=None):
     """TLU through the Triton kernels; block forces the elements per program."""
+    (tau,) = _channel_params(y.shape[1], tau=tau)
     if y.numel() == 0:
-        return torch.empty_like(y) + 0 * tau.sum()
+        return empty_output(y, tau)
     return TritonTLUFunction.apply(y, tau, block)
 
 
 def frn_add_tlu_triton(x, shortcut, weight, bias, tau, eps=EPS_FLOOR, eps_l=None, block=None, chunk=None):
     """max(FRN(x) + shortcut, tau) through the Triton kernels, x and shortcut of one shape and dtype;
     block/chunk force a plan (see `plan`)."""
+    weight, bias, tau = _channel_params(x.shape[1], weight=weight, bias=bias, tau=tau)
     if x.numel() == 0:
-        return torch.empty_like(x) + 0 * (bias.sum() + tau.sum() + shortcut.sum())
+        return empty_output(x, shortcut, weight, bias, tau, eps_l)
     return TritonFRNAddTLUFunction.apply(x, shortcut, weight, bias, tau, eps_l, eps, block, chunk)
 
 
 def frn_triton(x, weight, bias, tau=None, eps=EPS_FLOOR, eps_l=None, block=None, chunk=None):
     """FRN (+TLU) through the Triton kernels; block/chunk force a plan (see `plan`)."""
+    weight, bias, tau = _channel_params(x.shape[1], weight=weight, bias=bias, tau=tau)
     if x.numel() == 0:
-        return torch.empty_like(x) + 0 * bias.sum()  # nothing to launch over
+        return empty_output(x, weight, bias, tau, eps_l)  # nothing to launch over
     return TritonFRNFunction.apply(x, weight, bias, tau, eps_l, eps, block, chunk)

@@ -1,6 +1,7 @@
 """Checks of an FRN path against frn_reference, shared by the tests and the device check: a case
 (input, parameters, upstream gradient), the output and every gradient of a path, and the comparison;
-the same for TLU alone against tlu_reference, and cases for a residual block's end."""
+the same for TLU alone against tlu_reference, and cases for a residual block's end; the formula in
+float64 (float64_frn) and a gradient penalty's gradients, for the edges."""
 import torch
 
 from .formula import channel_shape, frn_reference, mean_square, spatial_dims, tlu_reference
@@ -72,8 +73,14 @@ def block_end_outputs_and_grads(fn, x, params, dz, in_float64=False):
     rounds y twice and sums tau's gradient in half precision)."""
     if not in_float64:
         return outputs_and_grads(fn, x, params, dz, BLOCK_END_ARGS)
+    return outputs_and_grads_in_float64(fn, x, params, dz, BLOCK_END_ARGS)
+
+
+def outputs_and_grads_in_float64(fn, x, params, dz, args=("weight", "bias", "tau")):
+    """outputs_and_grads computed in float64, then cast to the case's dtypes: a judge for cases where a
+    reference in the case's own dtype rounds or underflows (half precision, |x| near fp32's limits)."""
     double = {k: None if v is None else v.double() for k, v in params.items()}
-    z, g = outputs_and_grads(fn, x.double(), double, dz.double(), BLOCK_END_ARGS)
+    z, g = outputs_and_grads(fn, x.double(), double, dz.double(), args)
     dtypes = dict({k: v.dtype for k, v in params.items() if v is not None}, x=x.dtype)
     return z.to(x.dtype), {k: v.to(dtypes[k]) for k, v in g.items()}
 
@@ -204,3 +211,28 @@ def assert_nans_agree(fn, tlu_fn, shape=(2, 3, 4, 5), dtype=torch.float32):
         out += [z, *torch.autograd.grad(z, leaf, dz)]
     assert torch.allclose(got[0], want[0], rtol=0, atol=0, equal_nan=True), "TLU z"
     assert torch.allclose(got[1], want[1], rtol=0, atol=0, equal_nan=True), "TLU dy"
+
+
+def float64_frn(x, weight, bias, tau=None, eps=1e-6, eps_l=None):
+    """Eq. 1-3 in float64, written apart from frn_reference as the judge of the edges: nu2 = mean(x^2)
+    over H, W (one element for (N, C); 0 for an empty plane), x_hat = x / sqrt(nu2 + eps), eps = 1e-6 +
+    |eps_l| when learned, y = gamma x_hat + beta, z = max(y, tau)."""
+    x4 = x.double() if x.dim() == 4 else x.double()[:, :, None, None]
+    nu2 = (x4 * x4).sum(dim=(2, 3), keepdim=True) / max(x4.shape[2] * x4.shape[3], 1)
+    e = eps if eps_l is None else 1e-6 + eps_l.double().abs()
+    c = (1, -1, 1, 1)
+    y = weight.double().view(c) * (x4 / torch.sqrt(nu2 + e)) + bias.double().view(c)
+    return (y if tau is None else torch.max(y, tau.double().view(c))).reshape(x.shape)
+
+
+def float64_block_end(x, shortcut, weight, bias, tau, eps=1e-6, eps_l=None):
+    """max(FRN(x) + shortcut, tau), FRN without TLU, in float64."""
+    return torch.max(float64_frn(x, weight, bias, None, eps, eps_l) + shortcut.double(), tau.double().view(1, -1, 1, 1))
+
+
+def penalty_grads(fn, inputs, upstream):
+    """The gradients of upstream(z) + |d upstream(z) / dx|^2 (a gradient penalty): second derivatives."""
+    leaves = [t.detach().clone().requires_grad_() for t in inputs]
+    z = fn(*leaves)
+    (gx,) = torch.autograd.grad(upstream(z), leaves[0], create_graph=True)
+    return torch.autograd.grad(upstream(z) + gx.square().sum(), leaves)

@@ -10,9 +10,9 @@ partial (dgamma, dbeta, dtau, deps) and a grid over blocks of channels sums them
 atomics).
 
 Precision on the GPU: rstd takes IEEE-rounded sqrt and division (sqrt_rn, div_rn: tl.sqrt and `/` lower
-to approximate instructions in fp32; fp64's are IEEE-rounded). A fixed eps reaches the kernels as an fp32
-argument (Triton passes Python floats so): within 2^-24 of eps, far below what eps changes. The max of
-the TLU propagates NaN, as torch.max does.
+to approximate instructions in fp32; fp64's are IEEE-rounded). Triton passes Python floats as fp32, so
+eps comes as two of them, eps_hi + eps_lo, which hold it to fp64's precision. The max of the TLU
+propagates NaN, as torch.max does.
 """
 import triton
 import triton.language as tl
@@ -123,7 +123,7 @@ def frn_sum_squares_kernel(x_ptr, part_ptr, L, CHUNK, SPLITS, BLOCK: tl.constexp
 
 @triton.jit
 def frn_forward_kernel(x_ptr, z_ptr, w_ptr, b_ptr, tau_ptr, eps_l_ptr, rstd_ptr, part_ptr, s_ptr, ties_ptr, C, L,
-                       CHUNK, SPLITS, TIES_ROW, eps, HAS_TAU: tl.constexpr, HAS_EPS_L: tl.constexpr,
+                       CHUNK, SPLITS, TIES_ROW, eps, eps_lo, HAS_TAU: tl.constexpr, HAS_EPS_L: tl.constexpr,
                        SPLIT: tl.constexpr, SPLITS_P2: tl.constexpr, BLOCK: tl.constexpr, ONE_BLOCK: tl.constexpr,
                        ADD: tl.constexpr, ACC: tl.constexpr):
     """z = max(gamma x rstd + beta, tau), rstd = 1/sqrt(mean(x^2) + eps) saved per row. ADD: a block
@@ -136,7 +136,7 @@ def frn_forward_kernel(x_ptr, z_ptr, w_ptr, b_ptr, tau_ptr, eps_l_ptr, rstd_ptr,
         s_ptr += row.to(tl.int64) * L
         ties_ptr += row.to(tl.int64) * TIES_ROW
     offs = tl.arange(0, BLOCK)
-    e = eps
+    e = tl.cast(eps, ACC) + tl.cast(eps_lo, ACC)
     if HAS_EPS_L:
         e = e + tl.abs(tl.load(eps_l_ptr).to(ACC))  # 1e-6 + |eps_l|
     if SPLIT:
@@ -224,7 +224,8 @@ def frn_backward_kernel(x_ptr, dz_ptr, dx_ptr, w_ptr, b_ptr, tau_ptr, rstd_ptr, 
         s_dz = tl.sum(dz, 0)
     else:
         s_dyx, s_dy, s_dz = _grad_sums(x_ptr, dz_ptr, z_ptr, ties_ptr, 0, L, a, b, tau, HAS_TAU, ADD, BLOCK, ACC)
-    k = a * rstd * rstd * s_dyx
+    dgamma = rstd * s_dyx  # sum dy x_hat
+    k = a * rstd * dgamma  # gamma r^3 sum(dy x); r^3 alone underflows fp32 for |x| above about 1e13
     if ONE_BLOCK and not SPLIT:
         tl.store(dx_ptr + offs, (dy * a - x * (k / L)).to(dx_ptr.dtype.element_ty), mask=offs < L)
         if ADD:
@@ -239,7 +240,7 @@ def frn_backward_kernel(x_ptr, dz_ptr, dx_ptr, w_ptr, b_ptr, tau_ptr, rstd_ptr, 
                 tl.store(ds_ptr + idx, dy2.to(ds_ptr.dtype.element_ty), mask=idx < end)
     if tl.program_id(1) == 0:
         out = row_sums_ptr + row * 4
-        tl.store(out, rstd * s_dyx)  # dgamma = sum dy x_hat
+        tl.store(out, dgamma)
         tl.store(out + 1, s_dy)  # dbeta
         tl.store(out + 2, s_dz - s_dy)  # dtau: the part of dz the TLU blocked
         tl.store(out + 3, -0.5 * k)  # d eps = sum gamma dy d x_hat/d eps

@@ -4,10 +4,14 @@
 // Importing the module registers torch.ops.frn_det.frn(x, weight, bias, tau?, eps_l?, eps) and
 // torch.ops.frn_det.frn_add_tlu(x, shortcut, weight, bias, tau, eps_l?, eps), max(FRN(x) + shortcut,
 // tau) at a residual block's end, where eps is the effective eps and eps_l, when given, only receives
-// its gradient.
+// its gradient. Their kernels are ops of their own (frn_backward, frn_add_tlu_forward,
+// frn_add_tlu_backward), called below autograd through the dispatcher, so that torch.compile's fake
+// tensors reach the fake kernels path_cpp registers. A second derivative (create_graph) comes from
+// the formula in ATen ops and its autograd.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
+#include <ATen/ops/arange.h>
 #include <ATen/ops/full.h>
 #include <Python.h>
 #include <torch/autograd.h>
@@ -17,6 +21,7 @@
 #include <array>
 #include <cmath>
 #include <optional>
+#include <vector>
 
 #include "frn_kernels.h"
 
@@ -73,16 +78,17 @@ at::Tensor run_forward(const at::Tensor& x, const at::Tensor& w, const at::Tenso
 }
 
 // The parameter gradients from plane_grads' per-plane stats: sums over the batch in a fixed order,
-// so that they are deterministic.
+// so that they are deterministic, in double, so that many samples (R-CNN heads' ROIs) add no drift.
 template <typename A>
 void sum_over_batch(const A* st, int64_t planes, int64_t channels, A* dp, A* deps) {
-  std::fill(dp, dp + 3 * channels, A(0));
+  std::vector<double> sums(3 * channels, 0.0);
   for (int64_t k = 0; k < 3; ++k)
     for (int64_t p = 0; p < planes; p += channels)
-      for (int64_t c = 0; c < channels; ++c) dp[k * channels + c] += st[k * planes + p + c];
-  A de = 0;
+      for (int64_t c = 0; c < channels; ++c) sums[k * channels + c] += st[k * planes + p + c];
+  std::copy(sums.begin(), sums.end(), dp);
+  double de = 0;
   for (int64_t p = 0; p < planes; ++p) de += st[3 * planes + p];
-  *deps = de;
+  *deps = static_cast<A>(de);
 }
 
 // dx, and d weight, d bias, d tau (per channel, math dtype) and d eps (0-d).
@@ -168,26 +174,103 @@ std::optional<at::Tensor> defined(const at::Tensor& t) {
   return t.defined() ? std::optional<at::Tensor>(t) : std::nullopt;
 }
 
+// The ops' plain kernels; they take any layout.
+at::Tensor frn_kernel(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                      const std::optional<at::Tensor>& tau, const std::optional<at::Tensor>&, double eps) {
+  return run_forward(x.contiguous(), w, b, tau, eps);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> frn_backward_kernel(
+    const at::Tensor& dz, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+    const std::optional<at::Tensor>& tau, double eps) {
+  auto g = run_backward(dz.contiguous(), x.contiguous(), w, b, tau, eps);
+  return {g[0], g[1], g[2], g[3], g[4]};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> add_tlu_forward_kernel(const at::Tensor& x, const at::Tensor& s,
+                                                                      const at::Tensor& w, const at::Tensor& b,
+                                                                      const at::Tensor& tau, double eps) {
+  auto [z, r, ties] = run_add_tlu_forward(x.contiguous(), s.contiguous(), w, b, tau, eps);
+  return {z, r, ties};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> add_tlu_backward_kernel(
+    const at::Tensor& dz, const at::Tensor& x, const at::Tensor& r, const at::Tensor& z, const at::Tensor& ties,
+    const at::Tensor& w, const at::Tensor& b, const at::Tensor& tau) {
+  auto g = run_add_tlu_backward(dz.contiguous(), x.contiguous(), r, z, ties, w, b, tau);
+  return {g[0], g[1], g[2], g[3], g[4], g[5]};
+}
+
+template <typename Sig>
+c10::TypedOperatorHandle<Sig> op(const char* name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Sig>();
+}
+
+// z of eq. 1-3 in differentiable ATen ops, as frn_reference writes it (nu2 = 0 for an empty plane);
+// FRN alone when tau is undefined. eps is the effective eps; a learned one adds eps_l's gradient.
+at::Tensor formula(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, const at::Tensor& tau,
+                   const at::Tensor& eps_l, double eps) {
+  const at::Tensor xf = x.to(at::toOpMathType(x.scalar_type()));
+  const std::vector<int64_t> shape = x.dim() == 4 ? std::vector<int64_t>{1, -1, 1, 1} : std::vector<int64_t>{1, -1};
+  at::Tensor v = x.dim() == 4 ? xf.square().sum({2, 3}, true).div(double(std::max<int64_t>(plane_size(x), 1)))
+                              : xf.square();
+  v = v.add(eps);
+  if (eps_l.defined()) v = v.add(eps_l.abs().sub(eps_l.detach().abs().item<double>()));  // + 0, d|e|/de
+  const at::Tensor y = w.reshape(shape).mul(xf.mul(v.rsqrt())).add(b.reshape(shape));
+  return (tau.defined() ? y.maximum(tau.reshape(shape)) : y).to(x.scalar_type());
+}
+
+// The gradients of z against `inputs` with their own graph (create_graph); undefined for inputs that
+// need none.
+variable_list with_graph(const at::Tensor& z, const at::Tensor& dz, const variable_list& inputs) {
+  variable_list need, out;
+  for (const auto& t : inputs)
+    if (t.defined() && t.requires_grad()) need.push_back(t);
+  auto g = torch::autograd::grad({z}, need, {dz}, /*retain_graph=*/true, /*create_graph=*/true, /*allow_unused=*/true);
+  size_t i = 0;
+  for (const auto& t : inputs) out.push_back(t.defined() && t.requires_grad() ? g[i++] : at::Tensor());
+  return out;
+}
+
+// The block end's TLU share of dz, from its saved z and tie bits: 1 where z != tau, 1/2 at a tie.
+at::Tensor tlu_share(const at::Tensor& z, const at::Tensor& ties, const at::Tensor& tau, at::ScalarType dtype) {
+  const int64_t hw = plane_size(z), bytes = (hw + 7) / 8;
+  const at::Tensor bits = ties.view({-1, bytes, 1}).bitwise_right_shift(at::arange(8, ties.options())).bitwise_and(1);
+  const at::Tensor tie = bits.view({-1, bytes * 8}).narrow(1, 0, hw).reshape(z.sizes());
+  return z.ne(tau.to(z.scalar_type()).view({1, -1, 1, 1})).to(dtype).add(tie.to(dtype).mul(0.5));
+}
+
+// A parameter gradient in the parameter's dtype and shape.
+at::Tensor as_param(const at::Tensor& g, const at::Tensor& p) { return g.to(p.scalar_type()).reshape(p.sizes()); }
+
 struct FRNFunction : torch::autograd::Function<FRNFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w,
                             const at::Tensor& b, const std::optional<at::Tensor>& tau,
                             const std::optional<at::Tensor>& eps_l, double eps) {
-    at::Tensor xc = x.contiguous();
-    ctx->save_for_backward({xc, w, b, tau.value_or(at::Tensor()), eps_l.value_or(at::Tensor())});
+    ctx->save_for_backward({x, w, b, tau.value_or(at::Tensor()), eps_l.value_or(at::Tensor())});
     ctx->saved_data["eps"] = eps;
-    return run_forward(xc, w, b, tau, eps);
+    static const auto frn = op<decltype(frn_kernel)>("frn_det::frn");
+    at::AutoDispatchBelowADInplaceOrView below;
+    return frn.call(x, w, b, tau, eps_l, eps);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto s = ctx->get_saved_variables();
     const at::Tensor &x = s[0], &w = s[1], &b = s[2], &tau = s[3], &eps_l = s[4];
     const double eps = ctx->saved_data["eps"].toDouble();
-    auto g = run_backward(grads[0].contiguous(), x, w, b, defined(tau), eps);
-    return {g[0],
-            g[1].to(w.scalar_type()),
-            g[2].to(b.scalar_type()),
-            tau.defined() ? g[3].to(tau.scalar_type()) : at::Tensor(),
-            eps_l.defined() ? g[4].mul(eps_l.sign()).to(eps_l.scalar_type()) : at::Tensor(),  // d|e|/de
+    if (at::GradMode::is_enabled()) {  // create_graph
+      auto g = with_graph(formula(x, w, b, tau, eps_l, eps), grads[0], {x, w, b, tau, eps_l});
+      g.push_back(at::Tensor());
+      return g;
+    }
+    static const auto frn_backward = op<decltype(frn_backward_kernel)>("frn_det::frn_backward");
+    at::AutoDispatchBelowADInplaceOrView below;
+    auto [dx, dw, db, dtau, deps] = frn_backward.call(grads[0], x, w, b, defined(tau), eps);
+    return {dx,
+            as_param(dw, w),
+            as_param(db, b),
+            tau.defined() ? as_param(dtau, tau) : at::Tensor(),
+            eps_l.defined() ? deps.mul(eps_l.sign()).to(eps_l.scalar_type()) : at::Tensor(),  // d|e|/de
             at::Tensor()};
   }
 };
@@ -198,19 +281,15 @@ at::Tensor frn_autograd(const at::Tensor& x, const at::Tensor& w, const at::Tens
   return FRNFunction::apply(x, w, b, tau, eps_l, eps);
 }
 
-at::Tensor frn_inference(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
-                         const std::optional<at::Tensor>& tau, const std::optional<at::Tensor>&,
-                         double eps) {
-  return run_forward(x.contiguous(), w, b, tau, eps);
-}
-
 struct FRNAddTLUFunction : torch::autograd::Function<FRNAddTLUFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& s, const at::Tensor& w,
                             const at::Tensor& b, const at::Tensor& tau, const std::optional<at::Tensor>& eps_l,
                             double eps) {
-    at::Tensor xc = x.contiguous();
-    auto [z, r, ties] = run_add_tlu_forward(xc, s.contiguous(), w, b, tau, eps);
-    ctx->save_for_backward({xc, r, z, ties, w, b, tau, eps_l.value_or(at::Tensor())});
+    static const auto fwd = op<decltype(add_tlu_forward_kernel)>("frn_det::frn_add_tlu_forward");
+    at::AutoDispatchBelowADInplaceOrView below;
+    auto [z, r, ties] = fwd.call(x, s, w, b, tau, eps);
+    ctx->save_for_backward({x, r, z, ties, w, b, tau, eps_l.value_or(at::Tensor())});
+    ctx->saved_data["eps"] = eps;
     return z;
   }
 
@@ -218,13 +297,23 @@ struct FRNAddTLUFunction : torch::autograd::Function<FRNAddTLUFunction> {
     auto v = ctx->get_saved_variables();
     const at::Tensor &x = v[0], &r = v[1], &z = v[2], &ties = v[3], &w = v[4], &b = v[5], &tau = v[6];
     const at::Tensor& eps_l = v[7];
-    auto g = run_add_tlu_backward(grads[0].contiguous(), x, r, z, ties, w, b, tau);
-    return {g[0],
-            g[1],
-            g[2].to(w.scalar_type()),
-            g[3].to(b.scalar_type()),
-            g[4].to(tau.scalar_type()),
-            eps_l.defined() ? g[5].mul(eps_l.sign()).to(eps_l.scalar_type()) : at::Tensor(),  // d|e|/de
+    if (at::GradMode::is_enabled()) {  // create_graph: dy = dz share (TLU's second derivative is 0), then FRN's
+      const at::Tensor& dz = grads[0];
+      const at::Tensor dy = dz.mul(tlu_share(z, ties, tau, dz.scalar_type()));
+      auto g = with_graph(formula(x, w, b, at::Tensor(), eps_l, ctx->saved_data["eps"].toDouble()), dy,
+                          {x, w, b, eps_l});
+      const at::Tensor dtau = dz.sub(dy).sum({0, 2, 3}, false, at::toOpMathType(dz.scalar_type()));
+      return {g[0], dy, g[1], g[2], as_param(dtau, tau), g[3], at::Tensor()};
+    }
+    static const auto bwd = op<decltype(add_tlu_backward_kernel)>("frn_det::frn_add_tlu_backward");
+    at::AutoDispatchBelowADInplaceOrView below;
+    auto [dx, ds, dw, db, dtau, deps] = bwd.call(grads[0], x, r, z, ties, w, b, tau);
+    return {dx,
+            ds,
+            as_param(dw, w),
+            as_param(db, b),
+            as_param(dtau, tau),
+            eps_l.defined() ? deps.mul(eps_l.sign()).to(eps_l.scalar_type()) : at::Tensor(),  // d|e|/de
             at::Tensor()};
   }
 };
@@ -236,7 +325,7 @@ at::Tensor frn_add_tlu_autograd(const at::Tensor& x, const at::Tensor& s, const 
 
 at::Tensor frn_add_tlu_inference(const at::Tensor& x, const at::Tensor& s, const at::Tensor& w, const at::Tensor& b,
                                  const at::Tensor& tau, const std::optional<at::Tensor>&, double eps) {
-  return run_add_tlu_forward(x.contiguous(), s.contiguous(), w, b, tau, eps)[0];
+  return std::get<0>(add_tlu_forward_kernel(x, s, w, b, tau, eps));
 }
 
 }  // namespace
@@ -245,10 +334,19 @@ TORCH_LIBRARY(frn_det, m) {
   m.def("frn(Tensor x, Tensor weight, Tensor bias, Tensor? tau, Tensor? eps_l, float eps) -> Tensor");
   m.def("frn_add_tlu(Tensor x, Tensor shortcut, Tensor weight, Tensor bias, Tensor tau, Tensor? eps_l, "
         "float eps) -> Tensor");
+  m.def("frn_backward(Tensor dz, Tensor x, Tensor weight, Tensor bias, Tensor? tau, float eps) -> "
+        "(Tensor, Tensor, Tensor, Tensor, Tensor)");
+  m.def("frn_add_tlu_forward(Tensor x, Tensor shortcut, Tensor weight, Tensor bias, Tensor tau, float eps) -> "
+        "(Tensor, Tensor, Tensor)");
+  m.def("frn_add_tlu_backward(Tensor dz, Tensor x, Tensor r, Tensor z, Tensor ties, Tensor weight, Tensor bias, "
+        "Tensor tau) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
 }
-TORCH_LIBRARY_IMPL(frn_det, CPU, m) {  // inference_mode
-  m.impl("frn", &frn_inference);
+TORCH_LIBRARY_IMPL(frn_det, CPU, m) {  // inference_mode, and the kernels below autograd
+  m.impl("frn", &frn_kernel);
   m.impl("frn_add_tlu", &frn_add_tlu_inference);
+  m.impl("frn_backward", &frn_backward_kernel);
+  m.impl("frn_add_tlu_forward", &add_tlu_forward_kernel);
+  m.impl("frn_add_tlu_backward", &add_tlu_backward_kernel);
 }
 TORCH_LIBRARY_IMPL(frn_det, AutogradCPU, m) {
   m.impl("frn", &frn_autograd);
