@@ -1,27 +1,11 @@
 """A live SLURM (e.g. tools/slurm/one_node.sh up) runs batch jobs; skipped where none answers."""
-import shutil
 import subprocess
 
 import pytest
 
+from slurm_up import DOWN
 
-def _slurm_down_reason():
-    for tool in ("sbatch", "sinfo", "scontrol"):
-        if shutil.which(tool) is None:
-            return f"no `{tool}` on PATH (start one with: bash tools/slurm/one_node.sh up)"
-    # `scontrol ping` answers at once; `sinfo` alone spends ~9 s retrying a dead controller.
-    for cmd in (["scontrol", "ping"], ["sinfo", "-h"]):
-        try:
-            rc = subprocess.run(cmd, capture_output=True, timeout=15).returncode
-        except subprocess.TimeoutExpired:
-            return f"`{' '.join(cmd)}` did not answer within 15 s"
-        if rc != 0:
-            return f"`{' '.join(cmd)}` failed (rc {rc}): slurmctld is down (bash tools/slurm/one_node.sh up)"
-    return None
-
-
-_DOWN = _slurm_down_reason()
-pytestmark = pytest.mark.skipif(_DOWN is not None, reason=str(_DOWN))
+pytestmark = pytest.mark.skipif(DOWN is not None, reason=str(DOWN))
 
 
 def test_sbatch_job_runs_two_tasks_and_writes_its_output(tmp_path):

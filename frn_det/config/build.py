@@ -75,12 +75,13 @@ def _switched_to_frn(cfg, frn, keep_weights):
     return cfg, [(logging.INFO, f"--frn {frn} changed:\n  " + "\n  ".join(changes))] if changes else []
 
 
-def command_cfg(config_file, opts=(), *, overrides=(), frn=None, keep_weights=False):
+def command_cfg(config_file, opts=(), *, overrides=(), frn=None, keep_weights=False, cpu_fallback=True):
     """Every command's yaml config (train, predict, export, the study's tools; lazy_command_cfg for a
     LazyConfig .py): the --config-file (a path, or a name in frn_det's or detectron2's model zoo),
     switched to FRN by to_frn with --frn NORM, then the command line's KEY VALUE pairs (they win over
     to_frn), then the command's own settings (`overrides`, KEY VALUE ...); MODEL.DEVICE 'cuda' falls
-    back to the CPU where CUDA is missing. Not frozen.
+    back to the CPU where CUDA is missing (unless cpu_fallback is False: a config read to be run
+    elsewhere, e.g. submitted to SLURM). Not frozen.
     Returns (cfg, notes): [(logging level, message)] for the command to log once its logging is set up."""
     import logging
 
@@ -88,12 +89,12 @@ def command_cfg(config_file, opts=(), *, overrides=(), frn=None, keep_weights=Fa
 
     cfg, notes = _switched_to_frn(build_cfg(config_file_argument(config_file)), frn, keep_weights)
     merge_config(cfg, None, [*opts, *overrides])
-    if cpu_without_cuda(cfg):
+    if cpu_fallback and cpu_without_cuda(cfg):
         notes.append((logging.WARNING, NO_CUDA_WARNING))
     return cfg, notes
 
 
-def lazy_command_cfg(config_file, opts=(), *, frn=None, keep_weights=False):
+def lazy_command_cfg(config_file, opts=(), *, frn=None, keep_weights=False, cpu_fallback=True):
     """command_cfg for a LazyConfig (.py): LazyConfig.load of the --config-file (a path, or a name in
     frn_det's or detectron2's model zoo), to_frn with --frn NORM, then the command line's key=value
     overrides (they win over to_frn); train.device "cuda" falls back to the CPU where CUDA is missing.
@@ -107,7 +108,7 @@ def lazy_command_cfg(config_file, opts=(), *, frn=None, keep_weights=False):
 
     cfg, notes = _switched_to_frn(LazyConfig.load(config_file_argument(config_file)), frn, keep_weights)
     cfg = LazyConfig.apply_overrides(cfg, list(opts))
-    if cfg.train.get("device", "cuda") == "cuda" and not torch.cuda.is_available():
+    if cpu_fallback and cfg.train.get("device", "cuda") == "cuda" and not torch.cuda.is_available():
         cfg.train.device = "cpu"
         notes.append((logging.WARNING, NO_CUDA_WARNING.replace("MODEL.DEVICE", "train.device")))
     return cfg, notes

@@ -6,6 +6,11 @@ takes Table 3's ablations of FRN's parts (gn_tlu, gfrn, frn_relu: frn_det.config
   python -m frn_det.study.batch ...  (or frn-det-study ...)    # the same, installed
   python tools/batch_study.py --methods frn gn --imgs 2 8      # a subset
   python tools/batch_study.py --base-lrs 0.02 0.05 0.1         # best of three lrs per cell, as the paper
+  python tools/batch_study.py --base-lrs frn=0.2 gn=0.1 --jobs 2
+                                                               # each method at its own lr, two runs at once
+  python tools/batch_study.py --config configs/retinanet_frn_8img.yaml --num-gpus 8 --device cuda \
+      --launcher slurm --slurm-partition gpu --slurm-gpus-per-node 8 --slurm-timeout-min 4320
+                                                               # every run a SLURM job
   python tools/batch_study.py --config configs/retinanet_frn_8img.yaml --num-gpus 8 --device cuda
                                                                # the same study on COCO
   python tools/batch_study.py --methods frn gn --imgs 8 --extra-seeds --schedules 400 800 1600 3200
@@ -29,8 +34,11 @@ pyramid level as at the config's own size; a run at another size than the config
 
 --config is a path or a frn_det.model_zoo name. Runs go through the installed trainer (`python -m
 frn_det.train_net`), one process each, with --resume: a run whose results.json exists is skipped and an
-interrupted one continues from its last checkpoint, so the study resumes where it stopped. The progress
-bar counts iterations (its ETA holds across runs of different lengths). Writes results.json (paths
+interrupted one continues from its last checkpoint, so the study resumes where it stopped. --launcher
+local (the default) runs --jobs of them at once on this machine, the CPU threads (or the GPUs) shared out
+among them; --launcher slurm makes every run a SLURM job through submitit (--slurm-*; frn_det.study.jobs),
+and a rerun follows the jobs still queued or running and resubmits failed ones. The progress bar counts
+training images of all runs (its ETA holds across runs of different lengths). Writes results.json (paths
 relative to the current directory where they lie in it), table.md and plot.png to --output (default:
 output/batch_study in the current directory); --keep-in DIR also copies them and each run's
 results.json, metrics.json and config.yaml to DIR, for committing.
@@ -48,10 +56,12 @@ from tqdm import tqdm
 
 from frn_det.config.files import config_file_argument
 from frn_det.config.protocol import METHOD_NORMS, PAPER_METHODS, method_opts, scaled_solver
+from frn_det.engine.slurm import add_slurm_arguments
 from frn_det.engine.train_loop import NON_FINITE_LOSS
 from frn_det.evaluation import read_results
 from frn_det.study.best_lr import best_lr
-from frn_det.study.batch_report import markdown_table, plot, plot_curve, plot_sizes
+from frn_det.study.jobs import LocalJobs, SlurmJobs
+from frn_det.study.batch_report import lrs_text, markdown_table, plot, plot_curve, plot_sizes
 from frn_det.study.report_format import METRICS
 from frn_det.study.run_name import DIVERGED, RunName, schedule_folder
 from frn_det.utils import write_atomic, write_json
@@ -77,14 +87,17 @@ def reference_solver(config_file, opts, cfg=None):
 def plan_runs(methods, imgs, seeds, extra_seeds, base_lrs=(None,), schedules=(None,), sizes=(None,),
               own_size=None):
     """One run per size, schedule, reference lr, images per GPU, seed and method (None: the
-    config's). A run at a size other than own_size (the config's) is named ..._<size>px."""
+    config's). base_lrs is a list for every method, or {method: lrs} (parse_base_lrs). A run at a size
+    other than own_size (the config's) is named ..._<size>px."""
+    lrs_of = base_lrs if isinstance(base_lrs, dict) else {method: list(base_lrs) for method in methods}
+    all_lrs = list(dict.fromkeys(lr for method in methods for lr in lrs_of.get(method, [None])))
     runs = []
     for size in sizes:
         for steps in schedules:
-            for lr in base_lrs:
+            for lr in all_lrs:
                 for m in imgs:
                     for seed in sorted(set(seeds) | set(extra_seeds.get(m, []))):
-                        for method in methods:
+                        for method in (x for x in methods if lr in lrs_of.get(x, [None])):
                             name = str(RunName(method, m, seed, lr, None if size in (None, own_size) else size))
                             folder = name if steps is None else os.path.join(schedule_folder(steps), name)
                             runs.append(dict(method=method, imgs=m, seed=seed, base_lr=lr, schedule=steps,
@@ -168,37 +181,87 @@ def _checkpointed_iterations(out):
     return int(match.group(1)) + 1 if match else 0
 
 
-def run_one(run, args, ref, progress=None, cfg=None):
-    """Trains and evaluates one run; returns ({dataset: {AP, AP50, AP75}} or {"failed": why}, skipped).
-    progress(iterations_done) is called while it trains."""
-    out = os.path.join(args.output, run["dir"])
-    results_file = os.path.join(out, "results.json")
-    if os.path.exists(results_file):
-        return read_results(results_file)["headline"], True
+def train_argv(run, args, ref, cfg=None):
+    """frn_det.train_net's arguments for one run (--resume: an interrupted run continues)."""
     solver = run_solver(run, ref, args.num_gpus)
     # the study's own keys come last and win
     opts = [*args.opts, *method_opts(run["method"]), *size_opts(run.get("size"), cfg)]
     for key, value in solver.items():
         opts += [f"SOLVER.{key}", str(value)]
-    opts += ["SEED", str(run["seed"]), "OUTPUT_DIR", out, "MODEL.DEVICE", args.device]
-    cmd = [sys.executable, "-m", "frn_det.train_net", "--config-file", args.config,
-           "--num-gpus", str(args.num_gpus), "--resume", *opts]
+    opts += ["SEED", str(run["seed"]), "OUTPUT_DIR", os.path.join(args.output, run["dir"]), "MODEL.DEVICE", args.device]
+    return ["--config-file", args.config, "--num-gpus", str(args.num_gpus), "--resume", *opts]
+
+
+def start_run(run, args, ref, jobs, cfg=None):
+    """Starts one run's training through jobs (frn_det.study.jobs); returns (job, the byte of study.log
+    where this attempt's output starts)."""
+    out = os.path.join(args.output, run["dir"])
     os.makedirs(out, exist_ok=True)
     if os.path.exists(os.path.join(out, DIVERGED)):  # an earlier attempt's: this one decides
         os.remove(os.path.join(out, DIVERGED))
     log_path = os.path.join(out, "study.log")
     attempt_start = os.path.getsize(log_path) if os.path.exists(log_path) else 0
-    with open(log_path, "a") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        while proc.poll() is None:
-            time.sleep(2)
-            if progress:
-                progress(_iterations_done(out))
-        code = proc.returncode
+    return jobs.start(train_argv(run, args, ref, cfg), out, log_path), attempt_start
+
+
+def finished_result(out):
+    """The result of the run in folder out when it has finished ({dataset: {AP, AP50, AP75}}), else None."""
+    results_file = os.path.join(out, "results.json")
+    return read_results(results_file)["headline"] if os.path.exists(results_file) else None
+
+
+def run_result(run, args, code, attempt_start=0):
+    """A run's result once its training ended with exit code `code`: {dataset: {AP, AP50, AP75}}, or
+    {"failed": why} (and diverged.txt where it stopped on a non-finite loss)."""
+    out = os.path.join(args.output, run["dir"])
+    results_file = os.path.join(out, "results.json")
     if code != 0 or not os.path.exists(results_file):
-        mark_diverged(out, attempt_start)
-        return {"failed": f"exit code {code}; see {relative(os.path.join(out, 'study.log'))}"}, False
-    return read_results(results_file)["headline"], False
+        if os.path.exists(os.path.join(out, "study.log")):
+            mark_diverged(out, attempt_start)
+        return {"failed": f"exit code {code}; see {relative(os.path.join(out, 'study.log'))}"}
+    return read_results(results_file)["headline"]
+
+
+def run_all(runs, args, ref, jobs, bar, before, solvers, cfg=None):
+    """Runs every run not finished yet through jobs, as many at once as jobs has room for; the bar
+    counts the training images done. Returns [(result, skipped)] in the order of runs."""
+    out_of = {}
+    done = {}  # index -> images done so far
+    pending = []
+    for i, run in enumerate(runs):
+        finished = finished_result(os.path.join(args.output, run["dir"]))
+        if finished is not None:
+            out_of[i] = (finished, True)
+        else:
+            pending.append(i)
+    active = {}  # index -> (job, attempt_start)
+    try:
+        while pending or active:
+            while pending and jobs.has_room():
+                i = pending.pop(0)
+                active[i] = start_run(runs[i], args, ref, jobs, cfg)
+            for i, (job, attempt_start) in list(active.items()):
+                n, batch = solvers[i]["MAX_ITER"], solvers[i]["IMS_PER_BATCH"]
+                code = job.poll()
+                if code is None:
+                    done[i] = max(0, min(_iterations_done(os.path.join(args.output, runs[i]["dir"])), n) - before[i]) * batch
+                    continue
+                del active[i]
+                done[i] = (n - before[i]) * batch
+                result = run_result(runs[i], args, code, attempt_start)
+                out_of[i] = (result, False)
+                if "failed" in result:
+                    tqdm.write(f"{runs[i]['dir']}: FAILED ({result['failed']})")
+            bar.set_postfix_str(", ".join(runs[i]["dir"] for i in active) or "")
+            bar.update(sum(done.values()) - bar.n)
+            if active:
+                time.sleep(2)
+    except BaseException:
+        for job, _ in active.values():  # local runs stop with the study; SLURM jobs go on, a rerun follows them
+            if jobs.stop_with_study:
+                job.cancel()
+        raise
+    return [out_of[i] for i in range(len(runs))]
 
 
 def mark_diverged(out, attempt_start=0):
@@ -248,6 +311,36 @@ def keep_results(output, records, dest):
             shutil.copy2(os.path.join(output, name), os.path.join(dest, name))
 
 
+def parse_base_lrs(items, methods):
+    """--base-lrs: ["0.02", "0.1"] -> [0.02, 0.1] for every method; ["frn=0.2", "gn=0.1,0.05"] ->
+    {"frn": [0.2], "gn": [0.1, 0.05]} (a method given no lr: the config's); None -> [None]."""
+    if not items:
+        return [None]
+    every, own = [], {}
+    for item in items:
+        method, sep, values = item.rpartition("=")
+        try:
+            lrs = [float(x) for x in values.split(",")]
+        except ValueError:
+            raise SystemExit(f"--base-lrs takes LR ... or METHOD=LR[,LR] ... (e.g. 0.1 or frn=0.2 gn=0.1); got {item!r}")
+        if not sep:
+            every += lrs
+        elif method not in methods:
+            raise SystemExit(f"--base-lrs {item}: {method!r} is not among --methods ({', '.join(methods)})")
+        else:
+            own.setdefault(method, []).extend(lrs)
+    if not own:
+        return every
+    return {method: own.get(method, every or [None]) for method in methods}
+
+
+def make_jobs(args):
+    """Where the runs execute: --launcher local (--jobs at once) or slurm (frn_det.study.jobs)."""
+    if args.launcher == "slurm":
+        return SlurmJobs(args, args.slurm_folder or os.path.join(args.output, "slurm"), args.num_gpus, args.device)
+    return LocalJobs(args.jobs, args.device, args.num_gpus)
+
+
 def parse_extra_seeds(items):
     """["2=1,2"] -> {2: [1, 2]}"""
     extra = {}
@@ -273,9 +366,10 @@ def main(argv=None):
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds for every column")
     parser.add_argument("--extra-seeds", nargs="*", default=["2=1"],
                         help="more seeds for some columns, as IMGS=SEED,SEED (default: 2=1)")
-    parser.add_argument("--base-lrs", nargs="+", type=float, default=None,
-                        help="reference learning rates (at the config's batch) to run for every cell; the "
-                             "table reports the best (default: the config's SOLVER.BASE_LR only)")
+    parser.add_argument("--base-lrs", nargs="+", default=None, metavar="LR | METHOD=LR[,LR]",
+                        help="reference learning rates (at the config's batch) to run for every cell, or "
+                             "for one method as METHOD=LR,LR (e.g. frn=0.2 gn=0.1); the table reports each "
+                             "cell's best (default: the config's SOLVER.BASE_LR only)")
     parser.add_argument("--schedules", nargs="+", type=int, default=None,
                         help="reference schedule lengths (iterations at the config's batch) to run every cell "
                              "at; each goes to OUTPUT/iters<N> (default: the config's SOLVER.MAX_ITER only)")
@@ -288,6 +382,13 @@ def main(argv=None):
     parser.add_argument("--num-gpus", type=int, default=1, help="processes per run")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--output", default=os.path.join("output", "batch_study"))
+    parser.add_argument("--launcher", choices=["local", "slurm"], default="local",
+                        help="local: the runs on this machine, --jobs at once; slurm: every run a SLURM job "
+                             "through submitit (--slurm-*), all queued at once (default: %(default)s)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="with --launcher local: runs at once, the CPU threads (or GPUs) shared out among "
+                             "them (default: %(default)s)")
+    add_slurm_arguments(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every run (KEY VALUE ...)")
     args = parser.parse_args(argv)
     given = args.config
@@ -296,36 +397,29 @@ def main(argv=None):
 
     cfg = reference_config(args.config, args.opts)
     ref = reference_solver(args.config, args.opts, cfg)
-    base_lrs = args.base_lrs or [None]
+    base_lrs = parse_base_lrs(args.base_lrs, args.methods)
     schedules = args.schedules or [None]
     sizes = args.sizes or [config_size(cfg)]
     runs = plan_runs(args.methods, args.imgs, args.seeds, parse_extra_seeds(args.extra_seeds), base_lrs, schedules,
                      sizes, config_size(cfg))
+    jobs = make_jobs(args)
+    print(f"batch study: {len(runs)} runs, {jobs.describe()}")
     records = []
     start = time.time()
     # The bar counts training images still to go: a run's cost is about its images (an iteration of
     # 2 images costs about a quarter of one of 8), finished runs are skipped and a resumed run's
     # earlier iterations are done, so none of them count and the ETA stays true.
     solvers = [run_solver(r, ref, args.num_gpus) for r in runs]
-    done_before = [None if os.path.exists(os.path.join(args.output, r["dir"], "results.json"))
-                   else min(_checkpointed_iterations(os.path.join(args.output, r["dir"])), s["MAX_ITER"])
-                   for r, s in zip(runs, solvers)]
-    bar = tqdm(total=sum((s["MAX_ITER"] - d) * s["IMS_PER_BATCH"] for s, d in zip(solvers, done_before) if d is not None),
+    before = [min(_checkpointed_iterations(os.path.join(args.output, r["dir"])), s["MAX_ITER"]) for r, s in zip(runs, solvers)]
+    unfinished = [not os.path.exists(os.path.join(args.output, r["dir"], "results.json")) for r in runs]
+    bar = tqdm(total=sum((s["MAX_ITER"] - b) * s["IMS_PER_BATCH"] for s, b, u in zip(solvers, before, unfinished) if u),
                desc="batch study", unit="img", unit_scale=True, smoothing=0.05)
-    for run, s, before in zip(runs, solvers, done_before):
-        bar.set_postfix_str(run["dir"])
-        base, n, batch = bar.n, s["MAX_ITER"], s["IMS_PER_BATCH"]
-        result, skipped = run_one(run, args, ref, progress=lambda it: bar.update(
-            base + max(0, min(it, n) - before) * batch - bar.n), cfg=cfg)
-        if before is not None:
-            bar.update(base + (n - before) * batch - bar.n)
+    for run, (result, skipped) in zip(runs, run_all(runs, args, ref, jobs, bar, before, solvers, cfg)):
         records.append({**run, "result": result, "skipped": skipped})
-        if "failed" in result:
-            tqdm.write(f"{run['dir']}: FAILED ({result['failed']})")
     bar.close()
     minutes = (time.time() - start) / 60
 
-    lrs_note = "" if base_lrs[0] is None else "\nbest of lr " + ", ".join(f"{lr:g}" for lr in base_lrs)
+    lrs_note = "\nbest of lr " + lrs_text(base_lrs) if lrs_text(base_lrs) else ""
     last_size = sizes[-1]
     by_schedule = {steps: summarize(records, steps, last_size) for steps in schedules}
     tables = []

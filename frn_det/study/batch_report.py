@@ -7,6 +7,15 @@ from frn_det.study.report_format import METRICS, mean_sd, spread
 from frn_det.study.report_plots import AP_LABEL, GAP_LABEL, IMGS_LABEL, SIDE_LABEL, Series, draw
 
 
+def lrs_text(base_lrs):
+    """The reference lrs a study swept, as text ("0.02, 0.1"; "FRN 0.2; GN 0.1" where each method has its
+    own); "" when it ran the config's only."""
+    if isinstance(base_lrs, dict):
+        return "; ".join(f"{m.upper()} {', '.join(f'{lr:g}' for lr in lrs)}" for m, lrs in base_lrs.items()
+                         if lrs != [None])
+    return "" if base_lrs[0] is None else ", ".join(f"{lr:g}" for lr in base_lrs)
+
+
 def markdown_table(cells, methods, imgs, base_lrs=(None,)):
     """Table 6's layout: a row per method, AP / AP50 / AP75 for each images-per-GPU column, and with
     --base-lrs, a row of the best learning rate per column."""
@@ -17,13 +26,13 @@ def markdown_table(cells, methods, imgs, base_lrs=(None,)):
     for method in methods:
         rows.append(f"| {method.upper()} | " + " | ".join(
             spread(cells.get((method, m), {}).get(k, [])) for k in METRICS for m in cols) + " |")
-        if base_lrs[0] is not None:
+        if lrs_text(base_lrs):
             lrs = [cells[(method, m)]["base_lr"] if (method, m) in cells else None for m in cols]
             rows.append(f"| {method.upper()} best lr | " + " | ".join(
                 "-" if lr is None else f"{lr:g}" for _ in METRICS for lr in lrs) + " |")
     note = "Images per GPU (per process) after @; mean ± std over seeds where a cell has several."
-    if base_lrs[0] is not None:
-        note += (f" Each cell: the best of reference lrs {', '.join(f'{lr:g}' for lr in base_lrs)} (at the"
+    if lrs_text(base_lrs):
+        note += (f" Each cell: the best of reference lrs {lrs_text(base_lrs)} (at the"
                  " config's batch; scaled by m/batch), chosen by mean AP.")
     return "\n".join([head, rule, *rows, "", note]) + "\n"
 
