@@ -241,7 +241,10 @@ at::Tensor tlu_share(const at::Tensor& z, const at::Tensor& ties, const at::Tens
 }
 
 // A parameter gradient in the parameter's dtype and shape.
-at::Tensor as_param(const at::Tensor& g, const at::Tensor& p) { return g.to(p.scalar_type()).reshape(p.sizes()); }
+at::Tensor as_param(const at::Tensor& g, const at::Tensor& p) {
+  const at::Tensor t = g.to(p.scalar_type());
+  return t.sizes() == p.sizes() ? t : t.reshape(p.sizes());
+}
 
 struct FRNFunction : torch::autograd::Function<FRNFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w,

@@ -39,33 +39,45 @@ FRN_INLINE A lanes_sum(A (&acc)[kLanes]) {
   return acc[0];
 }
 
-// Sums over i in [0, n) of the K terms terms(i) returns, in a fixed order: kLanes interleaved
-// partial sums in A (vectorized) over blocks of kBlock elements, each block's total added in double,
-// so that the rounding stays that of one block's sum whatever n is (a float sum over a 2048x4096
-// plane in 16 lanes drifted by 2e-3); then the tail. Small planes (n < kLanes) skip the lanes.
-constexpr int64_t kBlock = kLanes * 64;
-
+// Sums over [i0, i0 + len) of the K terms terms(i) returns, len a multiple of kLanes: kLanes
+// interleaved partial sums, then lanes_sum.
 template <int K, typename A, typename F>
-FRN_INLINE void add_block(std::array<double, K>& s, int64_t i0, int64_t len, const F& terms) {
+FRN_INLINE std::array<A, K> block_sums(int64_t i0, int64_t len, const F& terms) {
   A acc[K][kLanes] = {};
   for (int64_t i = 0; i < len; i += kLanes)
     for (int64_t j = 0; j < kLanes; ++j) {
       const std::array<A, K> t = terms(i0 + i + j);
       for (int k = 0; k < K; ++k) acc[k][j] += t[k];
     }
-  for (int k = 0; k < K; ++k) s[k] += static_cast<double>(lanes_sum(acc[k]));
+  std::array<A, K> s;
+  for (int k = 0; k < K; ++k) s[k] = lanes_sum(acc[k]);
+  return s;
 }
 
+// Sums over i in [0, n) of the K terms terms(i) returns, in a fixed order: block_sums over blocks of
+// kBlock elements, whose totals add up in double when there are several, so that the rounding stays
+// one block's whatever n is (one float sum in 16 lanes drifted by 2e-3 over a 2048x4096 plane); then
+// the tail (under kLanes elements). Loop trip counts are known up front: with -fwrapv (setup.py's
+// Python flags) a loop on i + kLanes <= end did not vectorize.
+constexpr int64_t kBlock = kLanes * 64;
+
 template <int K, typename A, typename F>
-FRN_INLINE std::array<double, K> plane_sums(int64_t n, const F& terms) {
-  std::array<double, K> s{};
+FRN_INLINE std::array<A, K> plane_sums(int64_t n, const F& terms) {
+  std::array<A, K> s{};
   const int64_t lanes_end = n - n % kLanes;
-  int64_t i = 0;
-  for (; i + kBlock <= lanes_end; i += kBlock) add_block<K, A>(s, i, kBlock, terms);  // a fixed trip count
-  if (i < lanes_end) add_block<K, A>(s, i, lanes_end - i, terms);
-  for (i = lanes_end; i < n; ++i) {
+  if (lanes_end > kBlock) {
+    std::array<double, K> d{};
+    for (int64_t i = 0; i < lanes_end; i += kBlock) {
+      const std::array<A, K> b = block_sums<K, A>(i, std::min(kBlock, lanes_end - i), terms);
+      for (int k = 0; k < K; ++k) d[k] += static_cast<double>(b[k]);
+    }
+    for (int k = 0; k < K; ++k) s[k] = static_cast<A>(d[k]);
+  } else if (lanes_end > 0) {
+    s = block_sums<K, A>(0, lanes_end, terms);
+  }
+  for (int64_t i = lanes_end; i < n; ++i) {
     const std::array<A, K> t = terms(i);
-    for (int k = 0; k < K; ++k) s[k] += static_cast<double>(t[k]);
+    for (int k = 0; k < K; ++k) s[k] += t[k];
   }
   return s;
 }
@@ -87,7 +99,7 @@ FRN_INLINE A inv_rms(const T* x, int64_t hw, A eps) {
     return std::array<A, 1>{v * v};
   });
   // an empty plane (H or W = 0) has nu2 = 0: its r stays finite, and its gradients are zeros
-  return A(1) / std::sqrt(static_cast<A>(s[0] / static_cast<double>(std::max<int64_t>(hw, 1))) + eps);
+  return A(1) / std::sqrt(s[0] / A(std::max<int64_t>(hw, 1)) + eps);
 }
 
 template <typename A>
@@ -148,7 +160,7 @@ FRN_MULTIVERSION void backward_planes(const T* __restrict__ dz, const T* __restr
       const A xv = load<A>(xp, i), d = load<A>(dzp, i), dy = frn_dy(a, xv, b, t, d);
       return std::array<A, 3>{dy * xv, dy, d};
     });
-    const A k = plane_grads(st, planes, p, a, r, A(q.hw), A(s_dyx), A(s_dy), A(s_dz));
+    const A k = plane_grads(st, planes, p, a, r, A(q.hw), s_dyx, s_dy, s_dz);
     T* dxp = dx + off;
     for (int64_t i = 0; i < q.hw; ++i) {
       const A xv = load<A>(xp, i);
@@ -252,7 +264,7 @@ FRN_MULTIVERSION void add_tlu_backward_planes(const T* __restrict__ dz, const T*
       const A dy = load<A>(dsp, i), d = load<A>(dzp, i);
       return std::array<A, 3>{dy * load<A>(xp, i), dy, d};
     });
-    const A k = plane_grads(st, planes, p, a, r, A(q.hw), A(s_dyx), A(s_dy), A(s_dz));
+    const A k = plane_grads(st, planes, p, a, r, A(q.hw), s_dyx, s_dy, s_dz);
     for (int64_t i = 0; i < q.hw; ++i) dxp[i] = static_cast<T>(a * load<A>(dsp, i) - k * load<A>(xp, i));
   }
 }
