@@ -315,3 +315,13 @@ def test_sigkill_then_resume_continues_at_the_same_iteration_and_lr(coco_root, t
     assert last_metrics["iteration"] == 7
     assert last_metrics["lr"] == pytest.approx(scheduled_lr(opts, 7), rel=1e-6)
     assert (out / "model_final.pth").exists()
+
+
+def test_a_save_removes_the_temporaries_of_writers_that_are_gone(tmp_path):
+    # a run killed while saving (SLURM requeues it) leaves NAME.pth.tmp.PID; a live writer's is kept
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale, live = tmp_path / f"model_0000021.pth.tmp.{int(gone.stdout)}", tmp_path / f"model_0000023.pth.tmp.{os.getppid()}"
+    for path in (stale, live):
+        path.write_bytes(b"half a checkpoint")
+    AtomicCheckpointer(torch.nn.Linear(2, 2), save_dir=str(tmp_path)).save("model_0000025")
+    assert not stale.exists() and live.exists() and (tmp_path / "model_0000025.pth").exists()

@@ -124,6 +124,7 @@ def test_a_training_requeued_and_preempted_resumes_and_finishes(tmp_path):
     from test_reliability import scheduled_lr
 
     assert _last_iteration(out) == 39 and (out / "model_final.pth").exists()
+    assert not list(out.glob("*.tmp.*"))  # a save cut short by the requeue leaves nothing behind
     lrs = {}
     for line in open(out / "metrics.json"):
         record = json.loads(line)

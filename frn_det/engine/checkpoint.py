@@ -1,9 +1,29 @@
 import os
+import re
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
 from frn_det.utils import write_atomic
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(save_dir):
+    """Removes the temporary checkpoint files (write_atomic's NAME.pth.tmp.PID) of writers that are gone: a
+    run killed while saving (a SLURM requeue, a preemption) leaves one, as large as a checkpoint."""
+    for name in os.listdir(save_dir) if os.path.isdir(save_dir) else ():
+        match = re.fullmatch(r".+\.pth\.tmp\.(\d+)", name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            os.remove(os.path.join(save_dir, name))
 
 
 class AtomicCheckpointer(DetectionCheckpointer):
@@ -17,6 +37,7 @@ class AtomicCheckpointer(DetectionCheckpointer):
         data = {"model": self.model.state_dict()}
         data.update({key: obj.state_dict() for key, obj in self.checkpointables.items()})
         data.update(kwargs)
+        remove_stale_temporaries(self.save_dir)
         basename = f"{name}.pth"
         save_file = os.path.join(self.save_dir, basename)
         self.logger.info(f"Saving checkpoint to {save_file}")
