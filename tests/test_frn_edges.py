@@ -171,3 +171,13 @@ def test_torch_compile_runs_the_cpp_kernels(monkeypatch, fresh_choice):
     torch._dynamo.reset()
     for got, want in zip(*results):
         torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (2, 3, 1, 1)])
+def test_half_precision_block_end(path, dtype, shape, fresh_choice):
+    # tau's gradient sums in fp32 on every path, the reference's TLU after the add included
+    x, params, dz = block_end_case(shape, dtype, learnable_eps=True, far_tau=True)
+    got = outputs_and_grads(through(path, frn_add_tlu_function), x, params, dz, BLOCK_END_ARGS)
+    assert_agree(x, params, dz, got, outputs_and_grads_in_float64(float64_block_end, x, params, dz, BLOCK_END_ARGS))

@@ -85,8 +85,14 @@ def _affine_tlu(x_hat, weight, bias, tau):
 
 
 def tlu_reference(y, tau):
-    """z = max(y, tau), tau per channel and compared in y's dtype; the TLU after a residual add."""
-    return torch.max(y, tau.view(channel_shape(y)).to(y.dtype))
+    """z = max(y, tau), tau per channel and compared in y's dtype; the TLU after a residual add. In half
+    precision the max runs in fp32 against tau rounded to y's dtype, so that tau's gradient sums in fp32
+    (as every path sums it), not in y's dtype."""
+    t = tau.view(channel_shape(y))
+    if math_dtype(y.dtype) == y.dtype or t.dtype != math_dtype(y.dtype):
+        return torch.max(y, t.to(y.dtype))
+    t = t + (t.to(y.dtype).to(t.dtype) - t).detach()  # the rounded value, tau's gradient
+    return torch.max(y.to(t.dtype), t).to(y.dtype)
 
 
 def frn_add_tlu_reference(x, shortcut, weight, bias, tau, eps=EPS_FLOOR, eps_l=None):
