@@ -62,7 +62,7 @@ def test_empty_gfrn_and_tlu_give_zero_gradients(shape):
 
 @needs_cpp
 def test_long_planes_stay_at_fp32_rounding():
-    # a 1024x2048 plane: constant 0.1 in channel 0 (float sums of it drifted by 5e-4), N(0.5, 1) in channel 1
+    # a 1024x2048 plane: constant 0.1 in channel 0 (16-lane float sums of it drift by 5e-4), N(0.5, 1) in channel 1
     x = torch.full((1, 2, 1024, 2048), 0.1)
     x[0, 1] = torch.randn(1024, 2048) + 0.5
     _, params, _ = make_case((1, 2, 1, 1), torch.float32, learnable_eps=True, tlu=False)

@@ -400,7 +400,7 @@ def test_a_parameter_of_the_wrong_size_is_refused(name, size):
 @pytest.mark.parametrize("learnable_eps", [False, True])
 @pytest.mark.parametrize("shape,plan", [((2, 3, 4, 5), {}), ((1, 2, 7, 5), dict(block=16, chunk=16)), ((3, 4), {})])
 def test_float64_keeps_eps_in_float64(learnable_eps, shape, plan):
-    # x ~ 1e-4, where eps = 1e-6 (+ |eps_l| ~ 3e-7 here) matters; fp32's eps was 1e-9 off
+    # x ~ 1e-4, where eps = 1e-6 (+ |eps_l| ~ 3e-7 here) matters; eps rounded to fp32 is 1e-9 of it off
     x, params, dz = make_case(shape, torch.float64, learnable_eps, tlu=True, scale=1e-4)
     if learnable_eps:
         params["eps_l"] = torch.tensor(-3e-7, dtype=torch.float64)

@@ -56,7 +56,7 @@ FRN_INLINE std::array<A, K> block_sums(int64_t i0, int64_t len, const F& terms) 
 
 // Sums over i in [0, n) of the K terms terms(i) returns, in a fixed order: block_sums over blocks of
 // kBlock elements, whose totals add up in double when there are several, so that the rounding stays
-// one block's whatever n is (one float sum in 16 lanes drifted by 2e-3 over a 2048x4096 plane); then
+// one block's whatever n is (one float sum in 16 lanes drifts by 2e-3 over a 2048x4096 plane); then
 // the tail (under kLanes elements). Loop trip counts are known up front: with -fwrapv (setup.py's
 // Python flags) a loop on i + kLanes <= end did not vectorize.
 constexpr int64_t kBlock = kLanes * 64;
