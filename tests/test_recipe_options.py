@@ -102,6 +102,21 @@ def test_zero_init_residual_reaches_the_c4_roi_heads_res5():
         assert len(gammas) == blocks and all((g == 0).all() for g in gammas), part
 
 
+def test_input_centering_is_checked_against_the_architecture_a_converted_config_builds():
+    """A to_frn config's META_ARCHITECTURE is FRNChecked: the check reads the one it builds."""
+    from frn_det.engine import check_recipe_options
+
+    for name, arch in [("COCO-Detection/retinanet_R_50_FPN_1x.yaml", None),
+                       ("COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml", "GeneralizedRCNN")]:
+        cfg = frn_det.to_frn(frn_det.add_frn_config(model_zoo.get_config(name)))
+        cfg.MODEL.CENTER_PIXELS_PER_IMAGE = True
+        if arch is None:
+            check_recipe_options(cfg)
+        else:
+            with pytest.raises(ValueError, match=f"'RetinaNetFRN' only; this config uses '{arch}'"):
+                check_recipe_options(cfg)
+
+
 @pytest.mark.parametrize("norm", ["FRN", "GN"])
 def test_zero_init_residual_refuses_frozen_stages(norm):
     """A frozen gamma at 0 would leave the block dead: refused with FRN as with GN (detectron2's blocks)."""

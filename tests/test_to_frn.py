@@ -1,7 +1,7 @@
 """frn_det.to_frn with detectron2's own model zoo as the client: every ResNet-based config it ships (yaml
 and LazyConfig) converts and builds with FRN in every norm and no ReLU on a TLU's output; a converted
-LazyConfig model is checked by plain detectron2.config.instantiate; refusals name the fix in the user's
-config system."""
+model is checked by plain detectron2 (build_model for yacs, through the FRNChecked meta-architecture;
+config.instantiate for LazyConfig); refusals name the fix in the user's config system."""
 import logging
 import os
 
@@ -10,6 +10,8 @@ import torch
 from detectron2 import model_zoo
 from detectron2.config import CfgNode, instantiate
 from detectron2.layers import FrozenBatchNorm2d
+from detectron2.modeling import META_ARCH_REGISTRY
+from detectron2.modeling import build_model as detectron2_build_model
 from detectron2.modeling.backbone import BasicStem, BottleneckBlock
 from detectron2.modeling.roi_heads import FastRCNNConvFCHead
 from omegaconf import DictConfig
@@ -44,11 +46,11 @@ def _load(name):
     return cfg
 
 
-def _build(cfg):
-    """yacs: frn_det's build_model; LazyConfig: detectron2's own instantiate. On the meta device: the
-    modules are real, their tensors take no memory or init time."""
+def _build(cfg, build=build_model):
+    """yacs: `build` (frn_det's build_model, or detectron2's); LazyConfig: detectron2's own instantiate.
+    On the meta device: the modules are real, their tensors take no memory or init time."""
     with torch.device("meta"):
-        return build_model(cfg) if isinstance(cfg, CfgNode) else instantiate(cfg.model)
+        return build(cfg) if isinstance(cfg, CfgNode) else instantiate(cfg.model)
 
 
 def _norms(model):
@@ -64,13 +66,19 @@ def test_every_zoo_config_converts_and_builds(name):
         return
     if "dconv" in name and not _compiled_ops():
         pytest.skip("deformable conv needs detectron2's compiled ops (detectron2._C), missing here")
-    model = _build(frn_det.to_frn(_load(name)))
-    assert find_relu_after_tlu(model) == []
-    norms = _norms(model)
-    assert norms and all(isinstance(m, FRN) for m in norms), {type(m).__name__ for m in norms}
-    assert any(m.tau is not None for m in norms)
-    fpn = [m for n, m in model.named_modules() if n.startswith("backbone.fpn") and isinstance(m, FRN)]
-    assert all(m.tau is None for m in fpn)  # no activation follows the FPN's convs
+    cfg = frn_det.to_frn(_load(name))
+    models = [_build(cfg)]
+    if isinstance(cfg, CfgNode):  # a project's DefaultTrainer builds with detectron2's own build_model
+        models.append(_build(cfg, detectron2_build_model))
+        assert cfg.MODEL.META_ARCHITECTURE == "FRNChecked"
+        assert {type(m) for m in models} == {META_ARCH_REGISTRY.get(cfg.MODEL.FRN.META_ARCHITECTURE)}
+    for model in models:
+        assert find_relu_after_tlu(model) == []
+        norms = _norms(model)
+        assert norms and all(isinstance(m, FRN) for m in norms), {type(m).__name__ for m in norms}
+        assert any(m.tau is not None for m in norms)
+        fpn = [m for n, m in model.named_modules() if n.startswith("backbone.fpn") and isinstance(m, FRN)]
+        assert all(m.tau is None for m in fpn)  # no activation follows the FPN's convs
 
 
 # what each norm name builds where an activation follows (backbone, heads) and in the FPN
@@ -111,6 +119,8 @@ def test_yacs_changes_are_returned_logged_and_stable(caplog):
         'MODEL.BACKBONE.NAME: "build_resnet_backbone" -> "build_resnet_frn_backbone"',
         "MODEL.BACKBONE.FREEZE_AT: 2 -> 0",
         'MODEL.RESNETS.NORM: "FrozenBN" -> "FRN"',
+        'MODEL.META_ARCHITECTURE: "GeneralizedRCNN" -> "FRNChecked"',
+        'MODEL.FRN.META_ARCHITECTURE: None -> "GeneralizedRCNN"',
         'MODEL.ROI_HEADS.NAME: "Res5ROIHeads" -> "Res5ROIHeadsFRN"',
         'MODEL.ROI_MASK_HEAD.NAME: "MaskRCNNConvUpsampleHead" -> "MaskRCNNConvUpsampleHeadFRN"',
         'MODEL.ROI_MASK_HEAD.NORM: "" -> "FRN"',
@@ -155,9 +165,9 @@ def test_not_a_resnet_is_refused():
         frn_det.to_frn(cfg)
 
 
-def _refusal(cfg):
+def _refusal(cfg, build=build_model):
     with pytest.raises(ValueError) as e:
-        _build(cfg)
+        _build(cfg, build)
     return str(e.value)
 
 
@@ -179,12 +189,95 @@ def test_lazy_model_built_by_detectron2s_instantiate_is_checked():
     assert "model.backbone.bottom_up.stem._target_ = FRNStem" in message
 
 
-def test_yacs_refusal_for_c4_names_the_roi_heads():
+BUILDERS = {"frn_det": build_model, "detectron2": detectron2_build_model}
+
+
+@pytest.mark.parametrize("builder", BUILDERS)
+def test_yacs_refusal_for_c4_names_the_roi_heads(builder):
     cfg = frn_det.to_frn(_load("COCO-Detection/faster_rcnn_R_50_C4_1x.yaml"))
     cfg.MODEL.ROI_HEADS.NAME = "Res5ROIHeads"
-    message = _refusal(cfg)
+    message = _refusal(cfg, BUILDERS[builder])
     assert "roi_heads.res5.0.conv1" in message and 'use MODEL.ROI_HEADS.NAME "Res5ROIHeadsFRN"' in message
     assert "MODEL.BACKBONE.NAME" not in message
+
+
+@pytest.mark.parametrize("builder", BUILDERS)
+@pytest.mark.parametrize("name, opts, fix", [
+    ("COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_1x.yaml",
+     ["MODEL.ROI_BOX_HEAD.NAME", "FastRCNNConvFCHead", "MODEL.ROI_BOX_HEAD.NUM_CONV", "2"],
+     '  roi_heads.box_head.conv1, roi_heads.box_head.conv2 (FastRCNNConvFCHead): use MODEL.ROI_BOX_HEAD.NAME '
+     '"FastRCNNConvFCHeadFRN"'),
+    ("COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_1x.yaml", ["MODEL.ROI_MASK_HEAD.NAME", "MaskRCNNConvUpsampleHead"],
+     '(MaskRCNNConvUpsampleHead): use MODEL.ROI_MASK_HEAD.NAME "MaskRCNNConvUpsampleHeadFRN"'),
+    ("COCO-Detection/retinanet_R_50_FPN_1x.yaml", ["MODEL.FRN.META_ARCHITECTURE", "RetinaNet"],
+     '(RetinaNetHead): use MODEL.FRN.META_ARCHITECTURE "RetinaNetFRN"'),
+    ("COCO-Detection/retinanet_R_50_FPN_1x.yaml", ["MODEL.BACKBONE.NAME", "build_retinanet_resnet_fpn_backbone"],
+     '(BasicStem, BottleneckBlock): use MODEL.BACKBONE.NAME "build_resnet_frn_backbone"'),
+], ids=["box_head", "mask_head", "retinanet_head", "backbone"])
+def test_stock_module_put_back_after_to_frn_is_refused(name, opts, fix, builder):
+    """A user's edit after to_frn that puts detectron2's module back: refused by detectron2's own
+    build_model (a project's DefaultTrainer) as by frn_det's, naming the yacs key that fixes it."""
+    cfg = frn_det.to_frn(_load(name))
+    cfg.merge_from_list(opts)
+    message = _refusal(cfg, BUILDERS[builder])
+    assert fix in message and "frn_det.to_frn(cfg)" in message, message
+    assert "_target_" not in message
+
+
+def test_checked_model_is_the_architectures_own_and_their_checkpoints_load_both_ways(tmp_path):
+    """FRNChecked returns the model of MODEL.FRN.META_ARCHITECTURE itself: the same type and state names,
+    so a checkpoint of detectron2's build of that name loads into the checked build, and back."""
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    checked = frn_det.to_frn(model_zoo.get_config("COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_1x.yaml"))
+    checked.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.RESNETS.DEPTH", "18", "MODEL.RESNETS.RES2_OUT_CHANNELS",
+                             "64", "MODEL.FPN.OUT_CHANNELS", "32", "MODEL.ROI_BOX_HEAD.FC_DIM", "32",
+                             "MODEL.ROI_MASK_HEAD.CONV_DIM", "32"])
+    plain = checked.clone()
+    plain.MODEL.META_ARCHITECTURE = checked.MODEL.FRN.META_ARCHITECTURE
+    assert checked.MODEL.META_ARCHITECTURE == "FRNChecked" and plain.MODEL.META_ARCHITECTURE == "GeneralizedRCNN"
+    for source_cfg, target_cfg in [(plain, checked), (checked, plain)]:
+        source, target = detectron2_build_model(source_cfg), detectron2_build_model(target_cfg)
+        assert type(source) is type(target) and source.state_dict().keys() == target.state_dict().keys()
+        DetectionCheckpointer(source, save_dir=str(tmp_path)).save("source")
+        DetectionCheckpointer(target).load(str(tmp_path / "source.pth"))
+        trained, loaded = source.state_dict(), target.state_dict()
+        assert "backbone.bottom_up.res5.1.tlu.tau" in loaded
+        assert all(torch.equal(trained[k], loaded[k]) for k in trained)
+
+
+def test_converted_yacs_config_dumps_reloads_and_stays_checked(tmp_path):
+    """The config.yaml a project's DefaultTrainer writes: it reloads into get_cfg() with add_frn_config
+    (MODEL.FRN is frn_det's node) and builds checked; add_frn_config after to_frn keeps the architecture."""
+    from detectron2.config import get_cfg
+
+    cfg = frn_det.to_frn(_load("COCO-Detection/retinanet_R_50_FPN_1x.yaml"))
+    (tmp_path / "config.yaml").write_text(cfg.dump())
+    assert 'META_ARCHITECTURE: RetinaNetFRN' in cfg.MODEL.FRN.dump() and set(cfg.MODEL.FRN) == {"META_ARCHITECTURE"}
+    loaded = frn_det.add_frn_config(get_cfg())
+    loaded.merge_from_file(str(tmp_path / "config.yaml"))
+    assert frn_det.to_frn(loaded, return_changes=True)[1] == []
+    for again in (loaded, frn_det.add_frn_config(cfg.clone())):
+        assert (again.MODEL.META_ARCHITECTURE, again.MODEL.FRN.META_ARCHITECTURE) == ("FRNChecked", "RetinaNetFRN")
+        assert type(_build(again, detectron2_build_model)).__name__ == "RetinaNetFRN"
+    loaded.MODEL.FRN.META_ARCHITECTURE = ""
+    with pytest.raises(ValueError, match='MODEL.META_ARCHITECTURE "FRNChecked" builds the architecture named by '
+                                         "MODEL.FRN.META_ARCHITECTURE and checks it; MODEL.FRN.META_ARCHITECTURE is "
+                                         "'not set'"):
+        _build(loaded, detectron2_build_model)
+
+
+def test_frn_options_reach_a_model_built_by_detectron2():
+    """MODEL.FRN's options: FRNChecked builds inside their scope, as frn_det's build_model."""
+    from detectron2.config import get_cfg
+
+    cfg = frn_det.add_frn_config(get_cfg())
+    cfg.merge_from_file(model_zoo.get_config_file("COCO-Detection/retinanet_R_50_FPN_1x.yaml"))
+    cfg.MODEL.DEVICE = "meta"
+    cfg = frn_det.to_frn(cfg)
+    cfg.MODEL.FRN.EPS, cfg.MODEL.FRN.LEARNABLE_EPS = 1e-4, True
+    frns = [m for m in _build(cfg, detectron2_build_model).modules() if isinstance(m, FRN)]
+    assert frns and all(m.eps == 1e-4 and m.eps_l is not None for m in frns)
 
 
 @pytest.mark.parametrize("name", ["COCO-Detection/retinanet_R_50_FPN_1x.yaml",

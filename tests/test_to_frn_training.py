@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from frn_det.config import build_cfg
 from frn_det.data.render import SHAPE_CLASSES
 from frn_det.train_net import main, parse_args
 
@@ -43,6 +44,17 @@ def test_yacs_config_trains_and_evaluates_with_frn(name, extra, tasks, tiny_shap
     with open(tmp_path / "config.yaml") as f:
         saved = f.read()
     assert "NORM: FRN" in saved and "WEIGHTS: ''" in saved and "FREEZE_AT: 0" in saved
+    # the saved config reloads (frn_det's commands read it) and builds the trained model, checked
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.modeling import build_model
+
+    reloaded = build_cfg(str(tmp_path / "config.yaml"))
+    assert reloaded.MODEL.META_ARCHITECTURE == "FRNChecked" and reloaded.MODEL.FRN.META_ARCHITECTURE
+    model = build_model(reloaded)
+    DetectionCheckpointer(model).load(str(tmp_path / "model_final.pth"))
+    trained = torch.load(tmp_path / "model_final.pth", weights_only=False)["model"]
+    assert trained.keys() == model.state_dict().keys()
+    assert all(torch.equal(v, trained[k]) for k, v in model.state_dict().items())
 
 
 def _lazy_opts(dataset, tmp_path, classes_key):

@@ -3,6 +3,7 @@ from detectron2.config import CfgNode as CN
 
 def add_frn_config(cfg):
     """Adds frn_det's keys to a detectron2 config (call before merge_from_file)."""
+    converted = cfg.MODEL.get("FRN", {}).get("META_ARCHITECTURE", "")  # to_frn's, when called after it
     cfg.MODEL.FRN = CN()
     # Fixed eps of eq. 1 (the paper's 1e-6), or learnable: eps = 1e-6 + |eps_l|, eps_l init 1e-4; for the
     # FRN and GFRN norm names (GN_TLU keeps GroupNorm's eps).
@@ -11,6 +12,9 @@ def add_frn_config(cfg):
     # The FRN path: auto (the fastest correct one, timed at the start of training; frn_det.engine.frn_path),
     # or cpp, triton, compile, python, reference. The environment's FRN_DET_IMPL overrides it.
     cfg.MODEL.FRN.IMPL = "auto"
+    # The architecture that MODEL.META_ARCHITECTURE "FRNChecked" builds and checks (no ReLU after TLU);
+    # frn_det.to_frn sets both, so that detectron2's own build_model checks the model. Unused otherwise.
+    cfg.MODEL.FRN.META_ARCHITECTURE = converted
     # Pad every input to this square size (0: off); the paper trains at 1024x1024.
     cfg.MODEL.FPN.SQUARE_PAD = 0
     # SOLVER.WARMUP_METHOD also accepts "cosine" (the paper's cosine ramp-up, section 4.1).

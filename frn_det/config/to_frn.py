@@ -12,6 +12,7 @@ import logging
 from detectron2.config import CfgNode
 
 from frn_det.layers import FRN_NORMS, norm_without_tlu
+from frn_det.modeling.meta_arch.checked import ARCH_KEY, CHECKED, meta_architecture_of
 
 logger = logging.getLogger("frn_det")
 
@@ -36,8 +37,10 @@ def to_frn(cfg, norm="FRN", *, keep_weights=False, return_changes=False):
     keep_weights: keep MODEL.WEIGHTS / train.init_checkpoint (ImageNet weights are dropped by default).
     The changes ("KEY: old -> new") are logged, and returned as (cfg, changes) with return_changes.
 
-    A LazyConfig model's top node becomes frn_det.modeling.build_lazy_model, so that detectron2's
-    instantiate refuses the model if a ReLU still follows a TLU (e.g. a user's head)."""
+    A yacs config's MODEL.META_ARCHITECTURE becomes "FRNChecked" (its architecture goes to
+    MODEL.FRN.META_ARCHITECTURE), and a LazyConfig model's top node frn_det.modeling.build_lazy_model, so
+    that detectron2's build_model and instantiate refuse the model if a ReLU still follows a TLU (e.g. a
+    user's head)."""
     valid = ", ".join(repr(n) for n in FRN_NORMS)
     if not isinstance(norm, str):  # a name, as a yacs config holds
         raise TypeError(f"to_frn's norm is a norm name ({valid}; FRN's options go in MODEL.FRN, or after to_frn in "
@@ -129,10 +132,11 @@ def _yacs_to_frn(cfg, norm, keep_weights, set_):
     set_("MODEL.RESNETS.NORM", norm)
     if "fpn" in model.BACKBONE.NAME:
         set_("MODEL.FPN.NORM", norm_without_tlu(norm))
-    arch = model.META_ARCHITECTURE
+    arch = meta_architecture_of(cfg)  # a converted config's is under FRNChecked
     if arch == "RetinaNet":
-        set_("MODEL.META_ARCHITECTURE", "RetinaNetFRN")
-    if model.META_ARCHITECTURE == "RetinaNetFRN":
+        arch = "RetinaNetFRN"
+    _yacs_checked(cfg, arch, set_)
+    if arch == "RetinaNetFRN":
         set_("MODEL.RETINANET.NORM", norm)
     if arch in ("GeneralizedRCNN", "PanopticFPN"):
         if model.ROI_HEADS.NAME == "Res5ROIHeads":
@@ -147,6 +151,15 @@ def _yacs_to_frn(cfg, norm, keep_weights, set_):
     if not keep_weights:
         set_("MODEL.WEIGHTS", "")
         _from_scratch_pixel_std(model.PIXEL_STD, cfg.INPUT.FORMAT, "MODEL.PIXEL_STD", set_)
+
+
+def _yacs_checked(cfg, arch, set_):
+    """MODEL.META_ARCHITECTURE becomes FRNChecked, which builds `arch` (MODEL.FRN.META_ARCHITECTURE) and
+    refuses it with a ReLU after TLU: detectron2's own build_model (a project's DefaultTrainer) checks it."""
+    if "FRN" not in cfg.MODEL:  # a config without add_frn_config gets MODEL.FRN with this one key
+        cfg.MODEL.FRN = CfgNode()
+    set_("MODEL.META_ARCHITECTURE", CHECKED)
+    set_(ARCH_KEY, arch)
 
 
 def _has_key(cfg, dotted):

@@ -8,6 +8,7 @@ from detectron2.utils.logger import setup_logger
 
 from frn_det.config import command_cfg
 from frn_det.data.checks import check_datasets
+from frn_det.modeling import meta_architecture_of
 
 logger = logging.getLogger("frn_det")
 
@@ -15,9 +16,10 @@ logger = logging.getLogger("frn_det")
 def check_recipe_options(cfg):
     """MODEL.CENTER_PIXELS_PER_IMAGE is implemented by RetinaNetFRN only: one error rather than a key
     that another meta-architecture would ignore."""
-    if cfg.MODEL.get("CENTER_PIXELS_PER_IMAGE", False) and cfg.MODEL.META_ARCHITECTURE != "RetinaNetFRN":
+    arch = meta_architecture_of(cfg)  # a to_frn config's is the one FRNChecked builds
+    if cfg.MODEL.get("CENTER_PIXELS_PER_IMAGE", False) and arch != "RetinaNetFRN":
         raise ValueError(f"MODEL.CENTER_PIXELS_PER_IMAGE is implemented by META_ARCHITECTURE 'RetinaNetFRN' only; "
-                         f"this config uses {cfg.MODEL.META_ARCHITECTURE!r}")
+                         f"this config uses {arch!r}")
 
 
 def check_batch_split(cfg, num_gpus, num_machines=1):

@@ -10,10 +10,14 @@ from frn_det.layers.norm import _scoped_options
 
 
 def frn_options_of(cfg):
-    """(eps, learnable_eps) of cfg.MODEL.FRN; where the cfg has no MODEL.FRN, those of the options scope
-    around the call (the paper's outside one)."""
+    """(eps, learnable_eps) of cfg.MODEL.FRN; where the cfg has no MODEL.FRN (or one with only to_frn's
+    META_ARCHITECTURE, in a config without add_frn_config), those of the options scope around the call (the
+    paper's outside one)."""
+    scoped = _scoped_options()
     node = cfg.MODEL.get("FRN")
-    return _scoped_options() if node is None else (float(node.EPS), bool(node.LEARNABLE_EPS))
+    if node is None:
+        return scoped
+    return float(node.get("EPS", scoped[0])), bool(node.get("LEARNABLE_EPS", scoped[1]))
 
 
 def check_frn_options_apply(cfg):

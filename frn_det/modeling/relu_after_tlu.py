@@ -44,7 +44,7 @@ _FIXES = {
     MaskRCNNConvUpsampleHead: ('MODEL.ROI_MASK_HEAD.NAME "MaskRCNNConvUpsampleHeadFRN"',
                                "{owner}._target_ = frn_det.modeling.MaskRCNNConvUpsampleHeadFRN"),
     SemSegFPNHead: ('MODEL.SEM_SEG_HEAD.NAME "SemSegFPNHeadFRN"', "{owner}._target_ = frn_det.modeling.SemSegFPNHeadFRN"),
-    RetinaNetHead: ('MODEL.META_ARCHITECTURE "RetinaNetFRN"', "{owner}._target_ = frn_det.modeling.RetinaNetFRNHead"),
+    RetinaNetHead: ('{arch_key} "RetinaNetFRN"', "{owner}._target_ = frn_det.modeling.RetinaNetFRNHead"),
     FCOSHead: ("{owner}._target_ = frn_det.modeling.FCOSHeadFRN", "{owner}._target_ = frn_det.modeling.FCOSHeadFRN"),
     # C4: res5 runs in the ROI heads
     Res5ROIHeads: ('MODEL.ROI_HEADS.NAME "Res5ROIHeadsFRN"',
@@ -111,10 +111,11 @@ def _relus_after_tlu(model):
     return found
 
 
-def check_no_relu_after_tlu(model, config="yacs"):
+def check_no_relu_after_tlu(model, config="yacs", arch_key="MODEL.META_ARCHITECTURE"):
     """Raises a ValueError naming each module that applies ReLU to a TLU's output, its fix in the
     user's config system (`config`: "yacs" keys, or "lazy" targets in a LazyConfig's model tree), and
-    the norm name without TLU."""
+    the norm name without TLU. arch_key: the yacs key that names the model's architecture
+    (MODEL.FRN.META_ARCHITECTURE in a config that FRNChecked builds)."""
     if config not in CONFIG_SYSTEMS:
         raise ValueError(f"config must be one of {CONFIG_SYSTEMS}, got {config!r}")
     found = _relus_after_tlu(model)
@@ -123,7 +124,7 @@ def check_no_relu_after_tlu(model, config="yacs"):
     modules = dict(model.named_modules())
     by_fix = {}  # fix -> (names, classes)
     for name, _ in found:
-        cls, fix = _fix(name, modules, config)
+        cls, fix = _fix(name, modules, config, arch_key)
         names, classes = by_fix.setdefault(fix, ([], []))
         names.append(name)
         if cls.__name__ not in classes:
@@ -151,7 +152,7 @@ def _shorten(names, shown=4):
     return ", ".join(names[:shown]) + more
 
 
-def _fix(name, modules, config):
+def _fix(name, modules, config, arch_key):
     """(class of the innermost module holding `name`, or itself, that has an FRN-aware replacement, the
     fix in `config`'s words). A ResNet block's fix is its stage's owner's: the C4 ROI heads where res5
     runs there, else the ResNet."""
@@ -164,7 +165,7 @@ def _fix(name, modules, config):
         if cls in _RELU_IN_FORWARD:
             owner = next((o for o in owners[i:] if isinstance(modules[o], (Res5ROIHeads, ResNet))), owner)
         yacs, lazy = _FIXES[Res5ROIHeads] if isinstance(modules[owner], Res5ROIHeads) else _FIXES[cls]
-        return cls, (yacs if config == "yacs" else lazy).format(owner=_join("model", owner))
+        return cls, (yacs if config == "yacs" else lazy).format(owner=_join("model", owner), arch_key=arch_key)
     return type(modules[owners[1]]), "a module that applies no ReLU after a norm that ends in TLU"
 
 

@@ -31,17 +31,25 @@ def get_frn_optimizer_params(model, base_lr=None, weight_decay=None, weight_deca
     return reduce_param_groups(expanded)
 
 
-def build_optimizer(cfg, model):
-    """detectron2's SGD build_optimizer with FRN-aware norm weight decay."""
-    params = get_frn_optimizer_params(
+def frn_optimizer_params_of(cfg, model):
+    """The parameter groups detectron2's build_optimizer makes from cfg.SOLVER, with FRN's parameters
+    (gamma, beta, tau, eps_l) taking SOLVER.WEIGHT_DECAY_NORM: for a project's own optimizer (e.g. AdamW in
+    its DefaultTrainer.build_optimizer). Groups without a weight decay take the optimizer's own."""
+    return get_frn_optimizer_params(
         model,
         base_lr=cfg.SOLVER.BASE_LR,
         weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
         bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR,
         weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
     )
+
+
+def build_optimizer(cfg, model):
+    """detectron2's SGD build_optimizer (cfg.SOLVER) with FRN-aware norm weight decay: the one for a
+    project's DefaultTrainer.build_optimizer. detectron2's gives FRN's parameters SOLVER.WEIGHT_DECAY, as
+    it recognises only torch's norm classes."""
     return maybe_add_gradient_clipping(cfg, torch.optim.SGD)(
-        params,
+        frn_optimizer_params_of(cfg, model),
         lr=cfg.SOLVER.BASE_LR,
         momentum=cfg.SOLVER.MOMENTUM,
         nesterov=cfg.SOLVER.NESTEROV,
