@@ -20,7 +20,7 @@ def test_per_method_lrs_plan_each_method_at_its_own_lrs():
         "frn_2img_seed3_lr0.2_256px", "frn_2img_seed4_lr0.2_256px", "gn_2img_seed3_lr0.1_256px",
         "gn_2img_seed4_lr0.1_256px", "gn_2img_seed3_lr0.05_256px", "gn_2img_seed4_lr0.05_256px",
         "bn_2img_seed3_256px", "bn_2img_seed4_256px"]
-    # plain values are every method's lrs, as before; a method given none of its own takes them
+    # plain values are every method's lrs; a method given none of its own takes them
     assert parse_base_lrs(["0.02", "0.1"], ["frn"]) == [0.02, 0.1] and parse_base_lrs(None, ["frn"]) == [None]
     assert parse_base_lrs(["0.05", "frn=0.2"], ["frn", "gn"]) == {"frn": [0.2], "gn": [0.05]}
     with pytest.raises(SystemExit, match="'gfrn' is not among --methods"):
@@ -94,6 +94,9 @@ def test_a_slurm_task_is_one_machine_of_the_training():
     args = parse_args(cmd[3:])
     assert (args.num_machines, args.machine_rank, args.resume, args.num_gpus) == (2, 1, True, 8)
     assert args.opts == ["SOLVER.IMS_PER_BATCH", "16", "OUTPUT_DIR", "out"]
+    # an evaluation loads MODEL.WEIGHTS: --resume would load OUTPUT_DIR's last checkpoint instead
+    evaluation = TrainingCommand(["--eval-only", *argv]).command(_env(1, 0))
+    assert not parse_args(evaluation[3:]).resume and parse_args(evaluation[3:]).eval_only
 
 
 def test_train_net_submits_the_same_training_without_the_launchers_options():

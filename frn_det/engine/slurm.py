@@ -85,7 +85,8 @@ def _keep_running_on_stop_signals():
 class TrainingCommand:
     """A submitit job: `python -m frn_det.train_net ARGV --resume`, once per task, as machine
     `task rank` of `tasks` machines. Checkpointable: when SLURM stops the job it is submitted again as it
-    is, and --resume continues from the last checkpoint. Returns the training's exit code."""
+    is, and --resume continues from the last checkpoint (an --eval-only job runs without it: it
+    evaluates MODEL.WEIGHTS, not OUTPUT_DIR's last checkpoint). Returns the training's exit code."""
 
     def __init__(self, argv, log=None):
         self.argv, self.log = list(argv), log
@@ -99,7 +100,8 @@ class TrainingCommand:
                       "--dist-url", f"tcp://{env.hostnames[0]}:{port}"]
         else:
             launch = ["--dist-url", "auto"]
-        return [sys.executable, "-m", "frn_det.train_net", "--resume", *launch, *self.argv]
+        resume = [] if "--eval-only" in self.argv else ["--resume"]
+        return [sys.executable, "-m", "frn_det.train_net", *resume, *launch, *self.argv]
 
     def __call__(self):
         import submitit
