@@ -313,7 +313,8 @@ def keep_results(output, records, dest):
 
 def parse_base_lrs(items, methods):
     """--base-lrs: ["0.02", "0.1"] -> [0.02, 0.1] for every method; ["frn=0.2", "gn=0.1,0.05"] ->
-    {"frn": [0.2], "gn": [0.1, 0.05]} (a method given no lr: the config's); None -> [None]."""
+    {"frn": [0.2], "gn": [0.1, 0.05]} (a method given none of its own: the plain values, else the config's);
+    None -> [None]."""
     if not items:
         return [None]
     every, own = [], {}
