@@ -1,6 +1,7 @@
 """Training: the loop (train_loop, amp), checkpoints (checkpoint), the Trainer (trainer, ddp), LazyConfig
-runs (lazy_train), SLURM jobs through submitit (slurm), the run's set-up (setup), the FRN health monitor (monitor) and metrics.json as strict
-JSON (writers); inference on images: the Predictor (predictor). Config building is frn_det.config."""
+runs (lazy_train), SLURM jobs through submitit (slurm), the run's set-up (setup), the FRN health monitor
+(monitor) and metrics.json as strict JSON (writers); inference on images: the Predictor (predictor). Config
+building is frn_det.config."""
 from .amp import CPUAMPTrainer
 from .checkpoint import AtomicCheckpointer, FiniteAtomicCheckpointer
 from .ddp import create_ddp_model
