@@ -317,7 +317,7 @@ def test_study_plans_names_and_summarizes_the_methods(tmp_path):
     runs = batch.plan_runs(["gn_tlu", "gfrn", "frn_relu"], [8, 2], [0], {})
     assert {r["name"] for r in runs} >= {"gn_tlu_8img_seed0", "gfrn_2img_seed0", "frn_relu_8img_seed0"}
     for r in runs:
-        assert method_opts(r["method"])  # what run_one passes to train_net
+        assert method_opts(r["method"])  # what train_argv passes to train_net
         assert RunName.parse(r["name"]).method == r["method"]
     study = tmp_path / "study"
     for i, name in enumerate(["frn", "gn", "bn", "gn_tlu", "gfrn", "frn_relu"]):
