@@ -225,13 +225,13 @@ def run_result(run, args, code, attempt_start=0):
 def run_all(runs, args, ref, jobs, bar, before, solvers, cfg=None):
     """Runs every run not finished yet through jobs, as many at once as jobs has room for; the bar
     counts the training images done. Returns [(result, skipped)] in the order of runs."""
-    out_of = {}
+    outcomes = {}  # index -> (result, skipped)
     done = {}  # index -> images done so far
     pending = []
     for i, run in enumerate(runs):
         finished = finished_result(os.path.join(args.output, run["dir"]))
         if finished is not None:
-            out_of[i] = (finished, True)
+            outcomes[i] = (finished, True)
         else:
             pending.append(i)
     active = {}  # index -> (job, attempt_start)
@@ -249,7 +249,7 @@ def run_all(runs, args, ref, jobs, bar, before, solvers, cfg=None):
                 del active[i]
                 done[i] = (n - before[i]) * batch
                 result = run_result(runs[i], args, code, attempt_start)
-                out_of[i] = (result, False)
+                outcomes[i] = (result, False)
                 if "failed" in result:
                     tqdm.write(f"{runs[i]['dir']}: FAILED ({result['failed']})")
             bar.set_postfix_str(", ".join(runs[i]["dir"] for i in active) or "")
@@ -261,7 +261,7 @@ def run_all(runs, args, ref, jobs, bar, before, solvers, cfg=None):
             if jobs.stop_with_study:
                 job.cancel()
         raise
-    return [out_of[i] for i in range(len(runs))]
+    return [outcomes[i] for i in range(len(runs))]
 
 
 def mark_diverged(out, attempt_start=0):
