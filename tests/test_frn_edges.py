@@ -181,3 +181,21 @@ def test_half_precision_block_end(path, dtype, shape, fresh_choice):
     x, params, dz = block_end_case(shape, dtype, learnable_eps=True, far_tau=True)
     got = outputs_and_grads(through(path, frn_add_tlu_function), x, params, dz, BLOCK_END_ARGS)
     assert_agree(x, params, dz, got, outputs_and_grads_in_float64(float64_block_end, x, params, dz, BLOCK_END_ARGS))
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_gradients_with_a_graph_hold_at_large_activations(path):
+    # create_graph runs each path's differentiable formula: its first derivatives must hold where the
+    # plain backward's do (fp32, |x| about 1e15)
+    x, params, dz = make_case((2, 3, 4, 5), torch.float32, learnable_eps=True, tlu=True, scale=1e15)
+    inputs = [x] + [params[k] for k in NAMES]
+
+    def grads(fn, inputs):
+        leaves = [t.detach().clone().requires_grad_() for t in inputs]
+        z = fn(*leaves[:4], 1e-6, leaves[4])
+        return [z.detach(), *torch.autograd.grad((z * dz.to(z.dtype)).sum(), leaves, create_graph=True)]
+
+    got = grads(dispatch.PATHS[path], inputs)
+    want = grads(float64_frn, [t.double() for t in inputs])
+    for name, g, w in zip(["z", "x", *NAMES], got, want):
+        torch.testing.assert_close(g.double(), w, rtol=1e-4, atol=1e-4 * w.abs().max().item(), msg=name)

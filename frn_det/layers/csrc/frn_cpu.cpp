@@ -216,7 +216,8 @@ at::Tensor formula(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b
                               : xf.square();
   v = v.add(eps);
   if (eps_l.defined()) v = v.add(eps_l.abs().sub(eps_l.detach().abs().item<double>()));  // + 0, d|e|/de
-  const at::Tensor y = w.reshape(shape).mul(xf.mul(v.rsqrt())).add(b.reshape(shape));
+  // x / sqrt, not x * rsqrt: rsqrt's derivative, nu2^-1.5, underflows fp32 for |x| above about 1e13
+  const at::Tensor y = w.reshape(shape).mul(xf.div(v.sqrt())).add(b.reshape(shape));
   return (tau.defined() ? y.maximum(tau.reshape(shape)) : y).to(x.scalar_type());
 }
 
