@@ -127,3 +127,48 @@ def test_sbatch_options_and_job_records(tmp_path, monkeypatch):
     monkeypatch.setattr(slurm, "job_state", lambda job_id: "PENDING")
     pytest.importorskip("submitit")
     assert slurm.find_job(str(tmp_path)).job_id == "77"
+
+
+def _fake_squeue(tmp_path, monkeypatch, script):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "squeue").write_text("#!/bin/sh\n" + script)
+    (bin_dir / "squeue").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+
+@pytest.mark.parametrize("script, state", [
+    ('echo RUNNING\n', "RUNNING"),
+    ('echo "slurm_load_jobs error: Invalid job id specified" >&2; exit 1\n', ""),  # long over
+    ('exit 0\n', ""),
+    ('echo "slurm_load_jobs error: Socket timed out on send/recv operation" >&2; exit 1\n', None),  # ask again
+])
+def test_squeue_answers_read_as_states(tmp_path, monkeypatch, script, state):
+    from frn_det.engine.slurm import job_state
+
+    _fake_squeue(tmp_path, monkeypatch, script)
+    assert job_state("12") == state
+
+
+def test_a_job_counts_as_ended_only_after_its_grace(tmp_path, monkeypatch):
+    from frn_det.engine import slurm
+
+    paths = types.SimpleNamespace(result_pickle=tmp_path / "12_0_result.pkl", stderr=tmp_path / "12_0_log.err")
+    job = types.SimpleNamespace(job_id="12", paths=paths, result=lambda: 0)
+    states = iter([None, "RUNNING", "COMPLETED", "COMPLETED"])
+    monkeypatch.setattr(slurm, "job_state", lambda job_id: next(states))
+    clock = [0.0]
+    monkeypatch.setattr(slurm.time, "time", lambda: clock[0])
+    watch = slurm.JobWatch(job, period=10, grace=30)
+    # squeue not answering or RUNNING: the job goes on; asked again only after `period`
+    for t in (0, 5, 10):
+        clock[0] = t
+        assert watch.poll() is None
+    clock[0] = 20  # SLURM says it is over: no result file yet, wait out the grace
+    assert watch.poll() is None
+    clock[0] = 45
+    assert watch.poll() is None
+    clock[0] = 50
+    assert watch.poll() == 1  # over without a result: failed
+    paths.result_pickle.write_bytes(b"")
+    assert slurm.JobWatch(job).poll() == 0  # a result file decides at once

@@ -39,9 +39,7 @@ def _job(out):
 
 
 def _finished(out):
-    from frn_det.engine.slurm import job_finished
-
-    return (out / "slurm_job.json").exists() and job_finished(_job(out))
+    return (out / "slurm_job.json").exists() and _job(out).paths.result_pickle.exists()
 
 
 def _study_argv(cfg, out):

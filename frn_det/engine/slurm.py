@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 from frn_det.utils import write_json
 
@@ -142,36 +143,59 @@ def record_job(out, job):
 
 
 def job_state(job_id):
-    """SLURM's state of a job (squeue; works without accounting), or None when it knows none."""
+    """SLURM's state of a job by squeue (which works without accounting): its state, "" when SLURM knows
+    no such job (long over), None when squeue did not answer (the controller busy: ask again later)."""
     try:
         proc = subprocess.run(["squeue", "-h", "-j", str(job_id), "-o", "%T"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return None
+    if proc.returncode != 0:
+        return "" if "Invalid job id" in proc.stderr else None
     states = proc.stdout.split()
-    return states[0] if proc.returncode == 0 and states else None
+    return states[0] if states else ""
 
 
 def find_job(out):
-    """The job recorded in OUTPUT_DIR out when it is still queued or running (submitit's SlurmJob), else
-    None: the run needs a new job."""
+    """The job recorded in OUTPUT_DIR out unless SLURM says it is over (submitit's SlurmJob), else None:
+    the run needs a new job."""
     try:
         with open(os.path.join(out, JOB_RECORD)) as f:
             record = json.load(f)
         job_id, folder = record["job_id"], record["folder"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if job_state(job_id) not in LIVE_STATES:
+    state = job_state(job_id)
+    if state is not None and state not in LIVE_STATES:
         return None
     import submitit
 
     return submitit.SlurmJob(folder, job_id)
 
 
-def job_finished(job):
-    """Whether a submitted job is over: its result is written, or SLURM no longer runs it."""
-    if job.paths.result_pickle.exists():
-        return True
-    return job_state(job.job_id) not in LIVE_STATES
+class JobWatch:
+    """Follows a submitted job to its end without flooding the controller: squeue at most every `period`
+    seconds, and a job SLURM calls over counts as ended only `grace` seconds later without its result
+    file (a shared filesystem may show the file late)."""
+
+    def __init__(self, job, period=15.0, grace=60.0):
+        self.job, self.period, self.grace = job, period, grace
+        self._asked = self._over_since = None
+
+    def poll(self):
+        """None while the job is queued or runs, else the training's exit code (job_exit_code)."""
+        if self.job.paths.result_pickle.exists():
+            return job_exit_code(self.job)
+        now = time.time()
+        if self._asked is None or now - self._asked >= self.period:
+            self._asked = now
+            state = job_state(self.job.job_id)
+            if state is None or state in LIVE_STATES:
+                self._over_since = None
+            elif self._over_since is None:
+                self._over_since = now
+        if self._over_since is not None and now - self._over_since >= self.grace:
+            return job_exit_code(self.job)
+        return None
 
 
 def job_exit_code(job):

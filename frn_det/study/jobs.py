@@ -2,11 +2,11 @@
 through submitit (SlurmJobs). Both start a run's training (frn_det.train_net's arguments) and report its
 exit code; the study's loop (frn_det.study.batch) is the same for either."""
 import os
+import signal
 import subprocess
 import sys
 
-from frn_det.engine.slurm import (TrainingCommand, find_job, job_exit_code, job_finished, record_job, slurm_executor,
-                                  submit)
+from frn_det.engine.slurm import JobWatch, TrainingCommand, find_job, record_job, slurm_executor, submit
 
 
 class LocalJobs:
@@ -47,7 +47,8 @@ class LocalJobs:
         # each run its own free port: detectron2's default is the same for every process of a user
         cmd = [sys.executable, "-m", "frn_det.train_net", "--dist-url", "auto", *train_argv]
         with open(log, "a") as f:
-            proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+            # a session of its own: cancel stops the run's worker processes too (--num-gpus > 1)
+            proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         return _LocalJob(proc, slot, self.free)
 
     def describe(self):
@@ -69,7 +70,10 @@ class _LocalJob:
         return code
 
     def cancel(self):
-        self.proc.terminate()
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:  # already gone
+            pass
         self.proc.wait()
 
 
@@ -100,11 +104,11 @@ class SlurmJobs:
 
 class _SlurmJob:
     def __init__(self, job):
-        self.job = job
+        self.job, self.watch = job, JobWatch(job)
 
     def poll(self):
         """None while the job is queued or runs, else the training's exit code."""
-        return job_exit_code(self.job) if job_finished(self.job) else None
+        return self.watch.poll()
 
     def cancel(self):
         self.job.cancel(check=False)
