@@ -101,7 +101,7 @@ def submit(args):
     os.makedirs(out, exist_ok=True)
     folder = args.slurm_folder or os.path.join(out, "slurm")
     executor = slurm.slurm_executor(folder, args, args.num_gpus, os.path.basename(os.path.normpath(out)), device)
-    job = slurm.submit(executor, slurm.TrainingCommand(training_argv(args)))
+    job = slurm.submit(executor, slurm.TrainingCommand(training_argv(args), processes=args.num_gpus))
     slurm.record_job(out, job)
     print(f"Submitted SLURM job {job.job_id} ({args.slurm_nodes * args.slurm_tasks_per_node} machine(s) of "
           f"{args.num_gpus} process(es)); output in {out}, logs: {job.paths.stdout} and {job.paths.stderr}")

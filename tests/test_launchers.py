@@ -172,3 +172,15 @@ def test_a_job_counts_as_ended_only_after_its_grace(tmp_path, monkeypatch):
     assert watch.poll() == 1  # over without a result: failed
     paths.result_pickle.write_bytes(b"")
     assert slurm.JobWatch(job).poll() == 0  # a result file decides at once
+
+
+def test_a_slurm_task_shares_its_cpus_among_its_processes():
+    from frn_det.engine.slurm import TrainingCommand
+
+    # OpenMP would run a thread per core of the node in every process of every job sharing it
+    assert TrainingCommand([], processes=2).environment({"SLURM_CPUS_PER_TASK": "16"})["OMP_NUM_THREADS"] == "8"
+    assert TrainingCommand([]).environment({"SLURM_CPUS_PER_TASK": "1"})["OMP_NUM_THREADS"] == "1"
+    assert TrainingCommand([], processes=4).environment({"SLURM_CPUS_PER_TASK": "2"})["OMP_NUM_THREADS"] == "1"
+    given = {"SLURM_CPUS_PER_TASK": "16", "OMP_NUM_THREADS": "3"}
+    assert TrainingCommand([]).environment(given) == given  # the user's own setting
+    assert "OMP_NUM_THREADS" not in TrainingCommand([]).environment({"PATH": "/bin"})  # no CPUs asked: as it is

@@ -89,8 +89,16 @@ class TrainingCommand:
     is, and --resume continues from the last checkpoint (an --eval-only job runs without it: it
     evaluates MODEL.WEIGHTS, not OUTPUT_DIR's last checkpoint). Returns the training's exit code."""
 
-    def __init__(self, argv, log=None):
-        self.argv, self.log = list(argv), log
+    def __init__(self, argv, log=None, processes=1):
+        self.argv, self.log, self.processes = list(argv), log, processes
+
+    def environment(self, environ):
+        """The training's environment: the task's CPUs shared out among its processes (OMP_NUM_THREADS,
+        unless given), as OpenMP would otherwise run a thread per core of the node in every process."""
+        cpus = environ.get("SLURM_CPUS_PER_TASK")
+        if "OMP_NUM_THREADS" in environ or not cpus or not cpus.isdigit():
+            return dict(environ)
+        return {**environ, "OMP_NUM_THREADS": str(max(1, int(cpus) // max(1, self.processes)))}
 
     def command(self, env):
         """The training's command line in task env (submitit's JobEnvironment). The options go first:
@@ -112,13 +120,15 @@ class TrainingCommand:
         head = (f"[slurm] job {env.job_id}, task {env.global_rank} of {env.num_tasks} on {env.hostname}, restart "
                 f"{os.environ.get('SLURM_RESTART_COUNT', '0')}: {' '.join(cmd)}")
         print(head, flush=True)  # submitit's log of the task
+        environ = self.environment(os.environ)
         if self.log is None:
-            return subprocess.call(cmd, preexec_fn=_keep_running_on_stop_signals)
+            return subprocess.call(cmd, env=environ, preexec_fn=_keep_running_on_stop_signals)
         log = self.log if env.global_rank == 0 else f"{self.log}.rank{env.global_rank}"
         with open(log, "a") as f:
             f.write(head + "\n")
             f.flush()
-            return subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, preexec_fn=_keep_running_on_stop_signals)
+            return subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=environ,
+                                   preexec_fn=_keep_running_on_stop_signals)
 
     def checkpoint(self, *args, **kwargs):
         import submitit

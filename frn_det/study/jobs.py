@@ -94,7 +94,7 @@ class SlurmJobs:
         job = find_job(out)
         if job is None:
             executor = slurm_executor(self.folder, self.args, self.num_gpus, os.path.basename(out), self.device)
-            job = submit(executor, TrainingCommand(train_argv, os.path.abspath(log)))
+            job = submit(executor, TrainingCommand(train_argv, os.path.abspath(log), processes=self.num_gpus))
             record_job(out, job)
         return _SlurmJob(job)
 
