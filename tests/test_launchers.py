@@ -184,3 +184,27 @@ def test_a_slurm_task_shares_its_cpus_among_its_processes():
     given = {"SLURM_CPUS_PER_TASK": "16", "OMP_NUM_THREADS": "3"}
     assert TrainingCommand([]).environment(given) == given  # the user's own setting
     assert "OMP_NUM_THREADS" not in TrainingCommand([]).environment({"PATH": "/bin"})  # no CPUs asked: as it is
+
+
+def test_a_followed_slurm_job_is_judged_on_its_whole_output(tmp_path, monkeypatch):
+    # a study restarted while a job runs follows it: a non-finite loss it logged before the restart
+    # still marks the run diverged (a result of its lr), not failed
+    pytest.importorskip("submitit")
+    from frn_det.engine import slurm
+    from frn_det.engine.train_loop import NON_FINITE_LOSS
+    from frn_det.study import batch
+    from frn_det.study.jobs import SlurmJobs
+
+    out = tmp_path / "study" / "frn_2img_seed0"
+    out.mkdir(parents=True)
+    earlier = "an earlier attempt's output\n"
+    (out / "study.log").write_text(earlier + f"FloatingPointError: {NON_FINITE_LOSS} at iteration 3\n")
+    slurm.record_job(str(out), types.SimpleNamespace(job_id="77", paths=types.SimpleNamespace(folder=tmp_path)),
+                     log_start=len(earlier))
+    monkeypatch.setattr(slurm, "job_state", lambda job_id: "RUNNING")
+    args = types.SimpleNamespace(output=str(tmp_path / "study"), opts=[], num_gpus=1, config="c.yaml", device="cpu")
+    monkeypatch.setattr(batch, "train_argv", lambda *a, **k: [])
+    job, attempt_start = batch.start_run({"dir": "frn_2img_seed0"}, args, None, SlurmJobs(args, str(tmp_path), 1, "cpu"))
+    assert job.job.job_id == "77" and attempt_start == len(earlier)
+    assert "failed" in batch.run_result({"dir": "frn_2img_seed0"}, args, 1, attempt_start)
+    assert (out / "diverged.txt").read_text().startswith("FloatingPointError")

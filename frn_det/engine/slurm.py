@@ -147,9 +147,20 @@ def submit(executor, command):
                          "device decide what is asked; --slurm-gpus-per-node 0 asks for no GPUs)") from None
 
 
-def record_job(out, job):
-    """Writes OUTPUT_DIR/slurm_job.json: the job's id and submitit folder."""
-    write_json(os.path.join(out, JOB_RECORD), {"job_id": str(job.job_id), "folder": str(job.paths.folder)})
+def record_job(out, job, **extra):
+    """Writes OUTPUT_DIR/slurm_job.json: the job's id and submitit folder (and `extra`, e.g. where the job's
+    output starts in the run's log)."""
+    write_json(os.path.join(out, JOB_RECORD), {"job_id": str(job.job_id), "folder": str(job.paths.folder), **extra})
+
+
+def job_record(out):
+    """OUTPUT_DIR/slurm_job.json as a dict, or None where there is none (or it is not a job's record)."""
+    try:
+        with open(os.path.join(out, JOB_RECORD)) as f:
+            record = json.load(f)
+        return record if isinstance(record, dict) and {"job_id", "folder"} <= record.keys() else None
+    except (OSError, ValueError):
+        return None
 
 
 def job_state(job_id):
@@ -168,12 +179,10 @@ def job_state(job_id):
 def find_job(out):
     """The job recorded in OUTPUT_DIR out unless SLURM says it is over (submitit's SlurmJob), else None:
     the run needs a new job."""
-    try:
-        with open(os.path.join(out, JOB_RECORD)) as f:
-            record = json.load(f)
-        job_id, folder = record["job_id"], record["folder"]
-    except (OSError, ValueError, KeyError, TypeError):
+    record = job_record(out)
+    if record is None:
         return None
+    job_id, folder = record["job_id"], record["folder"]
     state = job_state(job_id)
     if state is not None and state not in LIVE_STATES:
         return None

@@ -194,14 +194,15 @@ def train_argv(run, args, ref, cfg=None):
 
 def start_run(run, args, ref, jobs, cfg=None):
     """Starts one run's training through jobs (frn_det.study.jobs); returns (job, the byte of study.log
-    where this attempt's output starts)."""
+    where this attempt's output starts: a followed SLURM job's, where it was submitted)."""
     out = os.path.join(args.output, run["dir"])
     os.makedirs(out, exist_ok=True)
     if os.path.exists(os.path.join(out, DIVERGED)):  # an earlier attempt's: this one decides
         os.remove(os.path.join(out, DIVERGED))
     log_path = os.path.join(out, "study.log")
     attempt_start = os.path.getsize(log_path) if os.path.exists(log_path) else 0
-    return jobs.start(train_argv(run, args, ref, cfg), out, log_path), attempt_start
+    job = jobs.start(train_argv(run, args, ref, cfg), out, log_path)
+    return job, attempt_start if job.log_start is None else job.log_start
 
 
 def finished_result(out):

@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 
-from frn_det.engine.slurm import JobWatch, TrainingCommand, find_job, record_job, slurm_executor, submit
+from frn_det.engine.slurm import JobWatch, TrainingCommand, find_job, job_record, record_job, slurm_executor, submit
 
 
 class LocalJobs:
@@ -57,6 +57,8 @@ class LocalJobs:
 
 
 class _LocalJob:
+    log_start = None  # its output starts where the study's log ends when it starts
+
     def __init__(self, proc, slot, free):
         self.proc, self.slot, self._free = proc, slot, free
 
@@ -92,19 +94,21 @@ class SlurmJobs:
 
     def start(self, train_argv, out, log):
         job = find_job(out)
-        if job is None:
-            executor = slurm_executor(self.folder, self.args, self.num_gpus, os.path.basename(out), self.device)
-            job = submit(executor, TrainingCommand(train_argv, os.path.abspath(log), processes=self.num_gpus))
-            record_job(out, job)
-        return _SlurmJob(job)
+        if job is not None:  # still queued or running: its output started where its record says
+            return _SlurmJob(job, job_record(out).get("log_start", 0))
+        log_start = os.path.getsize(log) if os.path.exists(log) else 0
+        executor = slurm_executor(self.folder, self.args, self.num_gpus, os.path.basename(out), self.device)
+        job = submit(executor, TrainingCommand(train_argv, os.path.abspath(log), processes=self.num_gpus))
+        record_job(out, job, log_start=log_start)
+        return _SlurmJob(job, log_start)
 
     def describe(self):
         return f"SLURM jobs through submitit (job scripts and logs in {self.folder})"
 
 
 class _SlurmJob:
-    def __init__(self, job):
-        self.job, self.watch = job, JobWatch(job)
+    def __init__(self, job, log_start):
+        self.job, self.watch, self.log_start = job, JobWatch(job), log_start
 
     def poll(self):
         """None while the job is queued or runs, else the training's exit code."""
