@@ -199,3 +199,12 @@ def test_gradients_with_a_graph_hold_at_large_activations(path):
     want = grads(float64_frn, [t.double() for t in inputs])
     for name, g, w in zip(["z", "x", *NAMES], got, want):
         torch.testing.assert_close(g.double(), w, rtol=1e-4, atol=1e-4 * w.abs().max().item(), msg=name)
+
+
+@pytest.mark.parametrize("size", [1, 3])
+def test_a_tlu_tau_of_the_wrong_size_is_refused_in_forward(size, fresh_choice):
+    # one tau would broadcast over the channels; refused where it is given, not at backward in autograd's words
+    from frn_det.layers.dispatch import tlu_function
+
+    with pytest.raises(ValueError, match="tau has .* expected one per channel"):
+        tlu_function(torch.randn(2, 4, 3, 5), torch.zeros(size))

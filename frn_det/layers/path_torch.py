@@ -164,7 +164,8 @@ def _bit_values(device):
 
 
 @functools.lru_cache(maxsize=None)
-def _bit_shifts(device):
+def bit_shifts(device):
+    """0, 1, ..., 7 on `device`, made once: the shifts that read the 8 bits of a byte."""
     return torch.arange(8, dtype=torch.uint8, device=device)
 
 
@@ -178,7 +179,7 @@ def pack_bits(mask):
 
 def unpack_bits(packed, shape):
     """The bits that `pack_bits` packed, as uint8 0 or 1 in `shape`."""
-    bits = packed.unsqueeze(1).bitwise_right_shift(_bit_shifts(packed.device)).bitwise_and_(1)
+    bits = packed.unsqueeze(1).bitwise_right_shift(bit_shifts(packed.device)).bitwise_and_(1)
     return bits.view(-1)[: math.prod(shape)].view(shape)
 
 
@@ -190,6 +191,7 @@ class TLUFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, y, tau):
+        check_channel_params(y.shape[1], tau=tau)
         t = tau.view(channel_shape(y)).to(y.dtype)
         z = torch.maximum(y, t)
         ctx.save_for_backward(z, tau, pack_bits(y == t))

@@ -181,7 +181,7 @@ def _tlu_share(z, tau, ties, row_bytes, dtype):
     """The TLU's share of dz from its saved output z and tie bits (row_bytes bytes per (n, c) row, an
     element's bit at byte i // 8 of its row): 1 where z != tau, 1/2 at a tie, 0 elsewhere."""
     rows = z.shape[0] * z.shape[1]
-    bits = ties.view(rows, row_bytes, 1).bitwise_right_shift(path_torch._bit_shifts(z.device)).bitwise_and(1)
+    bits = ties.view(rows, row_bytes, 1).bitwise_right_shift(path_torch.bit_shifts(z.device)).bitwise_and(1)
     tie = bits.view(rows, row_bytes * 8)[:, : z.numel() // max(rows, 1)].reshape(z.shape)
     return (z != tau.view(channel_shape(z))).to(dtype) + 0.5 * tie.to(dtype)
 
