@@ -199,10 +199,8 @@ def start_run(run, args, ref, jobs, cfg=None):
     os.makedirs(out, exist_ok=True)
     if os.path.exists(os.path.join(out, DIVERGED)):  # an earlier attempt's: this one decides
         os.remove(os.path.join(out, DIVERGED))
-    log_path = os.path.join(out, "study.log")
-    attempt_start = os.path.getsize(log_path) if os.path.exists(log_path) else 0
-    job = jobs.start(train_argv(run, args, ref, cfg), out, log_path)
-    return job, attempt_start if job.log_start is None else job.log_start
+    job = jobs.start(train_argv(run, args, ref, cfg), out, os.path.join(out, "study.log"))
+    return job, job.log_start
 
 
 def finished_result(out):

@@ -9,6 +9,11 @@ import sys
 from frn_det.engine.slurm import JobWatch, TrainingCommand, find_job, job_record, record_job, slurm_executor, submit
 
 
+def log_size(log):
+    """Bytes in the run's log: where the output of a job started now begins."""
+    return os.path.getsize(log) if os.path.exists(log) else 0
+
+
 class LocalJobs:
     """Up to `jobs` runs at once, each a subprocess; the CPU threads are shared out among them (unless
     OMP_NUM_THREADS is set: each run's own), and on CUDA the visible GPUs, num_gpus each."""
@@ -46,10 +51,11 @@ class LocalJobs:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(self.gpus[slot])
         # each run its own free port: detectron2's default is the same for every process of a user
         cmd = [sys.executable, "-m", "frn_det.train_net", "--dist-url", "auto", *train_argv]
+        log_start = log_size(log)
         with open(log, "a") as f:
             # a session of its own: cancel stops the run's worker processes too (--num-gpus > 1)
             proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        return _LocalJob(proc, slot, self.free)
+        return _LocalJob(proc, slot, self.free, log_start)
 
     def describe(self):
         return f"{self.jobs} at a time on this machine, {self.threads} thread(s) each" + (
@@ -57,10 +63,8 @@ class LocalJobs:
 
 
 class _LocalJob:
-    log_start = None  # its output starts where the study's log ends when it starts
-
-    def __init__(self, proc, slot, free):
-        self.proc, self.slot, self._free = proc, slot, free
+    def __init__(self, proc, slot, free, log_start):
+        self.proc, self.slot, self._free, self.log_start = proc, slot, free, log_start
 
     def poll(self):
         """None while it runs, else its exit code (its slot given back)."""
@@ -96,7 +100,7 @@ class SlurmJobs:
         job = find_job(out)
         if job is not None:  # still queued or running: its output started where its record says
             return _SlurmJob(job, job_record(out).get("log_start", 0))
-        log_start = os.path.getsize(log) if os.path.exists(log) else 0
+        log_start = log_size(log)
         executor = slurm_executor(self.folder, self.args, self.num_gpus, os.path.basename(out), self.device)
         job = submit(executor, TrainingCommand(train_argv, os.path.abspath(log), processes=self.num_gpus))
         record_job(out, job, log_start=log_start)
