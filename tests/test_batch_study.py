@@ -200,7 +200,8 @@ def test_committed_results_name_no_machine_paths():
 
 
 def test_a_diverged_run_is_kept_with_its_error_line(batch_study, tmp_path):
-    batch = batch_study
+    from frn_det.study import batch_runs
+
     error = ("FloatingPointError: Non-finite loss at iteration 403: loss_cls=nan, loss_box_reg=nan (all losses: "
              "{'loss_cls': nan, 'loss_box_reg': nan}). Training stopped before the optimizer step\n")
     for name, log in [("frn_8img_seed0_lr0.5", "Traceback (most recent call last):\n  File ...\n" + error),
@@ -209,16 +210,16 @@ def test_a_diverged_run_is_kept_with_its_error_line(batch_study, tmp_path):
         run.mkdir(parents=True)
         (run / "study.log").write_text(log)
         (run / "config.yaml").write_text("SEED: 0\n")
-        batch.mark_diverged(str(run))
+        batch_runs.mark_diverged(str(run))
     assert (tmp_path / "study" / "frn_8img_seed0_lr0.5" / "diverged.txt").read_text() == error
     assert not (tmp_path / "study" / "frn_2img_seed0" / "diverged.txt").exists()  # failed, not diverged
     records = [{"dir": "frn_8img_seed0_lr0.5"}, {"dir": "frn_2img_seed0"}]
-    batch.keep_results(str(tmp_path / "study"), records, str(tmp_path / "kept"))
+    batch_study.keep_results(str(tmp_path / "study"), records, str(tmp_path / "kept"))
     assert sorted(os.listdir(tmp_path / "kept" / "frn_8img_seed0_lr0.5")) == ["config.yaml", "diverged.txt"]
     # a later attempt that failed otherwise is judged by its own part of the log
     log = tmp_path / "study" / "frn_8img_seed0_lr0.5" / "study.log"
     (log.parent / "diverged.txt").unlink()
     start = log.stat().st_size
     log.write_text(log.read_text() + "KeyError: 'not found: missing'\n")
-    batch.mark_diverged(str(log.parent), start)
+    batch_runs.mark_diverged(str(log.parent), start)
     assert not (log.parent / "diverged.txt").exists()

@@ -192,7 +192,7 @@ def test_a_followed_slurm_job_is_judged_on_its_whole_output(tmp_path, monkeypatc
     pytest.importorskip("submitit")
     from frn_det.engine import slurm
     from frn_det.engine.train_loop import NON_FINITE_LOSS
-    from frn_det.study import batch
+    from frn_det.study import batch_runs
     from frn_det.study.jobs import SlurmJobs
 
     out = tmp_path / "study" / "frn_2img_seed0"
@@ -202,9 +202,7 @@ def test_a_followed_slurm_job_is_judged_on_its_whole_output(tmp_path, monkeypatc
     slurm.record_job(str(out), types.SimpleNamespace(job_id="77", paths=types.SimpleNamespace(folder=tmp_path)),
                      log_start=len(earlier))
     monkeypatch.setattr(slurm, "job_state", lambda job_id: "RUNNING")
-    args = types.SimpleNamespace(output=str(tmp_path / "study"), opts=[], num_gpus=1, config="c.yaml", device="cpu")
-    monkeypatch.setattr(batch, "train_argv", lambda *a, **k: [])
-    job, attempt_start = batch.start_run({"dir": "frn_2img_seed0"}, args, None, SlurmJobs(args, str(tmp_path), 1, "cpu"))
+    job, attempt_start = batch_runs.start_run(str(out), [], SlurmJobs(None, str(tmp_path), 1, "cpu"))
     assert job.job.job_id == "77" and attempt_start == len(earlier)
-    assert "failed" in batch.run_result({"dir": "frn_2img_seed0"}, args, 1, attempt_start)
+    assert "failed" in batch_runs.run_result(str(out), 1, attempt_start)
     assert (out / "diverged.txt").read_text().startswith("FloatingPointError")

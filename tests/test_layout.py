@@ -46,7 +46,7 @@ def _under(name, prefixes):
 def test_the_import_scan_sees_the_package():
     got = imports()
     assert "frn_det.study.batch" in got and "frn_det.layers.formula" in got
-    assert "frn_det.engine.train_loop" in got["frn_det.study.batch"]  # an absolute import
+    assert "frn_det.engine.train_loop" in got["frn_det.study.batch_runs"]  # an absolute import
     assert "frn_det.layers.path_cpp" in got["frn_det"]  # a relative one
     assert [m for m in got if m != "frn_det" and _layer(m) is None] == []  # every module has its layer
     assert _layer("frn_det.modeling.build") < _layer("frn_det.config.to_frn") < _layer("frn_det.engine.trainer")

@@ -38,7 +38,7 @@ def test_results_json_is_strict_and_reads_back_nan(tmp_path):
 
 
 def test_study_readers_read_null_as_nan(tmp_path):
-    from frn_det.study import batch
+    from frn_det.study import batch_runs
     from frn_det.study.summary.runs import load_runs
 
     run = tmp_path / "study" / "shapes" / "frn_8img_seed0"
@@ -48,7 +48,7 @@ def test_study_readers_read_null_as_nan(tmp_path):
                                                      "INPUT": {"MAX_SIZE_TRAIN": 128}}))
     (r,) = load_runs(str(tmp_path / "study"))
     assert math.isnan(r["AP"]) and (r["AP50"], r["AP75"]) == (90.0, 80.0)
-    headline = batch.finished_result(str(tmp_path / "study" / "shapes" / "frn_8img_seed0"))
+    headline = batch_runs.finished_result(str(tmp_path / "study" / "shapes" / "frn_8img_seed0"))
     assert math.isnan(headline["shapes_val"]["AP"]) and headline["shapes_val"]["AP50"] == 90.0
 
 

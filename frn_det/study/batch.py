@@ -44,27 +44,34 @@ output/batch_study in the current directory); --keep-in DIR also copies them and
 results.json, metrics.json and config.yaml to DIR, for committing.
 """
 import argparse
-import json
 import os
-import re
 import shutil
-import subprocess
 import sys
 import time
 
 from tqdm import tqdm
 
 from frn_det.config.files import config_file_argument
-from frn_det.config.protocol import METHOD_NORMS, PAPER_METHODS, method_opts, scaled_solver
+from frn_det.config.protocol import (
+    METHOD_NORMS,
+    PAPER_METHODS,
+    method_opts,
+    scaled_solver,
+)
 from frn_det.engine.slurm import add_slurm_arguments
-from frn_det.engine.train_loop import NON_FINITE_LOSS
-from frn_det.evaluation import read_results
+from frn_det.study.batch_report import (
+    lrs_text,
+    markdown_table,
+    plot,
+    plot_curve,
+    plot_sizes,
+)
+from frn_det.study.batch_runs import checkpointed_iterations, relative, run_all
 from frn_det.study.best_lr import best_lr
 from frn_det.study.jobs import LocalJobs, SlurmJobs
-from frn_det.study.batch_report import lrs_text, markdown_table, plot, plot_curve, plot_sizes
 from frn_det.study.report_format import METRICS
 from frn_det.study.run_name import DIVERGED, RunName, schedule_folder
-from frn_det.utils import write_atomic, write_json
+from frn_det.utils import write_json
 
 STUDY_CONFIG = "demo/batch_study_R18_shapes.yaml"  # a model-zoo name
 
@@ -136,16 +143,6 @@ def run_solver(run, ref, num_gpus):
                          max(1, round(ref["checkpoint"] * stretch)))
 
 
-def relative(path):
-    """A path relative to the current directory when it lies inside it (also through a link, as the
-    model zoo's configs/ is in a checkout), so that committed results name no machine; else as given."""
-    for candidate in (os.path.realpath(path), os.path.abspath(path)):
-        rel = os.path.relpath(candidate)
-        if rel != os.pardir and not rel.startswith(os.pardir + os.sep):
-            return rel
-    return path
-
-
 def config_record(given, config_file):
     """The study's config as results.json names it: relative to the current directory when it lies in
     it, else the model-zoo name it was given as, else as given."""
@@ -161,26 +158,6 @@ def invocation():
     return ["python", "-m", "frn_det.study.batch"]
 
 
-def _iterations_done(out):
-    """Iterations a run has done, from its last metrics line (while it trains)."""
-    try:
-        with open(os.path.join(out, "metrics.json")) as f:
-            lines = [line for line in f if '"iteration"' in line]
-        return json.loads(lines[-1])["iteration"] + 1 if lines else 0
-    except (OSError, ValueError, KeyError):
-        return 0
-
-
-def _checkpointed_iterations(out):
-    """Iterations up to a run's last checkpoint, where --resume starts it again."""
-    try:
-        name = open(os.path.join(out, "last_checkpoint")).read().strip()  # model_0000799.pth, model_final.pth
-    except OSError:
-        return 0
-    match = re.fullmatch(r"model_(\d+)\.pth", name)
-    return int(match.group(1)) + 1 if match else 0
-
-
 def train_argv(run, args, ref, cfg=None):
     """frn_det.train_net's arguments for one run (--resume: an interrupted run continues)."""
     solver = run_solver(run, ref, args.num_gpus)
@@ -190,89 +167,6 @@ def train_argv(run, args, ref, cfg=None):
         opts += [f"SOLVER.{key}", str(value)]
     opts += ["SEED", str(run["seed"]), "OUTPUT_DIR", os.path.join(args.output, run["dir"]), "MODEL.DEVICE", args.device]
     return ["--config-file", args.config, "--num-gpus", str(args.num_gpus), "--resume", *opts]
-
-
-def start_run(run, args, ref, jobs, cfg=None):
-    """Starts one run's training through jobs (frn_det.study.jobs); returns (job, the byte of study.log
-    where this attempt's output starts: a followed SLURM job's, where it was submitted)."""
-    out = os.path.join(args.output, run["dir"])
-    os.makedirs(out, exist_ok=True)
-    if os.path.exists(os.path.join(out, DIVERGED)):  # an earlier attempt's: this one decides
-        os.remove(os.path.join(out, DIVERGED))
-    job = jobs.start(train_argv(run, args, ref, cfg), out, os.path.join(out, "study.log"))
-    return job, job.log_start
-
-
-def finished_result(out):
-    """The result of the run in folder out when it has finished ({dataset: {AP, AP50, AP75}}), else None."""
-    results_file = os.path.join(out, "results.json")
-    return read_results(results_file)["headline"] if os.path.exists(results_file) else None
-
-
-def run_result(run, args, code, attempt_start=0):
-    """A run's result once its training ended with exit code `code`: {dataset: {AP, AP50, AP75}}, or
-    {"failed": why} (and diverged.txt where it stopped on a non-finite loss)."""
-    out = os.path.join(args.output, run["dir"])
-    results_file = os.path.join(out, "results.json")
-    if code != 0 or not os.path.exists(results_file):
-        if os.path.exists(os.path.join(out, "study.log")):
-            mark_diverged(out, attempt_start)
-        return {"failed": f"exit code {code}; see {relative(os.path.join(out, 'study.log'))}"}
-    return read_results(results_file)["headline"]
-
-
-def run_all(runs, args, ref, jobs, bar, before, solvers, cfg=None):
-    """Runs every run not finished yet through jobs, as many at once as jobs has room for; the bar
-    counts the training images done. Returns [(result, skipped)] in the order of runs."""
-    outcomes = {}  # index -> (result, skipped)
-    done = {}  # index -> images done so far
-    pending = []
-    for i, run in enumerate(runs):
-        finished = finished_result(os.path.join(args.output, run["dir"]))
-        if finished is not None:
-            outcomes[i] = (finished, True)
-        else:
-            pending.append(i)
-    active = {}  # index -> (job, attempt_start)
-    try:
-        while pending or active:
-            while pending and jobs.has_room():
-                i = pending.pop(0)
-                active[i] = start_run(runs[i], args, ref, jobs, cfg)
-            for i, (job, attempt_start) in list(active.items()):
-                n, batch = solvers[i]["MAX_ITER"], solvers[i]["IMS_PER_BATCH"]
-                code = job.poll()
-                if code is None:
-                    done[i] = max(0, min(_iterations_done(os.path.join(args.output, runs[i]["dir"])), n) - before[i]) * batch
-                    continue
-                del active[i]
-                done[i] = (n - before[i]) * batch
-                result = run_result(runs[i], args, code, attempt_start)
-                outcomes[i] = (result, False)
-                if "failed" in result:
-                    tqdm.write(f"{runs[i]['dir']}: FAILED ({result['failed']})")
-            bar.set_postfix_str(", ".join(runs[i]["dir"] for i in active) or "")
-            bar.update(sum(done.values()) - bar.n)
-            if active:
-                time.sleep(2)
-    except BaseException:
-        for job, _ in active.values():  # local runs stop with the study; SLURM jobs go on, a rerun follows them
-            if jobs.stop_with_study:
-                job.cancel()
-        raise
-    return [outcomes[i] for i in range(len(runs))]
-
-
-def mark_diverged(out, attempt_start=0):
-    """Writes out/diverged.txt, the error line, when the run's study.log (from byte attempt_start: the
-    last attempt's part) says it stopped on a non-finite loss (frn_det.engine.train_loop): a diverged
-    run is a result of its lr, kept with its metrics."""
-    with open(os.path.join(out, "study.log"), "rb") as f:
-        f.seek(attempt_start)
-        lines = f.read().decode(errors="replace").splitlines(keepends=True)
-    errors = [line for line in lines if line.startswith(f"FloatingPointError: {NON_FINITE_LOSS}")]
-    if errors:
-        write_atomic(os.path.join(out, DIVERGED), lambda f: f.write(errors[-1]), "w")
 
 
 def summarize(records, schedule=None, size=None):
@@ -410,11 +304,12 @@ def main(argv=None):
     # 2 images costs about a quarter of one of 8), finished runs are skipped and a resumed run's
     # earlier iterations are done, so none of them count and the ETA stays true.
     solvers = [run_solver(r, ref, args.num_gpus) for r in runs]
-    before = [min(_checkpointed_iterations(os.path.join(args.output, r["dir"])), s["MAX_ITER"]) for r, s in zip(runs, solvers)]
+    before = [min(checkpointed_iterations(os.path.join(args.output, r["dir"])), s["MAX_ITER"]) for r, s in zip(runs, solvers)]
     unfinished = [not os.path.exists(os.path.join(args.output, r["dir"], "results.json")) for r in runs]
     bar = tqdm(total=sum((s["MAX_ITER"] - b) * s["IMS_PER_BATCH"] for s, b, u in zip(solvers, before, unfinished) if u),
                desc="batch study", unit="img", unit_scale=True, smoothing=0.05)
-    for run, (result, skipped) in zip(runs, run_all(runs, args, ref, jobs, bar, before, solvers, cfg)):
+    argvs = [train_argv(r, args, ref, cfg) for r in runs]
+    for run, (result, skipped) in zip(runs, run_all(runs, args.output, argvs, jobs, bar, before, solvers)):
         records.append({**run, "result": result, "skipped": skipped})
     bar.close()
     minutes = (time.time() - start) / 60

@@ -1,6 +1,6 @@
 """Where the study's runs execute: on this machine, N at a time (LocalJobs), or each as a SLURM job
 through submitit (SlurmJobs). Both start a run's training (frn_det.train_net's arguments) and report its
-exit code; the study's loop (frn_det.study.batch) is the same for either."""
+exit code; the study's loop (frn_det.study.batch_runs) is the same for either."""
 import os
 import signal
 import subprocess
